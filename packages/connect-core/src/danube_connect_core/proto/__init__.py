@@ -1,0 +1,1 @@
+"""Generated gRPC stubs for the Danube wire contract (`make proto`). Do not edit."""
