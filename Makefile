@@ -1,0 +1,35 @@
+# The few commands people type. Each target is a thin wrapper over scripts/ so that a machine
+# without make can run the same thing with bash.
+.PHONY: help test lint format typecheck proto bench demo
+
+help:
+	@echo "make test       - bootstrap (uv, workspace, system services) and run the whole test suite"
+	@echo "make lint       - ruff check + format check + mypy"
+	@echo "make proto      - regenerate the gRPC stubs from proto/ into danube-connect-core"
+	@echo "make bench      - run the benchmarks in bench/ (not tests; prints ratios)"
+	@echo "make demo       - Stripe-style webhooks -> Danube -> SurrealDB on embedded defaults"
+
+test:
+	bash scripts/test.sh
+
+lint:
+	bash scripts/bootstrap.sh
+	uv run ruff check .
+	uv run ruff format --check .
+	uv run mypy packages/connect-core/src packages/embedded-broker/src
+
+format:
+	uv run ruff format .
+	uv run ruff check --fix .
+
+typecheck:
+	uv run mypy packages/connect-core/src packages/embedded-broker/src
+
+proto:
+	uv run python scripts/gen_proto.py
+
+bench:
+	bash scripts/bench.sh
+
+demo:
+	bash scripts/demo.sh
