@@ -1,0 +1,98 @@
+"""Client errors and the classification of gRPC status codes (DANUBE_WIRE.md §2, "Status codes").
+
+Every failure the client raises is a :class:`DanubeError`:
+
+- :class:`RetriesExhausted`: a retryable condition (broker unavailable, deadline exceeded, overloaded, or a
+  producer the broker forgot) outlasted the configured :class:`~.options.RetryPolicy`. Calling again later
+  is safe and may succeed.
+- :class:`NonRetryableError`: the broker refused the request for a reason retrying cannot fix (bad topic
+  name, permission denied, dispatch-strategy mismatch, bad credentials, ...). Fix the cause, do not retry.
+- :class:`ClientClosed`: the producer, consumer or client was closed.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import grpc
+
+
+class DanubeError(Exception):
+    """Base class of every error raised by the Danube client.
+
+    ``code`` is the last gRPC status code seen, when the failure came from the broker.
+    """
+
+    def __init__(self, message: str, *, code: grpc.StatusCode | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class RetriesExhausted(DanubeError):
+    """A retryable failure persisted through every retry of the policy (``attempts`` tries in total)."""
+
+    def __init__(self, message: str, *, attempts: int, code: grpc.StatusCode | None = None) -> None:
+        super().__init__(message, code=code)
+        self.attempts = attempts
+
+
+class NonRetryableError(DanubeError):
+    """The broker rejected the request with a status that retrying cannot fix."""
+
+
+class ClientClosed(DanubeError):
+    """The object was closed; it cannot be used any more."""
+
+
+class Action(enum.Enum):
+    """What the client does about a failed RPC."""
+
+    RETRY = "retry"
+    """Transient: back off and try again on the same producer/consumer."""
+    RECREATE = "recreate"
+    """The broker lost the producer/consumer (restart, topic moved): look up and re-create, then retry."""
+    FAIL = "fail"
+    """Permanent: raise at once."""
+
+
+RETRYABLE_CODES = frozenset(
+    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED}
+)
+RECREATE_CODES = frozenset({grpc.StatusCode.NOT_FOUND})
+NON_RETRYABLE_CODES = frozenset(
+    {
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.ALREADY_EXISTS,
+        grpc.StatusCode.UNAUTHENTICATED,
+    }
+)
+
+
+def classify(code: grpc.StatusCode) -> Action:
+    """Map a gRPC status to the action DANUBE_WIRE.md §2 prescribes.
+
+    Codes the contract does not name (UNKNOWN, INTERNAL, UNIMPLEMENTED, ...) fail at once: a retry loop on
+    an unexplained error only hides it.
+    """
+    if code in RETRYABLE_CODES:
+        return Action.RETRY
+    if code in RECREATE_CODES:
+        return Action.RECREATE
+    return Action.FAIL
+
+
+def describe_rpc_error(err: grpc.aio.AioRpcError) -> str:
+    """``CODE: details`` of a failed RPC, for error messages and logs (never includes metadata)."""
+    details = err.details() or ""
+    return f"{err.code().name}: {details}" if details else err.code().name
+
+
+def rpc_error_to_danube(err: grpc.aio.AioRpcError, what: str) -> DanubeError:
+    """Wrap a failed RPC into the matching DanubeError, naming the operation ``what``."""
+    code = err.code()
+    text = f"{what} failed: {describe_rpc_error(err)}"
+    if classify(code) is Action.FAIL:
+        return NonRetryableError(text, code=code)
+    return DanubeError(text, code=code)
