@@ -1,0 +1,144 @@
+"""The base classes a connector author subclasses: SourceConnector and SinkConnector.
+
+A connector declares how its TOML section is loaded with class attributes (``config_section``,
+``settings_model``, ``env_prefix``, ``env_overrides``) and implements the external-system part;
+the runtimes do everything else.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from pydantic import BaseModel
+
+from danube_connect_core.config import ConnectorConfig
+from danube_connect_core.config_loader import ConfigSpec
+from danube_connect_core.errors import InvalidData
+
+if TYPE_CHECKING:
+    from danube_connect_core.consumer_config import ConsumerConfig
+    from danube_connect_core.producer_config import ProducerConfig
+    from danube_connect_core.publisher import Published
+    from danube_connect_core.records import Offset, SinkRecord, SourceEnvelope, SourceRecord
+
+__all__ = ["SinkConnector", "SourceConnector", "SourceMode", "SourceSender"]
+
+
+class SourceMode(enum.Enum):
+    POLLING = "polling"
+    STREAMING = "streaming"
+
+
+class SourceSender(Protocol):
+    """Handed to a streaming source: push records, each call resolves on the broker's ack."""
+
+    async def send(self, item: SourceRecord | SourceEnvelope) -> Published: ...
+
+    async def send_batch(self, items: Sequence[SourceRecord | SourceEnvelope]) -> list[Published]: ...
+
+
+class _ConnectorBase(ABC):
+    #: Entry-point style name, used in logs and metrics when the config does not say otherwise.
+    name: ClassVar[str] = ""
+    #: The root table of the TOML file holding this connector's settings (e.g. "webhook").
+    config_section: ClassVar[str | None] = None
+    #: The pydantic model validating that table (use ``extra="forbid"`` so unknown keys are errors).
+    settings_model: ClassVar[type[BaseModel] | None] = None
+    #: ``<PREFIX>_<FIELD>`` environment overrides for the section's top-level fields.
+    env_prefix: ClassVar[str | None] = None
+    #: Further overrides: environment variable -> dotted key inside the section.
+    env_overrides: ClassVar[Mapping[str, str]] = {}
+
+    @classmethod
+    def config_spec(cls) -> ConfigSpec:
+        return ConfigSpec(
+            section=cls.config_section,
+            model=cls.settings_model,
+            env_prefix=cls.env_prefix,
+            env_overrides=dict(cls.env_overrides),
+        )
+
+    @abstractmethod
+    async def initialize(self, config: ConnectorConfig) -> None:
+        """Connect to the external system. Raise Fatal (or ConfigError) to stop; do not retry here."""
+
+    async def shutdown(self) -> None:  # noqa: B027 - optional hook
+        """Release resources. Called once, after the runtime drained, also after a Fatal error."""
+
+    async def health_check(self) -> None:  # noqa: B027 - optional hook
+        """Raise (any exception) when the external system is unreachable; drives /ready and /health."""
+
+
+class SourceConnector(_ConnectorBase):
+    """Imports data into Danube.
+
+    Polling mode: the runtime calls :meth:`poll` every ``processing.poll_interval_ms`` when it returned
+    nothing (immediately again when it returned records). Streaming mode: :meth:`start_streaming` receives a
+    :class:`SourceSender` and returns; the connector pushes records from its own tasks.
+
+    Failure semantics: ``poll`` raising Retryable is retried with backoff (the connector is not-ready
+    meanwhile) and exhausting the budget exits 1; Fatal stops the connector with exit 1. Records already
+    handed over are drained (published or failed) before ``shutdown()``. ``commit`` is called only with
+    offsets whose record and every earlier record of the same offset partition were acknowledged.
+    """
+
+    mode: ClassVar[SourceMode] = SourceMode.POLLING
+
+    @abstractmethod
+    async def producer_configs(self) -> list[ProducerConfig]:
+        """The destination topics (the runtime creates their producers before intake starts)."""
+
+    async def poll(self) -> Sequence[SourceEnvelope | SourceRecord]:
+        """Polling mode: return what is available now (an empty list when nothing is)."""
+        raise NotImplementedError(f"{type(self).__name__} is a polling source but does not implement poll()")
+
+    async def start_streaming(self, sender: SourceSender) -> None:
+        """Streaming mode: start pushing records through ``sender`` and return."""
+        raise NotImplementedError(f"{type(self).__name__} is a streaming source but does not implement it")
+
+    async def commit(self, offsets: list[Offset]) -> None:
+        """Persist positions: every record up to each offset is acknowledged by the broker."""
+
+
+class SinkConnector(_ConnectorBase):
+    """Exports data from Danube.
+
+    Failure semantics: a batch is acknowledged only after ``process_batch`` returned (invariant 1).
+    Retryable -> the same batch is retried with backoff; when the budget is exhausted the connector exits 1
+    without acking it. InvalidData -> the named records are dead-lettered and acked, the others are still
+    written (see :class:`~danube_connect_core.errors.InvalidData`). Fatal -> drain and exit 1.
+    """
+
+    @abstractmethod
+    async def consumer_configs(self) -> list[ConsumerConfig]:
+        """The subscriptions to consume (one consumer and one batch per config)."""
+
+    @abstractmethod
+    async def process(self, record: SinkRecord) -> None:
+        """Write one record durably, or raise."""
+
+    async def process_batch(self, records: list[SinkRecord]) -> None:
+        """Write a batch durably, or raise. Default: :meth:`process` per record.
+
+        The default collects InvalidData of single records, writes the others and then raises one
+        InvalidData naming the bad records (with ``others_written=True``). Retryable and Fatal propagate
+        at once (the whole batch is retried or abandoned; writes should be idempotent, invariant 2).
+        """
+        bad: list[SinkRecord] = []
+        reasons: dict[str, str] = {}
+        for record in records:
+            try:
+                await self.process(record)
+            except InvalidData as exc:
+                bad.append(record)
+                reasons[record.message_id] = exc.reason
+        if bad:
+            first = reasons[bad[0].message_id]
+            raise InvalidData(first, records=bad, reasons=reasons, others_written=True)
+
+
+def describe(connector: Any) -> str:
+    return getattr(connector, "name", "") or type(connector).__name__

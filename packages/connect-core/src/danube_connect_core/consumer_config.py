@@ -1,0 +1,63 @@
+"""What a sink asks of one source topic: the consumer and its batching."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from danube_connect_core.subscription import SubscriptionType
+
+__all__ = ["ConsumerConfig", "SinkTopicMapping"]
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerConfig:
+    """One subscription of a sink connector; the runtime runs one consumer and one batch per config.
+
+    ``topic`` is the logical topic (partitions are transparent). ``expected_schema_subject``, when set,
+    dead-letters messages published with another subject (or none). ``batch_size`` and
+    ``flush_interval_ms`` default to ``processing.batch_size`` and ``processing.batch_timeout_ms``.
+    """
+
+    topic: str
+    subscription: str
+    subscription_type: SubscriptionType = SubscriptionType.SHARED
+    consumer_name: str | None = None
+    expected_schema_subject: str | None = None
+    batch_size: int | None = None
+    flush_interval_ms: int | None = None
+
+
+class SinkTopicMapping(BaseModel):
+    """The shared fields of a ``[[<sink>.topic_mappings]]`` entry; sinks subclass it with target fields."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    topic: str
+    subscription: str
+    subscription_type: SubscriptionType = SubscriptionType.SHARED
+    consumer_name: str | None = None
+    expected_schema_subject: str | None = None
+    batch_size: int | None = Field(default=None, ge=1)
+    flush_interval_ms: int | None = Field(default=None, ge=1)
+    include_metadata: bool = False
+
+    @field_validator("subscription_type", mode="before")
+    @classmethod
+    def _parse_type(cls, value: object) -> object:
+        try:
+            return SubscriptionType(value)
+        except ValueError:
+            raise ValueError("must be one of Exclusive, Shared, Failover, KeyShared") from None
+
+    def consumer_config(self) -> ConsumerConfig:
+        return ConsumerConfig(
+            topic=self.topic,
+            subscription=self.subscription,
+            subscription_type=self.subscription_type,
+            consumer_name=self.consumer_name,
+            expected_schema_subject=self.expected_schema_subject,
+            batch_size=self.batch_size,
+            flush_interval_ms=self.flush_interval_ms,
+        )

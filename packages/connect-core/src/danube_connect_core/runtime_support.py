@@ -1,0 +1,94 @@
+"""What both runtimes share: metrics, health, the HTTP server, the Danube client and the health loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from danube_connect_core.config import ConnectorConfig
+from danube_connect_core.connector import SinkConnector, SourceConnector
+from danube_connect_core.errors import Fatal
+from danube_connect_core.health import HealthState
+from danube_connect_core.http_server import ObservabilityServer
+from danube_connect_core.metrics import ConnectorMetrics
+
+__all__ = ["RuntimeServices", "create_client"]
+
+log = logging.getLogger("danube_connect.runtime")
+
+
+def create_client(config: ConnectorConfig) -> Any:
+    """A DanubeClient configured from ``[danube]`` and ``[retry]``."""
+    from danube_connect_core.client import ClientOptions, DanubeClient, RetryPolicy, TlsOptions
+
+    d = config.danube
+    tls = None
+    if d.tls or d.ca_file or d.cert_file:
+        tls = TlsOptions(
+            ca_file=str(d.ca_file) if d.ca_file else None,
+            cert_file=str(d.cert_file) if d.cert_file else None,
+            key_file=str(d.key_file) if d.key_file else None,
+        )
+    r = config.retry
+    retry = RetryPolicy(
+        max_retries=r.max_retries,
+        base_backoff_ms=r.retry_backoff_ms,
+        max_backoff_ms=max(r.max_backoff_ms, r.retry_backoff_ms),
+    )
+    token = d.token_env.get_secret_value() if d.token_env is not None else None
+    options = ClientOptions(tls=tls, token=token, retry=retry)
+    return DanubeClient(config.danube_service_url, options)
+
+
+class RuntimeServices:
+    """Metrics, health state and the HTTP server of one runtime, plus the periodic health check."""
+
+    def __init__(self, connector: SourceConnector | SinkConnector, config: ConnectorConfig) -> None:
+        self.connector = connector
+        self.config = config
+        self.name = config.connector_name
+        self.metrics = ConnectorMetrics(self.name)
+        self.health = HealthState(metrics=self.metrics)
+        p = config.processing
+        self.server = ObservabilityServer(self.metrics, self.health, p.metrics_host, p.metrics_port)
+        self._fatal: BaseException | None = None
+        self.failed = asyncio.Event()
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def fail(self, exc: BaseException, detail: str) -> None:
+        """Record a fatal condition: the runtime drains and exits 1 (first failure wins)."""
+        if self._fatal is None:
+            self._fatal = exc
+            log.error("fatal: %s", detail)
+        self.health.set_failed(detail)
+        self.failed.set()
+
+    @property
+    def fatal_error(self) -> BaseException | None:
+        return self._fatal
+
+    async def check_target_once(self) -> None:
+        try:
+            await self.connector.health_check()
+        except Fatal as exc:
+            self.health.set_target(False, f"fatal: {exc}")
+            self.fail(exc, f"health check: {exc}")
+        except Exception as exc:
+            self.health.set_target(False, f"{type(exc).__name__}: {exc}")
+        else:
+            self.health.set_target(True)
+
+    async def health_loop(self) -> None:
+        interval = self.config.processing.health_check_interval_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            await self.check_target_once()
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.server.stop()

@@ -1,0 +1,460 @@
+"""SinkRuntime: runs a SinkConnector, one consumer and one batch per mapping.
+
+Per message: decode by its schema (registry cached), check ``expected_schema_subject``; undecodable or
+mismatched messages are dead-lettered at once. Healthy records collect in the mapping's batch until it is
+due (size, the broker's in-flight window, age, idle), then ``process_batch`` runs and the batch is acked:
+
+- success -> ack every record (invariant 1: only after the target write succeeded);
+- Retryable (or any unexpected exception) -> backoff with jitter, not-ready meanwhile; budget exhausted
+  -> unhealthy, exit 1, nothing of the batch acked (the broker redelivers; invariant 5: not poison);
+- InvalidData -> the named records go to the dead-letter topic (acked after the dead-letter publish was
+  acknowledged), the others are written and acked; ``tolerance = "none"`` makes it fatal instead;
+- Fatal -> stop intake, drain the other mappings, exit 1.
+
+On SIGTERM/SIGINT (invariant 6) intake stops, a batch being written completes and is acked, the rest of
+every batch is flushed and acked, ``shutdown()`` is called, exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from danube_connect_core.batching import Batcher
+from danube_connect_core.config import ConnectorConfig
+from danube_connect_core.connector import SinkConnector
+from danube_connect_core.consumer_config import ConsumerConfig
+from danube_connect_core.dead_letter import DeadLetter
+from danube_connect_core.errors import ConfigError, Fatal, InvalidData, Retryable
+from danube_connect_core.records import SinkRecord
+from danube_connect_core.retry import RetriesExhausted, retry_retryable
+from danube_connect_core.runtime_support import RuntimeServices, create_client
+from danube_connect_core.schema_cache import SchemaCache
+
+__all__ = ["SinkRuntime"]
+
+log = logging.getLogger("danube_connect.sink")
+
+
+class _Stopped(Exception):
+    pass
+
+
+class SinkRuntime:
+    def __init__(self, connector: SinkConnector, config: ConnectorConfig, *, client: Any = None) -> None:
+        self.connector = connector
+        self.config = config
+        self.services = RuntimeServices(connector, config)
+        self.metrics = self.services.metrics
+        self.health = self.services.health
+        self._client = client
+        self._owns_client = client is None
+        self._dlq: Any = None
+        self._dlq_lock = asyncio.Lock()
+        self._write_lock = asyncio.Lock()
+        self._schemas: SchemaCache | None = None
+        self._retrying: set[str] = set()
+
+    @property
+    def port(self) -> int:
+        return self.services.port
+
+    async def run(self, stop: asyncio.Event | None = None) -> int:
+        stop = stop or asyncio.Event()
+        s = self.services
+        await s.server.start()
+        log.info("sink %s starting (metrics on port %d)", self.config.connector_name, s.port)
+        workers: list[_MappingWorker] = []
+        tasks: list[asyncio.Task[Any]] = []
+        initialized = False
+        intake_stop = asyncio.Event()
+        try:
+            await self.connector.initialize(self.config)
+            initialized = True
+            await s.check_target_once()
+            if self._client is None:
+                self._client = create_client(self.config)
+            self._schemas = SchemaCache(self._client.schema_registry)
+            configs = await self.connector.consumer_configs()
+            if not configs:
+                raise Fatal("consumer_configs() returned no topics")
+            for cc in configs:
+                worker = _MappingWorker(self, cc, intake_stop)
+                await worker.subscribe()
+                workers.append(worker)
+            self.health.set_broker(True)
+            tasks.append(asyncio.create_task(s.health_loop(), name="health"))
+            for w in workers:
+                tasks.append(asyncio.create_task(w.run(), name=f"mapping {w.cc.topic}"))
+            waiter = asyncio.ensure_future(_first(stop.wait(), s.failed.wait()))
+            await waiter
+        except ConfigError:
+            raise
+        except Fatal as exc:
+            s.fail(exc, str(exc))
+        except Exception as exc:
+            log.exception("sink runtime failed")
+            s.fail(exc, f"{type(exc).__name__}: {exc}")
+        return await self._drain(workers, tasks, intake_stop, initialized)
+
+    async def _drain(
+        self,
+        workers: list[_MappingWorker],
+        tasks: list[asyncio.Task[Any]],
+        intake_stop: asyncio.Event,
+        initialized: bool,
+    ) -> int:
+        s = self.services
+        intake_stop.set()  # invariant 6: stop intake; workers flush what they hold and return
+        self.health.set_shutting_down()
+        timeout = self.config.processing.shutdown_timeout_ms / 1000
+        worker_tasks = [t for t in tasks if t.get_name().startswith("mapping ")]
+        if worker_tasks:
+            _, pending = await asyncio.wait(worker_tasks, timeout=timeout)
+            if pending:
+                log.error(
+                    "shutdown timeout (%d ms) reached; unacked records will be redelivered", timeout * 1000
+                )
+                s.fail(TimeoutError(), "shutdown timeout reached")
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for w in workers:
+            await w.close()
+        if initialized:
+            try:
+                await self.connector.shutdown()
+            except Exception as exc:
+                log.error("connector shutdown failed: %s", exc)
+        if self._dlq is not None:
+            with contextlib.suppress(Exception):
+                await self._dlq.close()
+        if self._client is not None and self._owns_client:
+            with contextlib.suppress(Exception):
+                await self._client.close()
+        await s.close()
+        code = 1 if s.fatal_error is not None else 0
+        log.info("sink %s stopped (exit code %d)", self.config.connector_name, code)
+        return code
+
+    # -- retry bookkeeping ------------------------------------------------------------------------
+
+    def _on_retry(self, topic: str) -> Any:
+        def on_retry(n: int, exc: Retryable, delay: float) -> None:
+            self.metrics.retries.labels(self.metrics.connector, topic).inc()
+            self.metrics.error(topic, "retryable")
+            self._retrying.add(topic)
+            self.health.set_retrying(True, f"{topic}: {exc} (retry {n} in {delay:.2f}s)")
+            log.warning("write to target failed for %s, retry %d in %.2fs: %s", topic, n, delay, exc)
+
+        return on_retry
+
+    def _retry_done(self, topic: str) -> None:
+        self._retrying.discard(topic)
+        if not self._retrying:
+            self.health.set_retrying(False)
+
+    # -- dead letters -------------------------------------------------------------------------------
+
+    async def dead_letter(self, letters: list[DeadLetter]) -> None:
+        """Publish ``letters`` to the dead-letter topic; returns when all are acknowledged by the broker.
+
+        Raises Retryable when the broker does not acknowledge (the originals are then not acked).
+        """
+        from danube_connect_core.client import DanubeError
+
+        async with self._dlq_lock:
+            if self._dlq is None:
+                try:
+                    self._dlq = await self._client.create_producer(
+                        self.config.dead_letter_topic, f"{self.config.connector_name}-dlq", reliable=True
+                    )
+                except DanubeError as exc:
+                    raise Retryable(f"cannot create the dead-letter producer: {exc}") from exc
+        name = self.config.connector_name
+        for letter in letters:
+            try:
+                await self._dlq.send(
+                    letter.record.raw, attributes=letter.attributes(name), key=letter.record.key
+                )
+            except DanubeError as exc:
+                self.metrics.error(letter.record.topic, "dead_letter")
+                raise Retryable(f"dead-letter publish failed: {exc}") from exc
+            self.metrics.dead_lettered.labels(name, letter.record.topic).inc()
+            log.warning(
+                "dead-lettered %s to %s: %s",
+                letter.record.message_id,
+                self.config.dead_letter_topic,
+                letter.reason,
+            )
+
+
+class _MappingWorker:
+    """One consumer, its batch and its write loop."""
+
+    def __init__(self, runtime: SinkRuntime, cc: ConsumerConfig, intake_stop: asyncio.Event) -> None:
+        self.rt = runtime
+        self.cc = cc
+        self.intake_stop = intake_stop
+        p = runtime.config.processing
+        self.batch: Batcher[tuple[SinkRecord, Any]] = Batcher(
+            max_size=cc.batch_size or p.batch_size,
+            max_age_s=(cc.flush_interval_ms or p.batch_timeout_ms) / 1000,
+            idle_s=p.batch_idle_ms / 1000,
+            window=p.max_unacked_messages,
+        )
+        self.consumer: Any = None
+        self._recv: asyncio.Future[Any] | None = None
+
+    async def subscribe(self) -> None:
+        from danube_connect_core.client import DanubeError
+
+        rt = self.rt
+        name = self.cc.consumer_name or f"{rt.config.connector_name}-{self.cc.subscription}"
+        try:
+            self.consumer = await rt._client.subscribe(
+                self.cc.topic,
+                self.cc.subscription,
+                consumer_name=name,
+                subscription_type=self.cc.subscription_type.to_client(),
+            )
+        except DanubeError as exc:
+            raise Fatal(f"cannot subscribe to {self.cc.topic} as {self.cc.subscription}: {exc}") from exc
+        rt.metrics.declare_topic(self.cc.topic)
+
+    async def run(self) -> None:
+        rt = self.rt
+        topic = self.cc.topic
+        try:
+            while not self.intake_stop.is_set():
+                msg = await self._next_message()
+                if msg is not None:
+                    rt.metrics.received.labels(rt.metrics.connector, topic).inc()
+                    rt.metrics.inflight.labels(rt.metrics.connector, topic).inc()
+                    record = await self._decode(msg)
+                    if record is not None:
+                        self.batch.add((record, msg), msg.partition or 0)
+                if self.batch.due():
+                    await self._flush()
+            if len(self.batch):
+                await self._flush()  # invariant 6: flush what was taken in before stopping
+        except _Stopped:
+            pass
+        except (Fatal, RetriesExhausted) as exc:
+            rt.services.fail(exc, f"{topic}: {exc}")
+        except Exception as exc:
+            log.exception("mapping %s failed", topic)
+            rt.services.fail(exc, f"{topic}: {type(exc).__name__}: {exc}")
+
+    async def _next_message(self) -> Any:
+        """The next message, or None when the batch's deadline passed or intake stopped first.
+
+        The receive call is never cancelled while running (a message taken from the consumer is never
+        dropped); it is kept for the next round instead.
+        """
+        if self._recv is None:
+            self._recv = asyncio.ensure_future(self.consumer.receive())
+        deadline = self.batch.deadline()
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        stop = asyncio.ensure_future(self.intake_stop.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {self._recv, stop}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            stop.cancel()
+        if self._recv in done:
+            recv, self._recv = self._recv, None
+            try:
+                msg = recv.result()
+            except Exception as exc:
+                self.rt.health.set_broker(False, f"receive failed: {exc}")
+                await asyncio.sleep(0.5)
+                return None
+            return msg
+        return None
+
+    async def _decode(self, msg: Any) -> SinkRecord | None:
+        """The SinkRecord of a message; dead-letters (and acks) it and returns None when it is unusable."""
+        rt = self.rt
+        assert rt._schemas is not None
+        try:
+            schema, codec = await retry_retryable(
+                lambda: rt._schemas.lookup(msg.schema_id, msg.schema_version),  # type: ignore[union-attr]
+                rt.config.retry,
+                on_retry=rt._on_retry(self.cc.topic),
+            )
+        except InvalidData as exc:
+            await self._reject(msg, self._record(msg, None, msg.payload), exc.reason, "schema")
+            return None
+        rt._retry_done(self.cc.topic)
+        expected = self.cc.expected_schema_subject
+        if expected is not None and (schema is None or schema.subject != expected):
+            found = schema.subject if schema is not None else "no schema"
+            reason = f"expected schema subject {expected!r}, message has {found!r}"
+            await self._reject(msg, self._record(msg, schema, msg.payload), reason, "schema_mismatch")
+            return None
+        try:
+            payload = codec.decode(msg.payload)
+        except InvalidData as exc:
+            await self._reject(msg, self._record(msg, schema, msg.payload), exc.reason, "decode")
+            return None
+        return self._record(msg, schema, payload)
+
+    def _record(self, msg: Any, schema: Any, payload: Any) -> SinkRecord:
+        return SinkRecord(
+            payload=payload,
+            topic=msg.topic,
+            partition=msg.partition,
+            offset=msg.offset,
+            publish_time=msg.publish_time,
+            producer_name=msg.producer_name,
+            attributes=msg.attributes,
+            schema=schema,
+            key=msg.routing_key,
+            raw=msg.payload,
+            subscription=msg.subscription,
+        )
+
+    async def _reject(self, msg: Any, record: SinkRecord, reason: str, kind: str) -> None:
+        """Dead-letter one message that never reached the connector, then ack it."""
+        rt = self.rt
+        rt.metrics.error(self.cc.topic, "invalid_data")
+        if rt.config.errors.tolerance == "none":
+            raise Fatal(f"invalid record {record.message_id} (tolerance = none): {reason}")
+        letter = DeadLetter(record, reason, kind)
+        await retry_retryable(
+            lambda: rt.dead_letter([letter]), rt.config.retry, on_retry=rt._on_retry(self.cc.topic)
+        )
+        rt._retry_done(self.cc.topic)
+        await self._ack([(record, msg)])
+
+    async def _flush(self) -> None:
+        items = self.batch.take()
+        if not items:
+            return
+        rt = self.rt
+        topic = self.cc.topic
+        c = rt.metrics.connector
+        rt.metrics.batch_size.labels(c, topic).observe(len(items))
+        started = time.perf_counter()
+        written, dead = await self._write(items)
+        rt.metrics.processing_duration.labels(c, topic).observe(time.perf_counter() - started)
+        if dead:
+            letters = [DeadLetter(rec, reason) for (rec, _), reason in dead]
+            await retry_retryable(
+                lambda: rt.dead_letter(letters), rt.config.retry, on_retry=rt._on_retry(topic)
+            )
+            rt._retry_done(topic)
+        rt.metrics.sent.labels(c, topic).inc(len(written))
+        await self._ack(written + [item for item, _ in dead])
+
+    Item = tuple[SinkRecord, Any]
+
+    async def _write(self, items: list[Item]) -> tuple[list[Item], list[tuple[Item, str]]]:
+        """Write ``items``; returns (written, dead-lettered with reason). Raises Fatal or RetriesExhausted."""
+        written: list[_MappingWorker.Item] = []
+        dead: list[tuple[_MappingWorker.Item, str]] = []
+        pending: list[_MappingWorker.Item] | None = items
+        while pending:
+            w, d, pending_next = await self._attempt(pending)
+            written += w
+            dead += d
+            if isinstance(pending_next, str):
+                # The connector could not say which record was bad: find out one record at a time.
+                for item in pending:
+                    w, d, _ = await self._attempt([item])
+                    written += w
+                    dead += d
+                break
+            pending = pending_next
+        return written, dead
+
+    async def _attempt(
+        self, items: list[Item]
+    ) -> tuple[list[Item], list[tuple[Item, str]], list[Item] | str | None]:
+        """One process_batch call with retries: (written, dead, what is left: None, items or "isolate")."""
+        rt = self.rt
+        topic = self.cc.topic
+        records = [r for r, _ in items]
+
+        async def call() -> None:
+            try:
+                async with rt._write_lock:  # connectors are not required to be re-entrant
+                    await rt.connector.process_batch(list(records))
+            except (Retryable, InvalidData, Fatal):
+                raise
+            except Exception as exc:  # unknown failure: treat as transient, never as poison (invariant 5)
+                raise Retryable(f"{type(exc).__name__}: {exc}") from exc
+
+        try:
+            await retry_retryable(call, rt.config.retry, on_retry=rt._on_retry(topic))
+        except InvalidData as exc:
+            rt._retry_done(topic)
+            if rt.config.errors.tolerance == "none":
+                rt.metrics.error(topic, "fatal")
+                raise Fatal(f"invalid record in {topic} (tolerance = none): {exc.reason}") from exc
+            if exc.records is None:
+                if len(items) == 1:
+                    rt.metrics.error(topic, "invalid_data")
+                    return [], [(items[0], exc.reason)], None
+                return [], [], "isolate"
+            named = {r.message_id for r in exc.records}
+            bad = [item for item in items if item[0].message_id in named]
+            rest = [item for item in items if item[0].message_id not in named]
+            rt.metrics.error(topic, "invalid_data", len(bad))
+            dead = [(item, exc.reason_for(item[0])) for item in bad]
+            if exc.others_written:
+                return rest, dead, None
+            if not bad:  # named records that are not in this batch: cannot make progress by resubmitting
+                return [], [], "isolate"
+            return [], dead, rest
+        except RetriesExhausted:
+            rt.health.set_target(False, "retries exhausted")
+            raise
+        except Fatal:
+            rt.metrics.error(topic, "fatal")
+            raise
+        rt._retry_done(topic)
+        return items, [], None
+
+    async def _ack(self, items: list[tuple[SinkRecord, Any]]) -> None:
+        """Acknowledge written or dead-lettered messages (concurrently: acks are independent)."""
+        from danube_connect_core.client import DanubeError
+
+        rt = self.rt
+        gauge = rt.metrics.inflight.labels(rt.metrics.connector, self.cc.topic)
+
+        async def one(msg: Any) -> None:
+            try:
+                await self.consumer.ack(msg)
+            except DanubeError as exc:
+                # The write succeeded; the broker will redeliver and the idempotent write absorbs it.
+                rt.metrics.error(self.cc.topic, "publish")
+                log.warning("ack failed (the message will be redelivered): %s", exc)
+            finally:
+                gauge.dec()
+
+        await asyncio.gather(*(one(msg) for _, msg in items))
+
+    async def close(self) -> None:
+        if self._recv is not None:
+            self._recv.cancel()
+            with contextlib.suppress(BaseException):
+                await self._recv
+        if self.consumer is not None:
+            with contextlib.suppress(Exception):
+                await self.consumer.close()
+
+
+async def _first(*aws: Any) -> None:
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,237 @@
+"""SourceRuntime: runs a SourceConnector in polling or streaming mode.
+
+Lifecycle: start /metrics, /health, /ready; ``initialize``; connect to Danube and create the producers of
+``producer_configs()`` (registering schemas); then poll or hand a sender to ``start_streaming``. On stop
+(signal, Fatal, exhausted retries) intake stops first, in-flight publishes finish, acknowledged offsets
+are committed, ``shutdown()`` is called, and ``run`` returns the exit code (0 clean, 1 fatal).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from danube_connect_core.config import ConnectorConfig
+from danube_connect_core.connector import SourceConnector, SourceMode
+from danube_connect_core.errors import ConfigError, Fatal, InvalidData, Retryable
+from danube_connect_core.publisher import Published, Publisher
+from danube_connect_core.records import SourceEnvelope, SourceRecord
+from danube_connect_core.retry import RetriesExhausted, retry_retryable
+from danube_connect_core.runtime_support import RuntimeServices, create_client
+
+__all__ = ["RuntimeSourceSender", "SourceRuntime"]
+
+log = logging.getLogger("danube_connect.source")
+
+
+class RuntimeSourceSender:
+    """The sender a streaming source pushes to. ``send`` returns on the broker's ack.
+
+    Raises InvalidData when the record does not fit its topic's schema (nothing was published), Retryable
+    when it could not be published (or the connector is shutting down), so a caller such as an HTTP
+    handler can answer truthfully (invariant 1).
+    """
+
+    def __init__(self, runtime: SourceRuntime) -> None:
+        self._runtime = runtime
+
+    async def send(self, item: SourceRecord | SourceEnvelope) -> Published:
+        return await self._runtime._publish_streamed(item)
+
+    async def send_batch(self, items: Sequence[SourceRecord | SourceEnvelope]) -> list[Published]:
+        """Publish all items concurrently; returns when all are acknowledged, raises the first failure
+        (the other items may have been published)."""
+        results = await asyncio.gather(*(self.send(i) for i in items), return_exceptions=True)
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
+        return [r for r in results if isinstance(r, Published)]
+
+
+class SourceRuntime:
+    def __init__(self, connector: SourceConnector, config: ConnectorConfig, *, client: Any = None) -> None:
+        self.connector = connector
+        self.config = config
+        self.services = RuntimeServices(connector, config)
+        self.metrics = self.services.metrics
+        self.health = self.services.health
+        self._client = client
+        self._owns_client = client is None
+        self.publisher: Publisher | None = None
+        self._accepting = False
+        self._commit_wake = asyncio.Event()
+        self._commit_lock = asyncio.Lock()
+
+    @property
+    def port(self) -> int:
+        return self.services.port
+
+    async def run(self, stop: asyncio.Event | None = None) -> int:
+        stop = stop or asyncio.Event()
+        s = self.services
+        await s.server.start()
+        log.info("source %s starting (metrics on port %d)", self.config.connector_name, s.port)
+        tasks: list[asyncio.Task[Any]] = []
+        initialized = False
+        try:
+            await self.connector.initialize(self.config)
+            initialized = True
+            await s.check_target_once()
+            if self._client is None:
+                self._client = create_client(self.config)
+            self.publisher = Publisher(self._client, self.config, self.metrics)
+            self.publisher.on_broker_state = lambda ok, detail: self.health.set_broker(ok, detail)
+            for pc in await self.connector.producer_configs():
+                await self.publisher.add_topic(pc)
+            self.health.set_broker(True)
+            self._accepting = True
+            tasks.append(asyncio.create_task(s.health_loop(), name="health"))
+            tasks.append(asyncio.create_task(self._committer(), name="committer"))
+            if self.connector.mode is SourceMode.STREAMING:
+                await self.connector.start_streaming(RuntimeSourceSender(self))
+            else:
+                tasks.append(asyncio.create_task(self._poll_loop(stop), name="poll"))
+            await _wait_any(stop.wait(), s.failed.wait())
+        except ConfigError:
+            raise
+        except Fatal as exc:
+            s.fail(exc, str(exc))
+        except Exception as exc:
+            log.exception("source runtime failed")
+            s.fail(exc, f"{type(exc).__name__}: {exc}")
+        return await self._drain(tasks, initialized)
+
+    async def _drain(self, tasks: list[asyncio.Task[Any]], initialized: bool) -> int:
+        s = self.services
+        self._accepting = False  # invariant 6: stop intake first
+        self.health.set_shutting_down()
+        timeout = self.config.processing.shutdown_timeout_ms / 1000
+        try:
+            async with asyncio.timeout(timeout):
+                poll = next((t for t in tasks if t.get_name() == "poll"), None)
+                if poll is not None:
+                    with contextlib.suppress(Exception):
+                        await poll  # the loop exits after its current batch
+                if self.publisher is not None:
+                    await self.publisher.wait_idle()
+                await self._commit()
+        except TimeoutError:
+            log.error("shutdown timeout (%d ms) reached with publishes in flight", timeout * 1000)
+            s.fail(TimeoutError(), "shutdown timeout reached")
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if initialized:
+            try:
+                await self.connector.shutdown()
+            except Exception as exc:
+                log.error("connector shutdown failed: %s", exc)
+        if self.publisher is not None:
+            await self.publisher.close()
+        if self._client is not None and self._owns_client:
+            with contextlib.suppress(Exception):
+                await self._client.close()
+        await s.close()
+        code = 1 if s.fatal_error is not None else 0
+        log.info("source %s stopped (exit code %d)", self.config.connector_name, code)
+        return code
+
+    async def _poll_loop(self, stop: asyncio.Event) -> None:
+        interval = self.config.processing.poll_interval_ms / 1000
+
+        def on_retry(n: int, exc: Retryable, delay: float) -> None:
+            self.metrics.retries.labels(self.metrics.connector, "").inc()
+            self.metrics.error("", "retryable")
+            self.health.set_retrying(True, f"poll: {exc} (retry {n} in {delay:.2f}s)")
+
+        while not stop.is_set() and not self.services.failed.is_set():
+            try:
+                items = await retry_retryable(self.connector.poll, self.config.retry, on_retry=on_retry)
+            except RetriesExhausted as exc:
+                self.services.fail(exc, f"poll: {exc}")
+                return
+            except Fatal as exc:
+                self.services.fail(exc, f"poll: {exc}")
+                return
+            self.health.set_retrying(False)
+            if not items:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), interval)
+                continue
+            await self._publish_polled(items)
+            self._commit_wake.set()
+
+    async def _publish_polled(self, items: Sequence[SourceRecord | SourceEnvelope]) -> None:
+        """Publish one poll's records; retry publish failures with backoff, exit 1 when exhausted."""
+        assert self.publisher is not None
+        publisher = self.publisher
+
+        async def one(item: SourceRecord | SourceEnvelope) -> None:
+            def on_retry(n: int, exc: Retryable, delay: float) -> None:
+                topic = SourceEnvelope.of(item).record.topic
+                self.metrics.retries.labels(self.metrics.connector, topic).inc()
+                self.health.set_retrying(True, f"publish: {exc} (retry {n} in {delay:.2f}s)")
+
+            try:
+                await retry_retryable(lambda: publisher.publish(item), self.config.retry, on_retry=on_retry)
+            except InvalidData as exc:
+                topic = SourceEnvelope.of(item).record.topic
+                if self.config.errors.tolerance == "none":
+                    self.services.fail(exc, f"invalid record for {topic} (tolerance = none): {exc.reason}")
+                else:
+                    log.warning("record for %s rejected: %s", topic, exc.reason)
+            except RetriesExhausted as exc:
+                self.services.fail(exc, f"publish: {exc}")
+            except Fatal as exc:
+                self.services.fail(exc, str(exc))
+
+        await asyncio.gather(*(one(i) for i in items))
+        self.health.set_retrying(False)
+
+    async def _publish_streamed(self, item: SourceRecord | SourceEnvelope) -> Published:
+        if not self._accepting or self.publisher is None:
+            raise Retryable("connector is not accepting records (starting or shutting down)", retry_after=1.0)
+        try:
+            published = await self.publisher.publish(item)
+        except InvalidData as exc:
+            if self.config.errors.tolerance == "none":
+                self.services.fail(exc, f"invalid record (tolerance = none): {exc.reason}")
+            raise
+        except Fatal as exc:
+            self.services.fail(exc, str(exc))
+            raise
+        self._commit_wake.set()
+        return published
+
+    async def _committer(self) -> None:
+        while True:
+            await self._commit_wake.wait()
+            self._commit_wake.clear()
+            await self._commit()
+
+    async def _commit(self) -> None:
+        if self.publisher is None:
+            return
+        async with self._commit_lock:
+            offsets = self.publisher.offsets.take_committable()
+            if not offsets:
+                return
+            try:
+                await self.connector.commit(offsets)
+            except Fatal as exc:
+                self.services.fail(exc, f"commit: {exc}")
+            except Exception as exc:  # a failed commit only means a replay after restart (at-least-once)
+                log.warning("commit of %s failed: %s", offsets, exc)
+
+
+async def _wait_any(*aws: Any) -> None:
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
