@@ -116,8 +116,49 @@ def compile_json_schema(schema: Any) -> jsonschema_rs.Validator:
     return jsonschema_rs.validator_for(schema, offline=True)
 
 
+_AVRO_REQUIRED = {
+    "record": ("name", "fields"),
+    "error": ("name", "fields"),
+    "enum": ("name", "symbols"),
+    "fixed": ("name", "size"),
+    "array": ("items",),
+    "map": ("values",),
+}
+
+
+def _avro_structure(schema: Any, path: str = "$") -> None:
+    """Attributes the Avro specification requires (fastavro alone is lenient about some of them)."""
+    if isinstance(schema, list):
+        for index, member in enumerate(schema):
+            _avro_structure(member, f"{path}[{index}]")
+        return
+    if isinstance(schema, str):
+        return
+    if not isinstance(schema, dict) or "type" not in schema:
+        raise ValueError(f"{path}: expected a type name, a union or an object with a 'type'")
+    kind = schema["type"]
+    if isinstance(kind, dict | list):
+        _avro_structure(kind, path)
+        return
+    for attribute in _AVRO_REQUIRED.get(kind, ()):
+        if attribute not in schema:
+            raise ValueError(f"{path}: {kind} requires '{attribute}'")
+    if kind in ("record", "error"):
+        if not isinstance(schema["fields"], list):
+            raise ValueError(f"{path}: record 'fields' must be a list")
+        for fld in schema["fields"]:
+            if not isinstance(fld, dict) or "name" not in fld or "type" not in fld:
+                raise ValueError(f"{path}: every record field needs 'name' and 'type'")
+            _avro_structure(fld["type"], f"{path}.{fld['name']}")
+    elif kind == "array":
+        _avro_structure(schema["items"], f"{path}[]")
+    elif kind == "map":
+        _avro_structure(schema["values"], f"{path}{{}}")
+
+
 def _avro_parse(schema: Any) -> Any:
-    """Validate an Avro schema with fastavro when it is installed; returns the parsed form or None."""
+    """Validate an Avro schema (structure, then fastavro when installed); returns fastavro's parsed form."""
+    _avro_structure(schema)
     try:
         import fastavro
     except ImportError:  # pragma: no cover - fastavro is a workspace dependency
