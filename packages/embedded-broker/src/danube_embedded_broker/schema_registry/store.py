@@ -567,7 +567,10 @@ def _build_validator(record: SchemaVersionRecord) -> Callable[[bytes], str | Non
                 instance = parse_json(payload)
             except (ValueError, UnicodeDecodeError) as exc:
                 return f"Invalid JSON data: {exc}"
-            errors = [_json_error(e) for e in compiled.iter_errors(instance)]
+            try:
+                errors = [_json_error(e) for e in compiled.iter_errors(instance)]
+            except Exception as exc:  # never let a validator problem break the publish path
+                return f"JSON Schema validation error: {exc}"
             if errors:
                 return "JSON Schema validation failed: " + ", ".join(errors)
             return None
