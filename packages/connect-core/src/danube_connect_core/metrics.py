@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 
 __all__ = ["ERROR_KINDS", "METRIC_NAMES", "ConnectorMetrics", "ErrorKind"]
 
@@ -34,6 +41,9 @@ METRIC_NAMES = (
     "danube_connector_inflight_messages",
     "danube_connector_health",
 )
+
+# The *_created series double the output and nothing here uses them.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 _BATCH_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 

@@ -23,6 +23,8 @@ import logging
 import time
 from typing import Any
 
+import grpc
+
 from danube_connect_core.batching import Batcher
 from danube_connect_core.config import ConnectorConfig
 from danube_connect_core.connector import SinkConnector
@@ -66,7 +68,12 @@ class SinkRuntime:
         stop = stop or asyncio.Event()
         s = self.services
         await s.server.start()
-        log.info("sink %s starting (metrics on port %d)", self.config.connector_name, s.port)
+        log.info(
+            "sink %s starting (metrics on port %d)",
+            self.config.connector_name,
+            s.port,
+            extra={"metrics_port": s.port},
+        )
         workers: list[_MappingWorker] = []
         tasks: list[asyncio.Task[Any]] = []
         initialized = False
@@ -81,11 +88,7 @@ class SinkRuntime:
             configs = await self.connector.consumer_configs()
             if not configs:
                 raise Fatal("consumer_configs() returned no topics")
-            for cc in configs:
-                worker = _MappingWorker(self, cc, intake_stop)
-                await worker.subscribe()
-                workers.append(worker)
-            self.health.set_broker(True)
+            workers = [_MappingWorker(self, cc, intake_stop) for cc in configs]
             tasks.append(asyncio.create_task(s.health_loop(), name="health"))
             for w in workers:
                 tasks.append(asyncio.create_task(w.run(), name=f"mapping {w.cc.topic}"))
@@ -210,25 +213,49 @@ class _MappingWorker:
         self._recv: asyncio.Future[Any] | None = None
 
     async def subscribe(self) -> None:
-        from danube_connect_core.client import DanubeError
+        """Subscribe, retrying with backoff until it works or intake stops.
+
+        A topic that does not exist yet (the sink started before its source) or a broker that is down is
+        waited for, reported as not-ready, never fatal; a permanent refusal (bad name, permissions) is Fatal.
+        """
+        from danube_connect_core.client import DanubeError, RetriesExhausted
+        from danube_connect_core.retry import backoff_delay
 
         rt = self.rt
         name = self.cc.consumer_name or f"{rt.config.connector_name}-{self.cc.subscription}"
-        try:
-            self.consumer = await rt._client.subscribe(
-                self.cc.topic,
-                self.cc.subscription,
-                consumer_name=name,
-                subscription_type=self.cc.subscription_type.to_client(),
-            )
-        except DanubeError as exc:
-            raise Fatal(f"cannot subscribe to {self.cc.topic} as {self.cc.subscription}: {exc}") from exc
+        attempt = 0
+        while not self.intake_stop.is_set():
+            try:
+                self.consumer = await rt._client.subscribe(
+                    self.cc.topic,
+                    self.cc.subscription,
+                    consumer_name=name,
+                    subscription_type=self.cc.subscription_type.to_client(),
+                )
+                break
+            except DanubeError as exc:
+                missing = exc.code == grpc.StatusCode.NOT_FOUND or "does not exist" in str(exc)
+                permanent = not isinstance(exc, RetriesExhausted) and not missing
+                if permanent:
+                    raise Fatal(
+                        f"cannot subscribe to {self.cc.topic} as {self.cc.subscription}: {exc}"
+                    ) from exc
+                rt.health.set_broker(False, f"subscribe {self.cc.topic}: {exc}")
+                delay = backoff_delay(min(attempt, 10), rt.config.retry)
+                log.warning("cannot subscribe to %s yet (%s); retrying in %.1fs", self.cc.topic, exc, delay)
+                attempt += 1
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.intake_stop.wait(), delay)
+        else:
+            raise _Stopped()
         rt.metrics.declare_topic(self.cc.topic)
+        rt.health.set_broker(True)
 
     async def run(self) -> None:
         rt = self.rt
         topic = self.cc.topic
         try:
+            await self.subscribe()
             while not self.intake_stop.is_set():
                 msg = await self._next_message()
                 if msg is not None:

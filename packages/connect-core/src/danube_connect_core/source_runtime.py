@@ -73,7 +73,12 @@ class SourceRuntime:
         stop = stop or asyncio.Event()
         s = self.services
         await s.server.start()
-        log.info("source %s starting (metrics on port %d)", self.config.connector_name, s.port)
+        log.info(
+            "source %s starting (metrics on port %d)",
+            self.config.connector_name,
+            s.port,
+            extra={"metrics_port": s.port},
+        )
         tasks: list[asyncio.Task[Any]] = []
         initialized = False
         try:
