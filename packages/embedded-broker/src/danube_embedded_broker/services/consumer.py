@@ -40,6 +40,8 @@ class ConsumerService(pb_grpc.ConsumerServiceServicer):  # type: ignore[misc, un
             await context.abort(exc.code, exc.message)
         assert session is not None
         try:
+            # Headers go out at once, so a client can tell the stream is established (initial_metadata()).
+            await context.send_initial_metadata(())
             while True:
                 message = await session.queue.get()
                 if message is None:
