@@ -173,6 +173,13 @@ class BrokerCore:
         parse_topic(topic)
         return self.url
 
+    def topic_exists(self, topic: str) -> bool:
+        """The topic, or partitions of it, exist (used by the schema registry's topic RPCs)."""
+        try:
+            return bool(self.partitions(topic))
+        except BrokerError:
+            return False
+
     def partitions(self, topic: str) -> list[str]:
         """``[topic]`` if it exists, else its ``-part-N`` topics in partition order, else ``[]``."""
         name = parse_topic(topic).full
@@ -225,6 +232,8 @@ class BrokerCore:
         )  # fmt: skip
         topic.producers[producer.name] = producer
         self.producers[producer.id] = producer
+        if schema is not None:
+            self.schemas.bind_topic(name, req.schema_ref.subject)
         log.info("producer %s (%d) attached to %s", producer.name, producer.id, name)
         return producer.id
 
@@ -246,7 +255,8 @@ class BrokerCore:
             )
         topic = self.topics[producer.topic]
         schema_id = message.schema_id if message.HasField("schema_id") else None
-        self.schemas.check_publish(topic.name, message.payload, schema_id)
+        version = message.schema_version if message.HasField("schema_version") else None
+        self.schemas.check_publish(topic.name, message.payload, schema_id, version)
         message.msg_id.topic_name = topic.name
         message.msg_id.broker_addr = self.url
         if not message.producer_name:

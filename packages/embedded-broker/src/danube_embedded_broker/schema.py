@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -24,14 +25,16 @@ REGISTRY_MODULE = "danube_embedded_broker.schema_registry"
 class RegistryLike(Protocol):
     def servicer(self) -> Any: ...
     def resolve_reference(self, ref: pb.SchemaReference) -> tuple[int, int]: ...
-    def check_publish(self, topic: str, payload: bytes, schema_id: int | None) -> str | None: ...
+    def check_publish(
+        self, topic: str, payload: bytes, schema_id: int | None, schema_version: int | None = None
+    ) -> str | None: ...
     def close(self) -> None: ...
 
 
 class SchemaLink:
     """The registry, or nothing when its module is not installed (then schema references fail clearly)."""
 
-    def __init__(self, data_dir: Path | None) -> None:
+    def __init__(self, data_dir: Path | None, topic_exists: Callable[[str], bool] | None = None) -> None:
         self.registry: RegistryLike | None = None
         self._error_type: type[BaseException] | None = None
         try:
@@ -42,7 +45,7 @@ class SchemaLink:
             log.log(level, "schema registry unavailable (%s): schema references are refused", exc)
             return
         try:
-            self.registry = module.SchemaRegistry(data_dir)
+            self.registry = module.SchemaRegistry(data_dir, topic_exists=topic_exists)
         except Exception:
             log.exception("schema registry failed to start: schema references are refused")
             return
@@ -84,12 +87,20 @@ class SchemaLink:
                 raise
             raise translated from exc
 
-    def check_publish(self, topic: str, payload: bytes, schema_id: int | None) -> None:
+    def bind_topic(self, topic: str, subject: str) -> None:
+        """A producer's subject becomes the topic's subject when it has none (real broker behaviour)."""
+        bind = getattr(self.registry, "bind_topic_subject", None)
+        if bind is not None:
+            bind(topic, subject)
+
+    def check_publish(
+        self, topic: str, payload: bytes, schema_id: int | None, schema_version: int | None = None
+    ) -> None:
         """Raises ``BrokerError(PERMISSION_DENIED)`` when the topic's validation policy rejects it."""
         if self.registry is None:
             return
         try:
-            reason = self.registry.check_publish(topic, payload, schema_id)
+            reason = self.registry.check_publish(topic, payload, schema_id, schema_version)
         except Exception as exc:
             translated = self._translate(exc)
             if translated is None:

@@ -108,7 +108,7 @@ class EmbeddedBroker:
 
         schema_dir = data_dir / "schema-registry"
         schema_dir.mkdir(exist_ok=True)
-        self._schemas = SchemaLink(schema_dir)
+        self._schemas = SchemaLink(schema_dir, topic_exists=self._topic_exists)
         self._metrics = BrokerMetrics()
         core = BrokerCore(cfg, data_dir, self.url, self._metrics, self._schemas)
         self._core = core
@@ -126,6 +126,9 @@ class EmbeddedBroker:
         if cfg.metrics_port is not None:
             self.metrics_port = self._metrics.serve(cfg.host, cfg.metrics_port)
             log.info("metrics at http://%s:%d/metrics", advertised_host, self.metrics_port)
+
+    def _topic_exists(self, topic: str) -> bool:
+        return self._core is not None and self._core.topic_exists(topic)
 
     async def _fsync_loop(self, core: BrokerCore) -> None:
         interval = self.config.fsync_interval_ms / 1000
