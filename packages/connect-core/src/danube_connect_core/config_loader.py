@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from danube_connect_core.config import ConnectorConfig
 from danube_connect_core.errors import ConfigError
@@ -105,9 +105,12 @@ def load_config(
             section_raw = {}
         if not isinstance(section_raw, dict):
             raise ConfigError("must be a table", file=file, key=spec.section)
+        secret_fields = _secret_fields(spec.model)
         for var, dotted in _section_overrides(spec).items():
             if env.get(var):
-                _set_dotted(section_raw, dotted, env[var], file)
+                # An override of a secret field carries the secret itself, not a variable name.
+                value: Any = SecretStr(env[var]) if dotted in secret_fields else env[var]
+                _set_dotted(section_raw, dotted, value, file)
                 from_env[f"{spec.section}.{dotted}"] = var
         settings = _validate(spec.model, section_raw, file, prefix=spec.section, from_env=from_env)
     elif section_raw is not None and spec.section is not None:
@@ -145,6 +148,15 @@ def _section_overrides(spec: ConfigSpec) -> dict[str, str]:
                 continue
             out[f"{spec.env_prefix}_{name.upper()}"] = name
     out.update(spec.env_overrides)
+    return out
+
+
+def _secret_fields(model: type[BaseModel]) -> set[str]:
+    out = set()
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        if annotation is SecretStr or SecretStr in getattr(annotation, "__args__", ()):
+            out.add(name)
     return out
 
 
@@ -212,7 +224,7 @@ def _message(err: Any) -> str:
 
 
 def _resolve_schema_files(config: ConnectorConfig, file: Path) -> ConnectorConfig:
-    """Make schema_file paths absolute (relative to the working directory, else to the config file)."""
+    """Make schema_file paths absolute (relative to the config file, else to the working directory)."""
     resolved = []
     for i, mapping in enumerate(config.schemas):
         if mapping.schema_file is None:
@@ -220,7 +232,7 @@ def _resolve_schema_files(config: ConnectorConfig, file: Path) -> ConnectorConfi
             continue
         candidates = [mapping.schema_file]
         if not mapping.schema_file.is_absolute():
-            candidates.append(file.parent / mapping.schema_file)
+            candidates.insert(0, file.parent / mapping.schema_file)
         found = next((c for c in candidates if c.is_file()), None)
         if found is None:
             raise ConfigError(
