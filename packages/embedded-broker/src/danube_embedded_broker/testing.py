@@ -11,7 +11,7 @@ import sys
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import grpc
 
@@ -149,10 +149,10 @@ class StubClient:
         ]
         self.channel = grpc.aio.insecure_channel(url.removeprefix("http://"), options=options)
         self.metadata: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {token}"),) if token else ()
-        self.producer = pb_grpc.ProducerServiceStub(self.channel)
-        self.consumer = pb_grpc.ConsumerServiceStub(self.channel)
-        self.discovery = pb_grpc.DiscoveryStub(self.channel)
-        self.health_stub = pb_grpc.HealthCheckStub(self.channel)
+        self.producer = pb_grpc.ProducerServiceStub(self.channel)  # type: ignore[no-untyped-call, unused-ignore]
+        self.consumer = pb_grpc.ConsumerServiceStub(self.channel)  # type: ignore[no-untyped-call, unused-ignore]
+        self.discovery = pb_grpc.DiscoveryStub(self.channel)  # type: ignore[no-untyped-call, unused-ignore]
+        self.health_stub = pb_grpc.HealthCheckStub(self.channel)  # type: ignore[no-untyped-call, unused-ignore]
         self._request_id = 0
 
     def _rid(self) -> int:
@@ -191,7 +191,7 @@ class StubClient:
             topic_name=topic,
             consumer_name=name,
             subscription=subscription,
-            subscription_type=sub_type,
+            subscription_type=cast(Any, sub_type),
             key_filters=list(key_filters),
         )
         response = await self.consumer.Subscribe(request, metadata=self.metadata)
@@ -236,7 +236,7 @@ class StubClient:
         return list(response.partitions)
 
     async def health(self, client: int, client_id: int) -> int:
-        request = pb.HealthCheckRequest(request_id=self._rid(), client=client, id=client_id)
+        request = pb.HealthCheckRequest(request_id=self._rid(), client=cast(Any, client), id=client_id)
         response = await self.health_stub.HealthCheck(request, metadata=self.metadata)
         return int(response.status)
 
