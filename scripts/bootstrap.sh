@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepare this checkout for tests and demos on a fresh machine (sourced by scripts/test.sh and scripts/demo.sh).
 #  1. uv: installed with pip into the user site when missing (the only thing we put outside the repo).
-#  2. the workspace: `uv sync --locked` (fails loudly when uv.lock is out of date).
+#  2. the workspace, every member: `uv sync --locked --all-packages` (fails loudly when uv.lock is stale).
 #  3. with BOOTSTRAP_SYSTEM=1: the system services the integration tests start themselves
 #     (mosquitto, PostgreSQL 15 with wal2json): installed with apt when running as root; otherwise
 #     listed with the command that installs them, and the tests that need them skip (or fail under CI=true).
@@ -48,7 +48,7 @@ ensure_system_packages() {
 
 ensure_uv
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-uv sync --locked --quiet
+uv sync --locked --all-packages --quiet
 if [ "${BOOTSTRAP_SYSTEM:-0}" = "1" ]; then
     ensure_system_packages
 fi
