@@ -105,3 +105,21 @@ class ChannelPool:
         connections = list(self._connections.values())
         self._connections.clear()
         await asyncio.gather(*(c.channel.close() for c in connections), return_exceptions=True)
+        await _settle_grpc_call_tasks()
+
+
+async def _settle_grpc_call_tasks(bound_s: float = 1.0) -> None:
+    """Let grpc.aio finish the status tasks of calls the close cancelled (it needs a few loop turns).
+
+    Without this, close() can return while grpc's ``_handle_status_once_received`` tasks are still pending,
+    which shows up as "Task was destroyed but it is pending" when the loop ends.
+    """
+    deadline = asyncio.get_running_loop().time() + bound_s
+    while asyncio.get_running_loop().time() < deadline:
+        if not any(_is_grpc_call_task(t) for t in asyncio.all_tasks()):
+            return
+        await asyncio.sleep(0.005)
+
+
+def _is_grpc_call_task(task: asyncio.Task[object]) -> bool:
+    return not task.done() and "_AioCall" in getattr(task.get_coro(), "__qualname__", "")
