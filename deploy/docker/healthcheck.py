@@ -17,7 +17,7 @@ def main() -> int:
     port = sys.argv[2] if len(sys.argv) > 2 else os.environ.get("METRICS_PORT", "9090")
     url = f"http://127.0.0.1:{port}{path}"
     try:
-        with urllib.request.urlopen(url, timeout=3) as response:  # noqa: S310 (fixed loopback URL)
+        with urllib.request.urlopen(url, timeout=3) as response:
             return 0 if 200 <= response.status < 300 else 1
     except (urllib.error.URLError, OSError) as exc:
         sys.stderr.write(f"healthcheck {url}: {exc}\n")

@@ -2,10 +2,11 @@
 
 Every connector image is built the same way, so their Dockerfiles are generated, not hand-edited:
 
-    python deploy/docker/render_dockerfiles.py           # write the Dockerfile of every connector directory present
-    python deploy/docker/render_dockerfiles.py --check   # exit 1 when one is missing or differs (what CI runs)
+    python deploy/docker/render_dockerfiles.py           # write the Dockerfile of every connector present
+    python deploy/docker/render_dockerfiles.py --check   # exit 1 when one is missing or differs
 
-A connector directory that does not exist yet is skipped (connectors land one by one).
+A connector whose directory (with its pyproject.toml) does not exist yet is skipped: connectors land
+one by one.
 """
 
 from __future__ import annotations
@@ -66,23 +67,32 @@ def render(image: Image) -> str:
     return text
 
 
+def member_images() -> list[Image]:
+    """Templated images whose member directory exists (with its pyproject.toml)."""
+    return [i for i in load_images() if i.templated and (ROOT / i.dir / "pyproject.toml").is_file()]
+
+
+def state(image: Image) -> str:
+    """ "ok", "missing" or "differs"."""
+    if not image.dockerfile.exists():
+        return "missing"
+    return "ok" if image.dockerfile.read_text() == render(image) else "differs"
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only compare; exit 1 on any difference")
     args = parser.parse_args(argv)
     problems = []
-    for image in load_images():
-        if not image.templated or not (ROOT / image.dir).is_dir():
-            continue
-        wanted = render(image)
-        current = image.dockerfile.read_text() if image.dockerfile.exists() else None
-        if current == wanted:
+    for image in member_images():
+        current = state(image)
+        if current == "ok":
             continue
         rel = image.dockerfile.relative_to(ROOT)
         if args.check:
-            problems.append(f"{rel}: {'missing' if current is None else 'differs from the template'}")
+            problems.append(f"{rel}: {'missing' if current == 'missing' else 'differs from the template'}")
         else:
-            image.dockerfile.write_text(wanted)
+            image.dockerfile.write_text(render(image))
             print(f"wrote {rel}")
     for p in problems:
         print(p, file=sys.stderr)
