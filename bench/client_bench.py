@@ -1,0 +1,141 @@
+"""Benchmark of our Danube client (not a test: asserts nothing, prints ratios measured in one run).
+
+1. Our producer vs the raw generated gRPC stub, at equal concurrency (32 sends in flight), same broker,
+   same payloads, reliable topic. Goal: ours / raw >= 0.9 (the client's bookkeeping is cheap).
+2. Our producer with a window of 32 vs a window of 1 (strict order), 32 concurrent callers both times.
+   Goal: >= 2.5x (the window hides the one-RPC-per-message round trip).
+
+The broker runs in its own process (the real console script). Results go to bench/results/client_bench.json.
+Usage: uv run python bench/client_bench.py [--messages N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+from danube_connect_core.client import DanubeClient
+from danube_connect_core.proto import DanubeApi_pb2 as pb
+from danube_connect_core.proto import DanubeApi_pb2_grpc as pb_grpc
+from danube_embedded_broker.testing import BrokerProcess
+
+CONCURRENCY = 32
+ROUNDS = 3
+PAYLOAD = b'{"id": "evt_0001", "amount": 1999, "currency": "eur", "status": "succeeded"}' * 3
+
+
+async def raw_stub_rate(url: str, topic: str, n: int) -> float:
+    """Messages/s through the bare generated stub: CONCURRENCY workers, each one RPC at a time."""
+    async with grpc.aio.insecure_channel(url.removeprefix("http://")) as channel:
+        stub = pb_grpc.ProducerServiceStub(channel)  # type: ignore[no-untyped-call]
+        created = await stub.CreateProducer(
+            pb.ProducerRequest(
+                request_id=1, producer_name="raw", topic_name=topic, dispatch_strategy=pb.Reliable
+            )
+        )
+        counter = iter(range(n))
+
+        async def worker() -> None:
+            for i in counter:
+                msg = pb.StreamMessage(
+                    request_id=i,
+                    msg_id=pb.MsgID(producer_id=created.producer_id, topic_name=topic),
+                    payload=PAYLOAD,
+                    publish_time=int(time.time() * 1000),
+                    producer_name="raw",
+                )
+                await stub.SendMessage(msg)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        return n / (time.perf_counter() - start)
+
+
+async def our_rate(url: str, topic: str, n: int, window: int) -> float:
+    """Messages/s through our Producer: CONCURRENCY callers, ``window`` sends in flight."""
+    async with DanubeClient(url) as client:
+        producer = await client.create_producer(topic, f"ours-{window}", reliable=True, max_in_flight=window)
+        counter = iter(range(n))
+
+        async def caller() -> None:
+            for _ in counter:
+                await producer.send(PAYLOAD)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(caller() for _ in range(CONCURRENCY)))
+        return n / (time.perf_counter() - start)
+
+
+async def run(url: str, n: int) -> dict[str, float]:
+    # warm up both paths (channel setup, topic creation, JIT-less caches)
+    await raw_stub_rate(url, "/default/bench-warm-raw", 300)
+    await our_rate(url, "/default/bench-warm-ours", 300, CONCURRENCY)
+    # Rounds interleave every configuration so drift on a shared machine hits all alike; best of each.
+    raw, ours, w1, w32 = [], [], [], []
+    for r in range(ROUNDS):
+        raw.append(await raw_stub_rate(url, f"/default/bench-raw-{r}", n))
+        ours.append(await our_rate(url, f"/default/bench-ours-{r}", n, CONCURRENCY))
+        w1.append(await our_rate(url, f"/default/bench-w1-{r}", n // 3, 1))
+        w32.append(await our_rate(url, f"/default/bench-w32-{r}", n, CONCURRENCY))
+    return {
+        "raw_stub_msgs_per_s": max(raw),
+        "ours_window32_msgs_per_s": max(ours),
+        "ours_vs_raw_ratio": max(ours) / max(raw),
+        "window1_msgs_per_s": max(w1),
+        "window32_msgs_per_s": max(w32),
+        "window32_vs_window1_ratio": max(w32) / max(w1),
+    }
+
+
+def _run_loop(coro: Any) -> dict[str, float]:
+    """uvloop where available (ARCHITECTURE.md performance principles), else asyncio's default loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    result: dict[str, float] = uvloop.run(coro)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--messages", type=int, default=3000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        broker = BrokerProcess(Path(tmp) / "data", args=["--fsync", "interval", "--log-level", "WARNING"])
+        url = broker.start()
+        try:
+            results = _run_loop(run(url, args.messages))
+        finally:
+            broker.stop()
+    print(f"raw stub            {results['raw_stub_msgs_per_s']:9.0f} msg/s  ({CONCURRENCY} in flight)")
+    print(f"our producer (w=32) {results['ours_window32_msgs_per_s']:9.0f} msg/s")
+    print(f"ratio ours/raw      {results['ours_vs_raw_ratio']:9.2f}   (goal >= 0.9)")
+    print(f"window 1            {results['window1_msgs_per_s']:9.0f} msg/s")
+    print(f"window 32           {results['window32_msgs_per_s']:9.0f} msg/s")
+    print(f"ratio w32/w1        {results['window32_vs_window1_ratio']:9.2f}   (goal >= 2.5)")
+    print(f"(machine load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+    out = Path(__file__).parent / "results" / "client_bench.json"
+    out.parent.mkdir(exist_ok=True)
+    record = {
+        "messages": args.messages,
+        "concurrency": CONCURRENCY,
+        "machine": platform.platform(),
+        "load_average": os.getloadavg()[0],
+        **results,
+    }
+    out.write_text(json.dumps(record, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
