@@ -48,7 +48,6 @@ def test_install_step_outside_docker(image, tmp_path: Path) -> None:  # type: ig
     assert console.is_file(), f"{console.name} not installed by {member}"
     helped = subprocess.run([str(console), "--help"], capture_output=True, text=True, timeout=60)
     assert helped.returncode == 0, helped.stderr[-4000:]
-    assert "usage" in helped.stdout.lower()
 
     site = next((venv / "lib").glob("python3*/site-packages"))
     installed = {p.name.split("-")[0].lower() for p in site.iterdir()}
