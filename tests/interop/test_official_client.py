@@ -491,8 +491,9 @@ async def test_official_producer_1000_reliable_to_3_partitions_raw_shared_consum
 async def test_raw_producer_to_official_shared_consumer_on_3_partitions(
     broker_url: str, raw: Raw, scripts: Any
 ) -> None:
-    """The other direction: our side produces (keyed, FNV-1a routing) and the official consumer receives."""
-    count = 300
+    """The other direction: our side sends 1,000 reliable messages (keyed, FNV-1a routing) to 3 partitions,
+    the official consumer (Shared, subscribed first) receives and acks each exactly once."""
+    count = 1000
     topic = f"/default/{unique('events')}"
     partitions = await raw.create_topic(topic, 3)
     consumer = await scripts(
@@ -516,8 +517,11 @@ async def test_raw_producer_to_official_shared_consumer_on_3_partitions(
     assert Counter(m["payload"] for m in received) == Counter(f"raw-{i}" for i in range(count))
     assert all(m["topic"] == expected_partition[m["payload"]] for m in received)
     assert all(m["routing_key"] == f"user-{int(m['attributes']['i']) % 7}" for m in received)
-    assert consumer.events[-1]["acks"] == count
-    assert_contiguous_offsets([(m["topic"], m["offset"]) for m in received])
+    done = consumer.events[-1]
+    assert (done["distinct"], done["deliveries"], done["acks"], done["nacks"]) == (count, count, count, 0)
+    per_partition = assert_contiguous_offsets([(m["topic"], m["offset"]) for m in received])
+    assert sorted(per_partition) == partitions  # the keys spread over every partition
+    await nothing_left_then_sentinels(raw, partitions, "official-in", per_partition)
 
 
 async def test_official_key_routing_matches_fnv1a(broker_url: str, raw: Raw, scripts: Any) -> None:
