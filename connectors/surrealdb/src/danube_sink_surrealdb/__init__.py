@@ -1,0 +1,1 @@
+"""Danube Connect sink: Danube topics to SurrealDB tables."""
