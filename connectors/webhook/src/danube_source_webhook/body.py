@@ -1,0 +1,60 @@
+"""Reading a request body within ``max_body_bytes`` and checking its content type.
+
+413 is decided from ``Content-Length`` before anything is read, and again while a chunked body streams
+in: the connector never holds more than the limit (invariant 3). 415 unless the type is
+``application/json`` or ``application/<something>+json`` with no charset or charset utf-8.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from danube_source_webhook.errors import WebhookError
+
+__all__ = ["check_content_type", "check_declared_length", "read_body"]
+
+
+def _too_large(limit: int) -> WebhookError:
+    return WebhookError(413, "payload_too_large", f"request body exceeds {limit} bytes", max_body_bytes=limit)
+
+
+def check_declared_length(request: web.Request, limit: int) -> None:
+    length = request.content_length
+    if length is not None and length > limit:
+        raise _too_large(limit)
+
+
+def check_content_type(request: web.Request) -> None:
+    raw = request.headers.get("Content-Type")
+    if not raw:
+        raise WebhookError(415, "unsupported_media_type", "Content-Type must be application/json")
+    media, _, params = raw.partition(";")
+    media = media.strip().lower()
+    kind, _, subtype = media.partition("/")
+    if kind != "application" or not (subtype == "json" or subtype.endswith("+json")):
+        raise WebhookError(
+            415,
+            "unsupported_media_type",
+            f"Content-Type {media or raw!r} is not JSON (application/json or application/*+json)",
+        )
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            raise WebhookError(415, "unsupported_media_type", "JSON bodies must be UTF-8 (charset=utf-8)")
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole body, or WebhookError(413) as soon as it grows past ``limit``."""
+    check_declared_length(request, limit)
+    chunks: list[bytes] = []
+    size = 0
+    stream = request.content
+    while True:
+        chunk = await stream.readany()
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)

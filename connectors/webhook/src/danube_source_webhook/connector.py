@@ -1,0 +1,175 @@
+"""WebhookSource: a streaming source that publishes HTTP webhook deliveries to Danube topics.
+
+Lifecycle: ``initialize`` validates the endpoints, builds authentication, rate limits and idempotency
+stores and binds the HTTP port (requests answer 503 until the producers exist);
+``start_streaming`` receives the runtime's sender and registers the webhook metrics; from then on each
+request awaits its own publish. ``shutdown`` (after the runtime drained every in-flight publish) closes the
+HTTP server.
+
+Delivery guarantee: at-least-once from the sender's point of view. A 2xx is answered only after the broker
+acknowledged the event (invariant 1; with ``reliable_dispatch = true`` that means stored durably). Any
+failure answers non-2xx, so a webhook provider's retry policy redelivers; a retry of an event that did reach
+the broker is de-duplicated only when the endpoint has ``[webhook.endpoints.idempotency]``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import ClassVar
+
+from danube_connect_core.config import ConnectorConfig
+from danube_connect_core.connector import SourceConnector, SourceMode, SourceSender
+from danube_connect_core.errors import ConfigError
+from danube_connect_core.lifecycle import connector_main
+from danube_connect_core.producer_config import ProducerConfig
+from danube_connect_core.schema_codec import JsonSchemaCodec
+from prometheus_client import CollectorRegistry
+
+from danube_source_webhook.auth import build_authenticator
+from danube_source_webhook.endpoint import Endpoint
+from danube_source_webhook.idempotency import IdempotencyStore
+from danube_source_webhook.json_pointer import compile_pointer
+from danube_source_webhook.metrics import WebhookMetrics
+from danube_source_webhook.rate_limit import TokenBucket
+from danube_source_webhook.server import BrokerProbe, WebhookServer
+from danube_source_webhook.settings import WebhookSettings
+
+__all__ = ["WebhookSource", "main"]
+
+log = logging.getLogger("danube_connect.webhook")
+
+
+class WebhookSource(SourceConnector):
+    """Receives webhooks over HTTP and publishes each one to Danube before answering 2xx."""
+
+    name = "webhook"
+    config_section = "webhook"
+    settings_model = WebhookSettings
+    env_overrides: ClassVar[dict[str, str]] = {
+        "WEBHOOK_HOST": "host",
+        "WEBHOOK_PORT": "port",
+        "WEBHOOK_MAX_BODY_BYTES": "max_body_bytes",
+    }
+    mode = SourceMode.STREAMING
+
+    def __init__(self) -> None:
+        self.settings: WebhookSettings | None = None
+        self.server: WebhookServer | None = None
+        self.metrics: WebhookMetrics | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound HTTP port (after ``initialize``)."""
+        return self.server.port if self.server is not None else 0
+
+    async def initialize(self, config: ConnectorConfig) -> None:
+        """Build the endpoints and bind the port. Raises ConfigError (exit 2) for an unusable endpoint."""
+        settings = config.settings_as(WebhookSettings)
+        self.settings = settings
+        self.metrics = WebhookMetrics(config.connector_name)
+        endpoints: dict[str, Endpoint] = {}
+        for i, es in enumerate(settings.endpoints):
+            auth_settings = settings.effective_auth(es)
+            rate = settings.effective_rate_limit(es)
+            auth = build_authenticator(auth_settings)
+            if auth.scheme == "none":
+                log.warning(
+                    "endpoint %s accepts unauthenticated requests: configure [webhook.auth] or set "
+                    "WEBHOOK_API_KEY",
+                    es.path,
+                )
+            endpoints[es.path] = Endpoint(
+                settings=es,
+                auth=auth,
+                bucket=TokenBucket(rate.rate_per_s, rate.capacity) if rate is not None else None,
+                idempotency=(
+                    IdempotencyStore(es.idempotency.window_s, es.idempotency.max_entries)
+                    if es.idempotency is not None
+                    else None
+                ),
+                key_pointer=compile_pointer(es.key) if es.key is not None else None,
+                max_in_flight=settings.effective_max_in_flight(es),
+                max_body_bytes=settings.max_body_bytes,
+                request_timeout_s=settings.request_timeout_ms / 1000,
+                explainer=_explainer(config, es.danube_topic, i),
+            )
+        self.server = WebhookServer(
+            endpoints,
+            self.metrics,
+            BrokerProbe(config.danube_service_url),
+            settings.host,
+            settings.port,
+        )
+        port = await self.server.start()
+        log.info(
+            "webhook server listening on %s:%d (%d endpoint%s)",
+            settings.host,
+            port,
+            len(endpoints),
+            "" if len(endpoints) == 1 else "s",
+            extra={"webhook_port": port, "endpoints": sorted(endpoints)},
+        )
+
+    async def producer_configs(self) -> list[ProducerConfig]:
+        assert self.settings is not None
+        return [
+            ProducerConfig(
+                es.danube_topic,
+                partitions=es.partitions,
+                reliable_dispatch=es.reliable_dispatch,
+            )
+            for es in self.settings.endpoints
+        ]
+
+    async def start_streaming(self, sender: SourceSender) -> None:
+        """Open intake: requests publish through ``sender`` from now on."""
+        assert self.server is not None and self.metrics is not None
+        registry = _runtime_registry(sender)
+        if registry is not None:
+            self.metrics.register(registry)
+        else:
+            log.warning("the runtime exposes no metrics registry: danube_webhook_* metrics are not exported")
+        self.server.sender = sender
+
+    async def health_check(self) -> None:
+        if self.server is None or not self.server.running:
+            raise RuntimeError("webhook HTTP server is not running")
+
+    async def shutdown(self) -> None:
+        """Close the HTTP server (the runtime has already drained every in-flight publish)."""
+        if self.server is not None:
+            self.server.sender = None
+            await self.server.stop()
+
+
+def _explainer(config: ConnectorConfig, topic: str, index: int) -> JsonSchemaCodec | None:
+    mapping = config.schema_for(topic)
+    if mapping is None or mapping.schema_type != "json_schema" or mapping.schema_file is None:
+        return None
+    try:
+        return JsonSchemaCodec(mapping.schema_file.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"schema for {topic} is unusable: {exc}",
+            file=config.source_file,
+            key=f"webhook.endpoints[{index}].danube_topic",
+        ) from None
+
+
+def _runtime_registry(sender: SourceSender) -> CollectorRegistry | None:
+    """The runtime's metrics registry, reached through the sender.
+
+    The SDK hands a streaming source only the sender, and the sender does not expose the registry
+    publicly yet; this looks for ``sender._runtime.metrics.registry`` (SourceRuntime) and returns None
+    when the shape differs, so a future SDK change degrades to "metrics not exported", not a crash.
+    """
+    for holder in (sender, getattr(sender, "_runtime", None)):
+        metrics = getattr(holder, "metrics", None)
+        registry = getattr(metrics, "registry", None)
+        if isinstance(registry, CollectorRegistry):
+            return registry
+    return None
+
+
+def main() -> None:
+    connector_main(WebhookSource)

@@ -1,0 +1,234 @@
+"""One configured endpoint and the request pipeline that turns a POST into an acknowledged publish.
+
+Order of checks (cheapest and least trusting first): method (405), rate limit (429), declared length
+(413), content type (415), header authentication (401, before the body is read), body within the limit
+(413), signature authentication over the raw body (401), JSON (400), idempotency (replay), in-flight bound
+(503), publish: schema (422, checked by the runtime before anything is sent) and the broker's ack.
+
+Invariant 1: the 2xx answer is built only from the broker's acknowledgement (``sender.send`` returned).
+Every failure of the publish (broker unreachable, timeout, shutdown) answers 503 with Retry-After, so the
+sender retries; a record may then be on the topic twice (at-least-once), never missing after a 2xx.
+Invariant 3: at most ``max_in_flight`` publishes wait for the broker per endpoint; more answer 503.
+Invariant 4: nothing that failed a check is handed to the runtime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+from danube_connect_core.connector import SourceSender
+from danube_connect_core.errors import Fatal, InvalidData, Retryable
+from danube_connect_core.records import SourceRecord
+from danube_connect_core.schema_codec import JsonSchemaCodec
+
+from danube_source_webhook.auth import Authenticator
+from danube_source_webhook.body import check_content_type, check_declared_length, read_body
+from danube_source_webhook.errors import WebhookError
+from danube_source_webhook.idempotency import Claimed, IdempotencyStore, Replay
+from danube_source_webhook.json_pointer import key_from
+from danube_source_webhook.rate_limit import TokenBucket
+from danube_source_webhook.settings import EndpointSettings
+
+__all__ = ["Endpoint", "PublishOutcome"]
+
+log = logging.getLogger("danube_connect.webhook")
+
+ATTR_ENDPOINT = "webhook.endpoint"
+ATTR_REQUEST_ID = "webhook.request_id"
+ATTR_IDEMPOTENCY_KEY = "webhook.idempotency_key"
+MAX_VALIDATION_ERRORS = 20
+UNAVAILABLE_RETRY_AFTER_S = 2
+
+
+@dataclass(frozen=True, slots=True)
+class PublishOutcome:
+    """What the pipeline reports to the server besides the response: did the broker answer?"""
+
+    broker_ok: bool | None  # None: the broker was not involved
+
+
+@dataclass
+class Endpoint:
+    settings: EndpointSettings
+    auth: Authenticator
+    bucket: TokenBucket | None
+    idempotency: IdempotencyStore | None
+    key_pointer: tuple[str, ...] | None
+    max_in_flight: int
+    max_body_bytes: int
+    request_timeout_s: float
+    #: The topic's JSON Schema, compiled locally only to list every violation in a 422 body (the
+    #: runtime's own validation decides; this only explains).
+    explainer: JsonSchemaCodec | None = None
+    in_flight: int = 0
+    on_broker_state: Callable[[bool], None] = field(default=lambda ok: None)
+
+    @property
+    def path(self) -> str:
+        return self.settings.path
+
+    @property
+    def topic(self) -> str:
+        return self.settings.danube_topic
+
+    async def handle(self, request: web.Request, sender: SourceSender | None) -> web.Response:
+        """Run the pipeline; raises WebhookError for every non-2xx answer."""
+        if request.method != "POST":
+            raise WebhookError(
+                405,
+                "method_not_allowed",
+                f"{request.method} is not allowed on {self.path}; use POST",
+                headers={"Allow": "POST"},
+            )
+        if self.bucket is not None:
+            wait = self.bucket.try_take()
+            if wait:
+                raise WebhookError(
+                    429,
+                    "rate_limited",
+                    f"rate limit of {self.bucket.rate:g}/s exceeded on {self.path}",
+                    headers={"Retry-After": str(int(wait))},
+                    retry_after_s=int(wait),
+                )
+        check_declared_length(request, self.max_body_bytes)
+        check_content_type(request)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.request_timeout_s
+        headers = request.headers
+        if not self.auth.needs_body:
+            self.auth.verify(headers, b"")
+        try:
+            async with asyncio.timeout_at(deadline):
+                body = await read_body(request, self.max_body_bytes)
+        except TimeoutError:
+            raise WebhookError(408, "request_timeout", "the request body did not arrive in time") from None
+        if self.auth.needs_body:
+            self.auth.verify(headers, body)
+        try:
+            value = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise WebhookError(400, "invalid_json", f"body is not valid JSON: {exc.msg}") from None
+
+        request_id = _request_id(request)
+        claim: Claimed | None = None
+        idem_key: str | None = None
+        if self.idempotency is not None:
+            idem_key = headers.get(self._idempotency_header)
+            if idem_key:
+                try:
+                    state = await self.idempotency.claim(idem_key, max(0.0, deadline - loop.time()))
+                except TimeoutError:
+                    raise _unavailable(
+                        "an earlier request with the same idempotency key is in flight"
+                    ) from None
+                if isinstance(state, Replay):
+                    return _json(state.status, state.body, {"Idempotent-Replayed": "true"})
+                claim = state
+        try:
+            status, body_out = await self._publish(value, request_id, idem_key, sender, deadline)
+        except BaseException:
+            if claim is not None:
+                claim.failed()
+            raise
+        if claim is not None:
+            claim.succeeded(status, body_out)
+        return _json(status, body_out, {"X-Request-Id": request_id})
+
+    @property
+    def _idempotency_header(self) -> str:
+        assert self.settings.idempotency is not None
+        return self.settings.idempotency.header
+
+    async def _publish(
+        self,
+        value: Any,
+        request_id: str,
+        idem_key: str | None,
+        sender: SourceSender | None,
+        deadline: float,
+    ) -> tuple[int, dict[str, Any]]:
+        if sender is None:
+            raise _unavailable("the connector is starting; Danube producers are not ready yet")
+        if self.in_flight >= self.max_in_flight:
+            raise _unavailable(
+                f"{self.in_flight} publishes to {self.topic} are already waiting for the broker"
+            )
+        attributes = {ATTR_ENDPOINT: self.path, ATTR_REQUEST_ID: request_id}
+        if idem_key:
+            attributes[ATTR_IDEMPOTENCY_KEY] = idem_key
+        record = SourceRecord(self.topic, value, "json", attributes)
+        if self.key_pointer is not None:
+            key = key_from(value, self.key_pointer)
+            if key is not None:
+                record = record.with_key(key)
+        self.in_flight += 1
+        try:
+            async with asyncio.timeout_at(deadline):
+                published = await sender.send(record)
+        except InvalidData as exc:
+            raise WebhookError(
+                422,
+                "schema_violation",
+                f"payload does not match the schema of {self.topic}",
+                errors=self._explain(value, exc),
+            ) from None
+        except TimeoutError:
+            self.on_broker_state(False)
+            log.warning("publish to %s not acknowledged within the request timeout", self.topic)
+            raise _unavailable("the broker did not acknowledge in time") from None
+        except Retryable as exc:
+            self.on_broker_state(False)
+            log.warning("publish to %s failed: %s", self.topic, exc)
+            retry = math.ceil(exc.retry_after) if exc.retry_after else UNAVAILABLE_RETRY_AFTER_S
+            raise _unavailable("Danube is unavailable; the event was not accepted", retry) from None
+        except Fatal as exc:
+            log.error("publish to %s failed fatally: %s", self.topic, exc)
+            raise _unavailable("the connector is stopping; the event was not accepted") from None
+        finally:
+            self.in_flight -= 1
+        self.on_broker_state(True)
+        return self.settings.success_status, {
+            "status": "accepted",
+            "topic": self.topic,
+            "partition": published.partition,
+            "offset": published.sequence,
+            "request_id": request_id,
+        }
+
+    def _explain(self, value: Any, exc: InvalidData) -> list[dict[str, str]]:
+        if self.explainer is not None:
+            errors = self.explainer.errors(value, limit=MAX_VALIDATION_ERRORS)
+            if errors:
+                return errors
+        return [{"path": "", "message": exc.reason}]
+
+
+def _unavailable(message: str, retry_after: int = UNAVAILABLE_RETRY_AFTER_S) -> WebhookError:
+    return WebhookError(
+        503,
+        "unavailable",
+        message,
+        headers={"Retry-After": str(retry_after)},
+        retry_after_s=retry_after,
+    )
+
+
+def _request_id(request: web.Request) -> str:
+    given = request.headers.get("X-Request-Id")
+    if given and len(given) <= 128 and given.isprintable():
+        return given
+    return uuid.uuid4().hex
+
+
+def _json(status: int, body: dict[str, Any], headers: dict[str, str]) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(body), status=status, headers=headers, content_type="application/json"
+    )

@@ -1,0 +1,167 @@
+"""The aiohttp server: routes requests to endpoints, answers errors as JSON, serves /health and /ready.
+
+Routing is done here rather than by aiohttp's router so that unknown paths (404) and wrong methods (405,
+with ``Allow``) get the same JSON error bodies as everything else. Every answer is counted in
+``danube_webhook_requests_total`` and timed in ``danube_webhook_request_duration_seconds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from danube_connect_core.connector import SourceSender
+
+from danube_source_webhook.endpoint import Endpoint
+from danube_source_webhook.errors import WebhookError, json_response
+from danube_source_webhook.metrics import UNMATCHED, WebhookMetrics
+
+__all__ = ["BrokerProbe", "WebhookServer"]
+
+log = logging.getLogger("danube_connect.webhook")
+
+HEALTH_PATHS = ("/health", "/ready")
+
+
+class BrokerProbe:
+    """Whether Danube looks reachable, as the publishes see it.
+
+    A failed publish marks it down; while down, a TCP connect to the service URL every ``interval_s``
+    marks it up again (the next publish confirms), so /ready recovers even when no traffic arrives
+    because a load balancer stopped sending while it was not ready.
+    """
+
+    def __init__(self, service_url: str, interval_s: float = 1.0) -> None:
+        parts = urlsplit(service_url if "://" in service_url else f"http://{service_url}")
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or 6650
+        self.interval_s = interval_s
+        self.ok = True
+        self._task: asyncio.Task[None] | None = None
+
+    def report(self, ok: bool) -> None:
+        self.ok = ok
+        if not ok and self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._probe(), name="webhook-broker-probe")
+
+    async def _probe(self) -> None:
+        try:
+            while not self.ok:
+                await asyncio.sleep(self.interval_s)
+                try:
+                    async with asyncio.timeout(self.interval_s):
+                        _, writer = await asyncio.open_connection(self.host, self.port)
+                    writer.close()
+                    with contextlib.suppress(Exception):
+                        await writer.wait_closed()
+                    self.ok = True
+                except (OSError, TimeoutError):
+                    continue
+        finally:
+            self._task = None
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+class WebhookServer:
+    """Serves the endpoints on ``host:port`` (0 picks a free port, see :attr:`port`)."""
+
+    def __init__(
+        self,
+        endpoints: Mapping[str, Endpoint],
+        metrics: WebhookMetrics,
+        probe: BrokerProbe,
+        host: str,
+        port: int,
+    ) -> None:
+        self.endpoints = dict(endpoints)
+        self.metrics = metrics
+        self.probe = probe
+        self.host = host
+        self.port = port
+        self.sender: SourceSender | None = None
+        self.stopping = False
+        self._runner: web.AppRunner | None = None
+        for endpoint in self.endpoints.values():
+            endpoint.on_broker_state = probe.report
+            metrics.declare(endpoint.path)
+
+    async def start(self) -> int:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        await site.start()
+        sockets = getattr(site._server, "sockets", None) or []
+        if sockets:
+            self.port = int(sockets[0].getsockname()[1])
+        return self.port
+
+    async def stop(self) -> None:
+        self.stopping = True
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await self.probe.close()
+
+    @property
+    def running(self) -> bool:
+        return self._runner is not None
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        if path in HEALTH_PATHS:
+            return self._health(request)
+        started = time.perf_counter()
+        endpoint = self.endpoints.get(path)
+        label = endpoint.path if endpoint is not None else UNMATCHED
+        try:
+            if endpoint is None:
+                raise WebhookError(404, "not_found", f"no webhook endpoint at {path[:200]}")
+            response = await endpoint.handle(request, self.sender)
+        except WebhookError as exc:
+            response = exc.response()
+            if exc.status >= 500:
+                log.warning("%s %s -> %d %s", request.method, label, exc.status, exc.message)
+            else:
+                log.debug("%s %s -> %d %s", request.method, label, exc.status, exc.message)
+        except Exception:
+            log.exception("unexpected error handling %s %s", request.method, label)
+            response = json_response({"error": "internal_error", "message": "internal error"}, 500)
+        self.metrics.observe(label, response.status, time.perf_counter() - started)
+        return response
+
+    def _health(self, request: web.Request) -> web.Response:
+        if request.method not in ("GET", "HEAD"):
+            return json_response(
+                {"error": "method_not_allowed", "message": f"use GET on {request.path}"},
+                405,
+                {"Allow": "GET, HEAD"},
+            )
+        accepting = self.sender is not None and not self.stopping
+        ready = accepting and self.probe.ok
+        checks: dict[str, Any] = {
+            "http": {"ok": not self.stopping, "detail": "stopping" if self.stopping else "serving"},
+            "danube": {
+                "ok": self.probe.ok,
+                "detail": "reachable" if self.probe.ok else "last publish failed; probing",
+            },
+            "intake": {"ok": accepting, "detail": "accepting" if accepting else "producers not ready"},
+        }
+        if request.path == "/health":
+            status = "healthy" if ready else "degraded"
+            return json_response({"status": status, "ready": ready, "checks": checks}, 200)
+        return json_response(
+            {"status": "ready" if ready else "not_ready", "ready": ready, "checks": checks},
+            200 if ready else 503,
+        )
