@@ -88,6 +88,10 @@ class SinkRuntime:
             configs = await self.connector.consumer_configs()
             if not configs:
                 raise Fatal("consumer_configs() returned no topics")
+            try:  # created up front so broker problems show at start and the topic exists for readers
+                await self._dead_letter_producer()
+            except Retryable as exc:
+                log.warning("%s (will retry on the first dead letter)", exc)
             workers = [_MappingWorker(self, cc, intake_stop) for cc in configs]
             tasks.append(asyncio.create_task(s.health_loop(), name="health"))
             for w in workers:
@@ -162,11 +166,7 @@ class SinkRuntime:
 
     # -- dead letters -------------------------------------------------------------------------------
 
-    async def dead_letter(self, letters: list[DeadLetter]) -> None:
-        """Publish ``letters`` to the dead-letter topic; returns when all are acknowledged by the broker.
-
-        Raises Retryable when the broker does not acknowledge (the originals are then not acked).
-        """
+    async def _dead_letter_producer(self) -> Any:
         from danube_connect_core.client import DanubeError
 
         async with self._dlq_lock:
@@ -177,6 +177,16 @@ class SinkRuntime:
                     )
                 except DanubeError as exc:
                     raise Retryable(f"cannot create the dead-letter producer: {exc}") from exc
+            return self._dlq
+
+    async def dead_letter(self, letters: list[DeadLetter]) -> None:
+        """Publish ``letters`` to the dead-letter topic; returns when all are acknowledged by the broker.
+
+        Raises Retryable when the broker does not acknowledge (the originals are then not acked).
+        """
+        from danube_connect_core.client import DanubeError
+
+        dlq = await self._dead_letter_producer()
         name = self.config.connector_name
         for letter in letters:
             try:
