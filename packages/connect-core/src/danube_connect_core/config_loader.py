@@ -109,8 +109,8 @@ def load_config(
         for var, dotted in _section_overrides(spec).items():
             if env.get(var):
                 # An override of a secret field carries the secret itself, not a variable name.
-                value: Any = SecretStr(env[var]) if dotted in secret_fields else env[var]
-                _set_dotted(section_raw, dotted, value, file)
+                override: Any = SecretStr(env[var]) if dotted in secret_fields else env[var]
+                _set_dotted(section_raw, dotted, override, file)
                 from_env[f"{spec.section}.{dotted}"] = var
         settings = _validate(spec.model, section_raw, file, prefix=spec.section, from_env=from_env)
     elif section_raw is not None and spec.section is not None:

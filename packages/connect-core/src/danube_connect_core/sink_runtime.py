@@ -190,7 +190,7 @@ class SinkRuntime:
         name = self.config.connector_name
         for letter in letters:
             try:
-                await self._dlq.send(
+                await dlq.send(
                     letter.record.raw, attributes=letter.attributes(name), key=letter.record.key
                 )
             except DanubeError as exc:

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from danube_connect_core.testing import ConnectorProcess, consume, http_get, produce
 
 FAULTY = "danube_connect_core.testing.faulty_sink:FaultySink"
@@ -87,7 +86,7 @@ async def started(proc: ConnectorProcess) -> int:
     proc.start()
     port = await asyncio.to_thread(proc.metrics_port)
     async with asyncio.timeout(30):
-        while (await get(port, "/ready"))[0] != 200:
+        while (await get(port, "/ready"))[0] != 200:  # noqa: ASYNC110 - polling an HTTP endpoint
             await asyncio.sleep(0.05)
     return port
 
@@ -224,7 +223,7 @@ async def test_sigterm_during_batch_write_completes_and_acks(broker_factory: Any
         await started(proc)
         await produce(broker.url, TOPIC, [{"id": i} for i in range(10)])
         async with asyncio.timeout(30):
-            while not write_started.exists():
+            while not write_started.exists():  # noqa: ASYNC110 - a file another process writes
                 await asyncio.sleep(0.01)
         proc.signal(signal.SIGTERM)  # the batch of 10 is being written now
         assert await asyncio.to_thread(proc.wait) == 0
