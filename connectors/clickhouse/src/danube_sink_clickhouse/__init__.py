@@ -1,0 +1,1 @@
+"""Danube Connect sink package."""
