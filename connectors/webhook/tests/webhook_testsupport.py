@@ -1,0 +1,182 @@
+"""Helpers and fixtures for the webhook source tests: the connector in this event loop against an embedded
+broker, an HTTP client, and a consumer that reads the topic back to count what really reached Danube.
+
+Imported by name (conftest.py puts this directory on sys.path; the name is unique in the workspace)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+import pytest_asyncio
+from danube_connect_core.client import DanubeClient
+from danube_connect_core.testing import RunningRuntime, make_config, start_runtime
+from danube_source_webhook import WebhookSettings, WebhookSource
+
+REPO = Path(__file__).resolve().parents[3]
+PAYMENT_SCHEMA = REPO / "schemas" / "payment.json"
+API_KEY = "test-api-key-0123456789"
+
+
+def payment(i: int, **overrides: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "event": "payment.succeeded",
+        "amount": 100 + i,
+        "currency": "USD",
+        "timestamp": 1_705_000_000 + i,
+    }
+    doc.update(overrides)
+    return doc
+
+
+@dataclass
+class RunningWebhook:
+    connector: WebhookSource
+    running: RunningRuntime
+    session: aiohttp.ClientSession
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.connector.port}"
+
+    @property
+    def metrics_port(self) -> int:
+        return self.running.port
+
+    async def post(
+        self,
+        path: str,
+        body: bytes | dict[str, Any] | list[Any],
+        *,
+        headers: dict[str, str] | None = None,
+        content_type: str | None = "application/json",
+        api_key: str | None = API_KEY,
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        data = body if isinstance(body, bytes) else orjson.dumps(body)
+        h = dict(headers or {})
+        if content_type is not None:
+            h.setdefault("Content-Type", content_type)
+        if api_key is not None:
+            h.setdefault("x-api-key", api_key)
+        async with self.session.post(self.base + path, data=data, headers=h) as resp:
+            return resp.status, await _json(resp), dict(resp.headers)
+
+    async def request(
+        self, method: str, path: str, **kwargs: Any
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        async with self.session.request(method, self.base + path, **kwargs) as resp:
+            return resp.status, await _json(resp), dict(resp.headers)
+
+
+async def _json(resp: aiohttp.ClientResponse) -> dict[str, Any]:
+    raw = await resp.read()
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return {"_raw": raw.decode(errors="replace")}
+    return value if isinstance(value, dict) else {"_value": value}
+
+
+StartWebhook = Callable[..., Awaitable[RunningWebhook]]
+
+
+@pytest_asyncio.fixture
+async def start_webhook(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[StartWebhook]:
+    """``await start_webhook(service_url, webhook_section, schemas=[...], **core_sections)``."""
+    started: list[RunningWebhook] = []
+    monkeypatch.setenv("WEBHOOK_API_KEY", API_KEY)
+
+    async def start(
+        service_url: str,
+        section: dict[str, Any],
+        *,
+        schemas: list[dict[str, Any]] | None = None,
+        name: str = "webhook-test",
+        **core: Any,
+    ) -> RunningWebhook:
+        section = {"host": "127.0.0.1", "port": 0, **section}
+        settings = WebhookSettings.model_validate(section)
+        core.setdefault("retry", {"max_retries": 1, "retry_backoff_ms": 50, "max_backoff_ms": 200})
+        config = make_config(service_url, name, settings, schemas=schemas or [], **core)
+        connector = WebhookSource()
+        running = await start_runtime(connector, config)
+        session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
+        hook = RunningWebhook(connector, running, session)
+        started.append(hook)
+        # intake is open once the sender is attached (producers created)
+        async with asyncio.timeout(30):
+            while connector.server is None or connector.server.sender is None:
+                if running.task.done():
+                    raise RuntimeError(f"runtime ended early with {running.task.result()}")
+                await asyncio.sleep(0.01)
+        return hook
+
+    yield start
+    for hook in started:
+        await hook.session.close()
+        if not hook.running.task.done():
+            await hook.running.stop()
+
+
+def payment_schema(topic: str, subject: str = "payment-v1") -> dict[str, Any]:
+    return {
+        "topic": topic,
+        "subject": subject,
+        "schema_type": "json_schema",
+        "schema_file": str(PAYMENT_SCHEMA),
+    }
+
+
+@dataclass
+class TopicReader:
+    """A Shared subscription on a topic, opened before anything is sent (subscriptions start at latest)."""
+
+    client: DanubeClient
+    consumer: Any
+    messages: list[Any] = field(default_factory=list)
+
+    async def take(self, count: int, within: float = 30.0) -> list[Any]:
+        async with asyncio.timeout(within):
+            while len(self.messages) < count:
+                msg = await self.consumer.receive()
+                self.messages.append(msg)
+                await self.consumer.ack(msg)
+        return self.messages
+
+    async def until(self, predicate: Callable[[list[Any]], bool], within: float = 30.0) -> list[Any]:
+        async with asyncio.timeout(within):
+            while not predicate(self.messages):
+                msg = await self.consumer.receive()
+                self.messages.append(msg)
+                await self.consumer.ack(msg)
+        return self.messages
+
+    def payloads(self) -> list[Any]:
+        return [orjson.loads(m.payload) for m in self.messages]
+
+
+OpenReader = Callable[..., Awaitable[TopicReader]]
+
+
+@pytest_asyncio.fixture
+async def open_reader() -> AsyncIterator[OpenReader]:
+    readers: list[TopicReader] = []
+
+    async def open_(service_url: str, topic: str, subscription: str = "test-reader") -> TopicReader:
+        client = DanubeClient(service_url)
+        consumer = await client.subscribe(topic, subscription, consumer_name=f"{subscription}-c")
+        reader = TopicReader(client, consumer)
+        readers.append(reader)
+        return reader
+
+    yield open_
+    for reader in readers:
+        with contextlib.suppress(Exception):
+            await reader.client.close()
