@@ -138,7 +138,8 @@ async def main(n: int) -> None:
     print(f"  raw consumer receive+ack      {raw:10.0f}")
     print(f"  SinkRuntime -> memory sink    {rt:10.0f}   ratio to raw consumer: {rt / raw:.2f}")
     print(
-        f"  direct process_batch (floor)  {floor:10.0f}   runtime / direct: {rt / floor:.2e} (the broker round trips dominate)"
+        f"  direct process_batch (floor)  {floor:10.0f}   runtime / direct: {rt / floor:.2e}"
+        " (the broker round trips dominate)"
     )
     print("JSON Schema (schemas/payment.json), µs per document, median of 3:")
     for name, us in v.items():
