@@ -1,0 +1,1 @@
+"""MQTT source connector for Danube Connect."""

@@ -1,0 +1,296 @@
+"""From MQTT message to Danube publish to MQTT ack: routing, ordering lanes, the pending bound, dead letters.
+
+Guarantees, with the invariants of ARCHITECTURE.md:
+
+- Invariant 1: a QoS 1/2 message is acknowledged to the MQTT broker only after Danube acknowledged its
+  publish (or, for a message that can never be published, its dead-letter record). Acks go out in
+  arrival order (:class:`~danube_source_mqtt.ack_sequencer.AckSequencer`). A message whose publish
+  failed for good is never acknowledged: the broker redelivers it (persistent session) after a restart.
+- Ordering: for a mapping with one partition, messages of one MQTT topic are published one after the
+  other (a lane per MQTT topic); different MQTT topics and partitioned mappings publish concurrently.
+- Invariant 3: at most ``max_pending_messages`` messages are between MQTT and Danube; at that number the
+  connection stops reading from its socket, and resumes at half of it.
+- Invariants 4/5: a payload that cannot be read as its topic requires, or that its schema rejects, goes
+  to the dead-letter topic with ``error.*`` attributes (``[errors] tolerance = "none"`` stops instead).
+- Danube outages: publishes are retried with ``[retry]`` backoff; when the budget is exhausted the intake
+  records a fatal error (health_check raises Fatal, the runtime exits 1; nothing is acked, nothing lost).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from danube_connect_core.config import RetrySettings
+from danube_connect_core.connector import SourceSender
+from danube_connect_core.errors import Fatal, InvalidData, Retryable
+from danube_connect_core.records import SourceRecord
+from danube_connect_core.retry import RetriesExhausted, retry_retryable
+from paho.mqtt.client import MQTTMessage
+
+from danube_source_mqtt.ack_sequencer import AckSequencer, AckTicket
+from danube_source_mqtt.connection import MqttConnection
+from danube_source_mqtt.payload import build_record, mqtt_attributes
+from danube_source_mqtt.router import Route, Router
+
+__all__ = ["Intake"]
+
+log = logging.getLogger("danube_connect.mqtt")
+
+
+class _Stopping(Exception):
+    """The connector is shutting down: leave the message unacknowledged (the broker redelivers it)."""
+
+
+@dataclass(slots=True, eq=False)
+class _Delivery:
+    connection: MqttConnection
+    sequencer: AckSequencer | None
+    ticket: AckTicket | None
+    route: Route
+    topic: str
+    payload: bytes
+    attributes: dict[str, str]
+
+
+class Intake:
+    """Receives messages from the current MQTT connection and publishes them through the sender."""
+
+    def __init__(
+        self,
+        router: Router,
+        *,
+        retry: RetrySettings,
+        tolerance: str,
+        dead_letter_topic: str,
+        connector_name: str,
+        max_pending: int,
+    ) -> None:
+        self._router = router
+        self._retry = retry
+        self._tolerance = tolerance
+        self._dead_letter_topic = dead_letter_topic
+        self._connector_name = connector_name
+        self.max_pending = max_pending
+        self._resume_at = max(0, max_pending // 2)
+        self._sender: SourceSender | None = None
+        self._backlog: deque[_Delivery] = deque()
+        self._lanes: dict[str, deque[_Delivery]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._sending: set[asyncio.Task[Any]] = set()
+        self._sequencers: dict[MqttConnection, AckSequencer] = {}
+        self._connection: MqttConnection | None = None
+        self._unmapped_warned: set[str] = set()
+        self._stopping = False
+        self.paused = False
+        self.pending = 0
+        self.fatal: Exception | None = None
+        # Counters for tests and logs (the runtime owns the Prometheus metrics).
+        self.received = 0
+        self.published = 0
+        self.dead_lettered = 0
+        self.on_fatal: Callable[[Exception], None] | None = None
+
+    # -- connection management (called by the session) ---------------------------------------------
+
+    def attach(self, connection: MqttConnection) -> None:
+        """The session opened ``connection``: apply the current pause state to it."""
+        self._connection = connection
+        self._sequencers.setdefault(connection, AckSequencer(connection.ack))
+        if self.paused or self._stopping or self.fatal is not None:
+            connection.pause_reading()
+
+    def detach(self, connection: MqttConnection) -> None:
+        """The connection is gone: its unacknowledged messages will be redelivered on the next one."""
+        self._sequencers.pop(connection, None)
+        if self._connection is connection:
+            self._connection = None
+
+    def start(self, sender: SourceSender) -> None:
+        """Streaming starts: publish what arrived before (held while the producers were created)."""
+        self._sender = sender
+        while self._backlog:
+            self._dispatch(self._backlog.popleft())
+
+    # -- the message path --------------------------------------------------------------------------
+
+    def on_message(self, connection: MqttConnection, message: MQTTMessage) -> None:
+        """paho's on_message, on the event loop. Never blocks: queues the delivery and returns."""
+        sequencer = self._sequencers.get(connection)
+        if sequencer is None:
+            sequencer = self._sequencers[connection] = AckSequencer(connection.ack)
+        ticket = sequencer.track(message.mid, message.qos) if message.qos > 0 else None
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:
+            log.warning("dropping a message whose topic is not UTF-8 (not valid MQTT)")
+            if ticket is not None:
+                sequencer.done(ticket)
+            return
+        route = self._router.route(topic)
+        if route is None:
+            # A subscription left in a persistent session by an earlier configuration, or an overlap.
+            if topic not in self._unmapped_warned and len(self._unmapped_warned) < 1000:
+                self._unmapped_warned.add(topic)
+                log.warning("no topic mapping matches MQTT topic %r: message acknowledged and dropped", topic)
+            if ticket is not None:
+                sequencer.done(ticket)
+            return
+        self.received += 1
+        attributes = mqtt_attributes(topic, message.qos, bool(message.retain), message.properties)
+        delivery = _Delivery(connection, sequencer, ticket, route, topic, bytes(message.payload), attributes)
+        self.pending += 1
+        if self.pending >= self.max_pending:
+            self._pause()
+        if self._sender is None:
+            self._backlog.append(delivery)
+        else:
+            self._dispatch(delivery)
+
+    def _dispatch(self, delivery: _Delivery) -> None:
+        if self._stopping:
+            self._finished(delivery, ack=False)
+            return
+        if delivery.route.mapping.ordered:
+            lane = self._lanes.get(delivery.topic)
+            if lane is not None:
+                lane.append(delivery)
+                return
+            lane = self._lanes[delivery.topic] = deque((delivery,))
+            self._spawn(self._run_lane(delivery.topic, lane))
+        else:
+            self._spawn(self._deliver(delivery))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_lane(self, topic: str, lane: deque[_Delivery]) -> None:
+        try:
+            while lane:
+                ok = await self._deliver(lane.popleft())
+                if not ok:  # fatal or stopping: the rest stays unacknowledged
+                    while lane:
+                        self._finished(lane.popleft(), ack=False)
+        finally:
+            if self._lanes.get(topic) is lane:
+                del self._lanes[topic]
+            while lane:
+                self._finished(lane.popleft(), ack=False)
+
+    async def _deliver(self, d: _Delivery) -> bool:
+        """Publish one message (or dead-letter it) and ack it; False when it stays unacknowledged."""
+        ack = False
+        try:
+            if self.fatal is not None or self._stopping:
+                return False
+            mapping = d.route.mapping
+            try:
+                record = build_record(mapping.danube_topic, d.route.fmt, d.topic, d.payload, d.attributes)
+                await self._send(record)
+                self.published += 1
+            except InvalidData as exc:
+                if self._tolerance == "none":
+                    self._fail(Fatal(f"invalid message on MQTT topic {d.topic} (tolerance = none): {exc}"))
+                    return False
+                await self._dead_letter(d, exc.reason)
+            ack = True
+            return True
+        except _Stopping:
+            return False
+        except RetriesExhausted as exc:
+            self._fail(Fatal(f"publishing to Danube failed: {exc}"))
+            return False
+        except Fatal as exc:
+            self._fail(exc)
+            return False
+        finally:
+            self._finished(d, ack=ack)
+
+    async def _send(self, record: SourceRecord) -> None:
+        sender = self._sender
+        assert sender is not None
+
+        async def attempt() -> None:
+            if self._stopping:
+                raise _Stopping
+            task = asyncio.current_task()
+            assert task is not None
+            self._sending.add(task)
+            try:
+                await sender.send(record)
+            finally:
+                self._sending.discard(task)
+
+        def on_retry(n: int, exc: Retryable, delay: float) -> None:
+            log.warning("publish to %s failed: %s (retry %d in %.2fs)", record.topic, exc, n, delay)
+
+        await retry_retryable(attempt, self._retry, on_retry=on_retry)
+
+    async def _dead_letter(self, d: _Delivery, reason: str) -> None:
+        log.warning("MQTT message on %r dead-lettered: %s", d.topic, reason)
+        attributes = {
+            **d.attributes,
+            "error.reason": reason[:4000],
+            "error.kind": "invalid_data",
+            "error.connector": self._connector_name,
+            "error.topic": d.route.mapping.danube_topic,
+        }
+        record = SourceRecord(self._dead_letter_topic, bytes(d.payload), "bytes", attributes, key=d.topic)
+        try:
+            await self._send(record)
+        except InvalidData as exc:  # a schema on the dead-letter topic itself: nowhere left to put it
+            raise Fatal(f"the dead-letter topic {self._dead_letter_topic} rejected a record: {exc}") from exc
+        self.dead_lettered += 1
+
+    def _finished(self, d: _Delivery, *, ack: bool) -> None:
+        if ack and d.ticket is not None and d.sequencer is not None:
+            d.sequencer.done(d.ticket)
+        self.pending -= 1
+        if self.paused and self.pending <= self._resume_at and not self._stopping and self.fatal is None:
+            self._resume()
+
+    # -- flow control and failure ------------------------------------------------------------------
+
+    def _pause(self) -> None:
+        if not self.paused:
+            log.info("%d messages pending: pausing MQTT intake", self.pending)
+        self.paused = True
+        if self._connection is not None:
+            self._connection.pause_reading()
+
+    def _resume(self) -> None:
+        self.paused = False
+        if self._connection is not None:
+            self._connection.resume_reading()
+
+    def _fail(self, exc: Exception) -> None:
+        if self.fatal is None:
+            self.fatal = exc
+            log.error("MQTT intake stopped: %s", exc)
+            if self._connection is not None:
+                self._connection.pause_reading()
+            if self.on_fatal is not None:
+                self.on_fatal(exc)
+
+    async def shutdown(self, within: float) -> None:
+        """Stop intake; let publishes already on the wire finish (and their acks be queued); the rest
+        stays unacknowledged for the broker to redeliver. Waits at most ``within`` seconds."""
+        self._stopping = True
+        if self._connection is not None:
+            self._connection.pause_reading()
+        for task in list(self._tasks):
+            if task not in self._sending:
+                task.cancel()
+        if self._tasks:
+            _, still = await asyncio.wait(set(self._tasks), timeout=within)
+            for task in still:
+                task.cancel()
+            await asyncio.gather(*still, return_exceptions=True)
+        while self._backlog:
+            self._finished(self._backlog.popleft(), ack=False)

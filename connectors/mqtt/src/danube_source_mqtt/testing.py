@@ -1,0 +1,189 @@
+"""Test and benchmark helpers: a real mosquitto process and a plain paho publisher.
+
+:class:`Mosquitto` writes its own conf (``listener PORT 127.0.0.1``, ``allow_anonymous true``, no
+pid_file, since tests may run as root). Queues are unlimited so a persistent session never drops what
+the connector has not acknowledged yet; ``persistence true`` keeps sessions across a mosquitto restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from paho.mqtt import client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+MOSQUITTO_CANDIDATES = ("mosquitto", "/usr/sbin/mosquitto")
+
+
+def mosquitto_binary() -> str | None:
+    for candidate in MOSQUITTO_CANDIDATES:
+        found = shutil.which(candidate)
+        if found:
+            return found
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Mosquitto:
+    """A mosquitto process on 127.0.0.1:port; ``restart()`` keeps the port and the persistence file."""
+
+    binary: str
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    extra_conf: str = ""
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def conf(self) -> Path:
+        return self.workdir / "mosquitto.conf"
+
+    def start(self) -> Mosquitto:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            "persistence true\n"
+            f"persistence_location {self.workdir}/\n"
+            "autosave_interval 1\n"
+            "max_queued_messages 0\n"
+            "max_queued_bytes 0\n"
+            "log_dest stderr\n"
+            "log_type error\n"
+            "log_type warning\n" + self.extra_conf
+        )
+        self.proc = subprocess.Popen(
+            [self.binary, "-c", str(self.conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.workdir / "mosquitto.log", "ab"),  # noqa: SIM115 - owned by the process
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        "mosquitto did not start: " + (self.workdir / "mosquitto.log").read_text()
+                    ) from None
+                time.sleep(0.02)
+
+    def stop(self) -> None:
+        """SIGTERM: mosquitto saves its persistence file and exits."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def restart(self) -> Mosquitto:
+        self.stop()
+        return self.start()
+
+
+class Publisher:
+    """A plain paho client (own network thread): publishes and waits for the broker's acks."""
+
+    def __init__(self, port: int, client_id: str = "test-publisher", protocol: int = 4) -> None:
+        version = mqtt.MQTTv5 if protocol == 5 else mqtt.MQTTv311
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=version)
+        self.client.max_inflight_messages_set(100)
+        self.client.max_queued_messages_set(0)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def publish(
+        self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False, properties: object = None
+    ) -> mqtt.MQTTMessageInfo:
+        return self.client.publish(topic, payload, qos=qos, retain=retain, properties=properties)  # type: ignore[arg-type]
+
+    def publish_all(self, items: list[tuple[str, bytes | str]], qos: int = 1) -> None:
+        infos = [self.publish(t, p, qos) for t, p in items]
+        for info in infos:
+            info.wait_for_publish(30)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+class DanubeCollector:
+    """Subscribes to a Danube topic (before anything is published: a new subscription starts at the
+    latest offset) and collects every message, acking it."""
+
+    def __init__(self, service_url: str, topic: str, subscription: str) -> None:
+        self.service_url = service_url
+        self.topic = topic
+        self.subscription = subscription
+        self.messages: list[Any] = []
+        self._client: Any = None
+        self._consumer: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self._changed = asyncio.Event()
+
+    async def start(self) -> DanubeCollector:
+        from danube_connect_core.client import DanubeClient
+
+        self._client = DanubeClient(self.service_url)
+        self._consumer = await self._client.subscribe(
+            self.topic, self.subscription, consumer_name=f"collector-{self.subscription}"
+        )
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def _run(self) -> None:
+        while True:
+            msg = await self._consumer.receive()
+            self.messages.append(msg)
+            await self._consumer.ack(msg)
+            self._changed.set()
+
+    async def wait_for(self, count: int, within: float = 60.0) -> list[Any]:
+        """Wait until at least ``count`` messages arrived (TimeoutError after ``within`` seconds)."""
+        async with asyncio.timeout(within):
+            while len(self.messages) < count:
+                self._changed.clear()
+                await self._changed.wait()
+        return self.messages
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._consumer is not None:
+            with contextlib.suppress(Exception):
+                await self._consumer.close()
+        if self._client is not None:
+            await self._client.close()
+
+
+async def wait_ready(port: int, within: float = 60.0, ready: bool = True) -> None:
+    """Poll ``GET /ready`` on the metrics port until it answers 200 (or, with ``ready=False``, not 200)."""
+    from danube_connect_core.testing import http_get
+
+    async with asyncio.timeout(within):
+        while True:
+            try:
+                status, _ = await asyncio.to_thread(http_get, port, "/ready", 2.0)
+            except OSError:
+                status = 0
+            if (status == 200) == ready:
+                return
+            await asyncio.sleep(0.05)
