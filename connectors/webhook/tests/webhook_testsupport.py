@@ -19,6 +19,7 @@ import pytest_asyncio
 from danube_connect_core.client import DanubeClient
 from danube_connect_core.testing import RunningRuntime, make_config, start_runtime
 from danube_source_webhook import WebhookSettings, WebhookSource
+from multidict import CIMultiDict
 
 REPO = Path(__file__).resolve().parents[3]
 PAYMENT_SCHEMA = REPO / "schemas" / "payment.json"
@@ -58,7 +59,7 @@ class RunningWebhook:
         headers: dict[str, str] | None = None,
         content_type: str | None = "application/json",
         api_key: str | None = API_KEY,
-    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+    ) -> tuple[int, dict[str, Any], CIMultiDict[str]]:
         data = body if isinstance(body, bytes) else orjson.dumps(body)
         h = dict(headers or {})
         if content_type is not None:
@@ -66,13 +67,13 @@ class RunningWebhook:
         if api_key is not None:
             h.setdefault("x-api-key", api_key)
         async with self.session.post(self.base + path, data=data, headers=h) as resp:
-            return resp.status, await _json(resp), dict(resp.headers)
+            return resp.status, await _json(resp), resp.headers.copy()
 
     async def request(
         self, method: str, path: str, **kwargs: Any
-    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+    ) -> tuple[int, dict[str, Any], CIMultiDict[str]]:
         async with self.session.request(method, self.base + path, **kwargs) as resp:
-            return resp.status, await _json(resp), dict(resp.headers)
+            return resp.status, await _json(resp), resp.headers.copy()
 
 
 async def _json(resp: aiohttp.ClientResponse) -> dict[str, Any]:
