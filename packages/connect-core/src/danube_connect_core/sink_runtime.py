@@ -190,9 +190,7 @@ class SinkRuntime:
         name = self.config.connector_name
         for letter in letters:
             try:
-                await dlq.send(
-                    letter.record.raw, attributes=letter.attributes(name), key=letter.record.key
-                )
+                await dlq.send(letter.record.raw, attributes=letter.attributes(name), key=letter.record.key)
             except DanubeError as exc:
                 self.metrics.error(letter.record.topic, "dead_letter")
                 raise Retryable(f"dead-letter publish failed: {exc}") from exc
