@@ -1,0 +1,158 @@
+"""Column types: their Arrow types and the conversion of one JSON value into a column value.
+
+A conversion that cannot be made raises ``ValueError`` with a short reason; the caller turns it into
+InvalidData for that record (invariant 4/5: bad input is dead-lettered, never crashes the sink).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import pyarrow as pa  # type: ignore[import-untyped]
+
+from danube_sink_deltalake.settings import ColumnType
+
+__all__ = ["arrow_type", "converter"]
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+_ARROW: dict[str, pa.DataType] = {
+    "string": pa.string(),
+    "int64": pa.int64(),
+    "int32": pa.int32(),
+    "float64": pa.float64(),
+    "float32": pa.float32(),
+    "boolean": pa.bool_(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+    "date": pa.date32(),
+    "json": pa.string(),
+    "binary": pa.binary(),
+}
+
+
+def arrow_type(kind: ColumnType) -> pa.DataType:
+    return _ARROW[kind]
+
+
+def _string(v: Any) -> str:
+    if isinstance(v, str):
+        return v
+    if isinstance(v, bool | int | float):
+        return orjson.dumps(v).decode()
+    raise ValueError(f"expected a string, got {_kind(v)}")
+
+
+def _int(bits: int) -> Callable[[Any], int]:
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+    def conv(v: Any) -> int:
+        if isinstance(v, bool):
+            raise ValueError("expected an integer, got a boolean")
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        if isinstance(v, str):
+            try:
+                v = int(v.strip())
+            except ValueError:
+                raise ValueError(f"expected an integer, got the string {v[:40]!r}") from None
+        if not isinstance(v, int):
+            raise ValueError(f"expected an integer, got {_kind(v)}")
+        if not lo <= v <= hi:
+            raise ValueError(f"integer {v} out of range for int{bits}")
+        return v
+
+    return conv
+
+
+def _float(v: Any) -> float:
+    if isinstance(v, bool):
+        raise ValueError("expected a number, got a boolean")
+    if isinstance(v, int | float):
+        return float(v)
+    if isinstance(v, str):
+        try:
+            return float(v)
+        except ValueError:
+            raise ValueError(f"expected a number, got the string {v[:40]!r}") from None
+    raise ValueError(f"expected a number, got {_kind(v)}")
+
+
+def _bool(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, str) and v.lower() in ("true", "false"):
+        return v.lower() == "true"
+    raise ValueError(f"expected a boolean, got {_kind(v)}")
+
+
+def _timestamp(v: Any) -> dt.datetime:
+    """ISO 8601 text (naive means UTC) or epoch seconds/milliseconds/microseconds by magnitude."""
+    if isinstance(v, bool):
+        raise ValueError("expected a timestamp, got a boolean")
+    if isinstance(v, int | float):
+        x = float(v)
+        seconds = x if abs(x) < 1e11 else x / 1e3 if abs(x) < 1e14 else x / 1e6
+        try:
+            return _EPOCH + dt.timedelta(seconds=seconds)
+        except OverflowError:
+            raise ValueError(f"timestamp {v} out of range") from None
+    if isinstance(v, str):
+        try:
+            t = dt.datetime.fromisoformat(v.replace("Z", "+00:00") if v.endswith("Z") else v)
+        except ValueError:
+            raise ValueError(f"expected an ISO 8601 timestamp, got {v[:40]!r}") from None
+        return t if t.tzinfo is not None else t.replace(tzinfo=dt.UTC)
+    raise ValueError(f"expected a timestamp, got {_kind(v)}")
+
+
+def _date(v: Any) -> dt.date:
+    if isinstance(v, str):
+        try:
+            return dt.date.fromisoformat(v[:10])
+        except ValueError:
+            raise ValueError(f"expected an ISO 8601 date, got {v[:40]!r}") from None
+    raise ValueError(f"expected a date string, got {_kind(v)}")
+
+
+def _json(v: Any) -> str:
+    return orjson.dumps(v).decode()
+
+
+def _binary(v: Any) -> bytes:
+    if isinstance(v, bytes):
+        return v
+    if isinstance(v, str):
+        return v.encode()
+    raise ValueError(f"expected bytes or a string, got {_kind(v)}")
+
+
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "string": _string,
+    "int64": _int(64),
+    "int32": _int(32),
+    "float64": _float,
+    "float32": _float,
+    "boolean": _bool,
+    "timestamp": _timestamp,
+    "date": _date,
+    "json": _json,
+    "binary": _binary,
+}
+
+
+def converter(kind: ColumnType) -> Callable[[Any], Any]:
+    """The function turning a (non-null) JSON value into the column's Python value, or raising ValueError."""
+    return _CONVERTERS[kind]
+
+
+def _kind(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, dict):
+        return "an object"
+    if isinstance(v, list):
+        return "an array"
+    return type(v).__name__

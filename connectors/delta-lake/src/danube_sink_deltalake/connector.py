@@ -1,0 +1,231 @@
+"""DeltaLakeSink: Danube topics appended to Delta Lake tables, one atomic commit per batch.
+
+Failure semantics (what the runtime sees):
+
+- every record of a batch that converts to the mapping's columns is appended in ONE commit, together
+  with the per-partition application transactions that make a replay a no-op (invariant 2, see
+  :mod:`.target`); the runtime acks the batch only after that commit succeeded (invariant 1);
+- records that cannot be converted (wrong type, missing non-nullable value) are named in one
+  InvalidData with ``others_written=True`` after the others were committed: they go to the dead-letter
+  topic, the rest of the batch is not held back (invariant 5);
+- storage errors, commit conflicts and anything unexpected from delta-rs -> Retryable (the same batch is
+  retried; rows it already committed are skipped by their recorded offsets); a table whose schema cannot
+  hold the mapping's columns -> Fatal (a configuration problem no retry fixes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from danube_connect_core.config import ConnectorConfig
+from danube_connect_core.connector import SinkConnector
+from danube_connect_core.consumer_config import ConsumerConfig
+from danube_connect_core.errors import ConfigError, Fatal, InvalidData, Retryable
+from danube_connect_core.lifecycle import connector_main
+from danube_connect_core.records import SinkRecord
+
+from danube_sink_deltalake.rows import RowBuilder
+from danube_sink_deltalake.schema_columns import columns_from_json_schema, load_json_schema
+from danube_sink_deltalake.settings import ColumnMapping, DeltaLakeSettings, DeltaTopicMapping
+from danube_sink_deltalake.storage import describe, storage_options
+from danube_sink_deltalake.target import DeltaTarget, SchemaConflict
+
+__all__ = ["DeltaLakeSink", "main", "resolve_table_uri"]
+
+log = logging.getLogger("danube_sink_deltalake")
+
+
+def resolve_table_uri(table: str, root: str | None) -> str | None:
+    """``table`` kept when it has a scheme or is absolute, else joined to ``root`` (None: no root)."""
+    if "://" in table or Path(table).is_absolute():
+        return table
+    if not root:
+        return None
+    return f"{root.rstrip('/')}/{table.lstrip('./')}" if "://" in root else str(Path(root) / table)
+
+
+@dataclass
+class _Mapping:
+    settings: DeltaTopicMapping
+    rows: RowBuilder
+    target: DeltaTarget
+    opened: bool = False
+
+
+class DeltaLakeSink(SinkConnector):
+    """Appends Danube records to Delta Lake tables (local paths, s3://, az://, gs://)."""
+
+    name = "delta-lake"
+    config_section = "deltalake"
+    settings_model = DeltaLakeSettings
+    env_prefix = "DELTALAKE"
+
+    def __init__(self) -> None:
+        self.mappings: list[_Mapping] = []
+        self._by_subscription: dict[tuple[str, str], _Mapping] = {}
+
+    async def initialize(self, config: ConnectorConfig) -> None:
+        settings = config.settings_as(DeltaLakeSettings)
+        options = storage_options(settings.storage_options)
+        log.info("storage options set: %s", describe(options))
+        for i, m in enumerate(settings.topic_mappings):
+            key = f"deltalake.topic_mappings[{i}]"
+            uri = resolve_table_uri(m.table, settings.table_root)
+            if uri is None:
+                raise ConfigError(
+                    "a relative table needs deltalake.table_root (or DELTALAKE_TABLE_ROOT)",
+                    file=config.source_file,
+                    key=f"{key}.table",
+                )
+            columns = _columns(m, config, key)
+            try:
+                rows = RowBuilder(columns, m.include_metadata)
+            except ValueError as exc:
+                raise ConfigError(str(exc), file=config.source_file, key=f"{key}.columns") from None
+            target = DeltaTarget(
+                uri,
+                rows.schema,
+                partition_by=list(m.partition_columns),
+                storage_options=options,
+                app_prefix=f"danube-connect/{config.connector_name}/{m.topic}",
+            )
+            mapping = _Mapping(m, rows, target)
+            self.mappings.append(mapping)
+            self._by_subscription[(m.topic, m.subscription)] = mapping
+        for mapping in self.mappings:
+            try:
+                await self._open(mapping)
+            except Retryable as exc:  # storage not reachable yet: retried on the first batch
+                log.warning("cannot open %s yet: %s", mapping.target.uri, exc)
+
+    async def _open(self, mapping: _Mapping) -> None:
+        if mapping.opened:
+            return
+        try:
+            await asyncio.to_thread(mapping.target.open)
+        except SchemaConflict as exc:
+            raise Fatal(str(exc)) from exc
+        except Exception as exc:
+            raise Retryable(f"cannot open {mapping.target.uri}: {DeltaTarget.describe_error(exc)}") from exc
+        mapping.opened = True
+
+    async def consumer_configs(self) -> list[ConsumerConfig]:
+        return [m.settings.consumer_config() for m in self.mappings]
+
+    async def process(self, record: SinkRecord) -> None:
+        await self.process_batch([record])
+
+    async def process_batch(self, records: list[SinkRecord]) -> None:
+        if not records:
+            return
+        groups: dict[int, tuple[_Mapping, list[SinkRecord]]] = {}
+        for r in records:
+            m = self._mapping_for(r)
+            groups.setdefault(id(m), (m, []))[1].append(r)
+        invalid: list[tuple[SinkRecord, str]] = []
+        for mapping, recs in groups.values():
+            invalid += await self._write(mapping, recs)
+        if invalid:
+            reasons = {r.message_id: reason for r, reason in invalid}
+            raise InvalidData(
+                invalid[0][1], records=[r for r, _ in invalid], reasons=reasons, others_written=True
+            )
+
+    def _mapping_for(self, record: SinkRecord) -> _Mapping:
+        m = self._by_subscription.get((record.topic, record.subscription))
+        if m is not None:
+            return m
+        for mapping in self.mappings:
+            if mapping.settings.topic == record.topic:
+                return mapping
+        raise Fatal(f"record from unmapped topic {record.topic}")
+
+    async def _write(self, mapping: _Mapping, records: list[SinkRecord]) -> list[tuple[SinkRecord, str]]:
+        """Append the convertible records not yet in the table; returns the unconvertible ones."""
+        await self._open(mapping)
+        built = mapping.rows.build(_unique(records))
+        target = mapping.target
+
+        def commit() -> None:
+            keep = [not target.already_written(r.partition, r.offset) for r in built.records]
+            fresh = [r for r, k in zip(built.records, keep, strict=True) if k]
+            if not fresh:
+                return
+            table = built.table if all(keep) else built.table.filter(keep)
+            positions = target.new_positions((r.partition, r.offset) for r in fresh)
+            version = target.append(table, positions)
+            log.debug("committed %d rows to %s (version %d)", len(fresh), target.uri, version)
+
+        try:
+            await asyncio.to_thread(commit)
+        except Exception as exc:
+            # Nothing was committed; positions are re-read from the table on the next attempt.
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(target.refresh)
+            raise Retryable(f"append to {target.uri} failed: {DeltaTarget.describe_error(exc)}") from exc
+        return built.invalid
+
+    async def health_check(self) -> None:
+        for mapping in self.mappings:
+            await self._open(mapping)
+
+    async def shutdown(self) -> None:
+        self.mappings.clear()
+        self._by_subscription.clear()
+
+
+def _columns(m: DeltaTopicMapping, config: ConnectorConfig, key: str) -> list[ColumnMapping]:
+    if m.columns:
+        return list(m.columns)
+    path = m.schema_file
+    if path is None:
+        core = config.schema_for(m.topic)
+        path = core.schema_file if core is not None and core.schema_type == "json_schema" else None
+    if path is None:
+        raise ConfigError(
+            "no columns: give columns, schema_file, or a [[schemas]] json_schema entry for the topic",
+            file=config.source_file,
+            key=key,
+        )
+    if not path.is_absolute() and config.source_file is not None:
+        path = config.source_file.parent / path
+    try:
+        columns = columns_from_json_schema(load_json_schema(path))
+    except ValueError as exc:
+        raise ConfigError(str(exc), file=config.source_file, key=f"{key}.schema_file") from None
+    names = {c.column for c in columns}
+    unknown = [p for p in m.partition_columns if p not in names]
+    if unknown:
+        raise ConfigError(
+            f"not among the schema's columns: {', '.join(unknown)}",
+            file=config.source_file,
+            key=f"{key}.partition_columns",
+        )
+    return columns
+
+
+def _unique(records: list[SinkRecord]) -> list[SinkRecord]:
+    """Drop repeated deliveries of one message inside a batch (a redelivery that overtook its ack)."""
+    seen: set[str] = set()
+    out = []
+    for r in records:
+        if r.message_id not in seen:
+            seen.add(r.message_id)
+            out.append(r)
+    return out
+
+
+class _suppress:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> bool:
+        return True
+
+
+def main() -> None:
+    connector_main(DeltaLakeSink)

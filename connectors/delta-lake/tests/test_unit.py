@@ -1,0 +1,159 @@
+"""Unit tests of the Delta Lake sink against real delta-rs tables on a local path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from danube_connect_core.errors import ConfigError, Fatal, InvalidData
+from danube_sink_deltalake.connector import resolve_table_uri
+from danube_sink_deltalake.json_path import MISSING, JsonPath
+from danube_sink_deltalake.schema_columns import columns_from_json_schema
+from danube_sink_deltalake.settings import DeltaLakeSettings
+from danube_sink_deltalake.storage import storage_options
+from deltalake import DeltaTable
+from deltalake_helpers import TOPIC, record, sink_for
+from pydantic import ValidationError
+
+
+def rows(path: Path) -> list[dict[str, object]]:
+    return sorted(DeltaTable(str(path)).to_pyarrow_table().to_pylist(), key=lambda r: r["id"])  # type: ignore[arg-type,return-value]
+
+
+@pytest.mark.parametrize("size", [1, 1024, 1025, 5000])
+async def test_one_batch_is_one_commit_with_every_row(tmp_path: Path, size: int) -> None:
+    table = tmp_path / "t"
+    sink = await sink_for(str(table))
+    await sink.process_batch([record(i, partition=i % 4) for i in range(size)])
+    dt = DeltaTable(str(table))
+    assert dt.version() == 1  # 0 = create, 1 = the batch
+    assert dt.count() == size
+    got = rows(table)
+    assert [r["id"] for r in got] == list(range(size))
+    assert got[-1]["amount"] == (size - 1) / 4
+    assert got[-1]["region"] == ("eu" if (size - 1) % 2 else "us")
+
+
+async def test_replayed_batch_is_skipped_per_partition(tmp_path: Path) -> None:
+    table = tmp_path / "t"
+    sink = await sink_for(str(table), include_metadata=True)
+    first = [record(i, partition=i % 4, offset=i // 4) for i in range(400)]
+    await sink.process_batch(first)
+    # A new process (fresh caches) gets a redelivery that overlaps the committed rows and goes beyond.
+    sink2 = await sink_for(str(table), include_metadata=True)
+    again = [record(i, partition=i % 4, offset=i // 4) for i in range(200, 600)]
+    await sink2.process_batch(again)
+    await sink2.process_batch(again)
+    dt = DeltaTable(str(table))
+    assert dt.count() == 600
+    got = rows(table)
+    assert [r["id"] for r in got] == list(range(600))
+    assert {(r["_danube_partition"], r["_danube_offset"]) for r in got} == {
+        (i % 4, i // 4) for i in range(600)
+    }
+    for p in range(4):
+        assert dt.transaction_version(f"danube-connect/delta-test/{TOPIC}/{p}") == 149
+    assert dt.version() == 2  # the second replay committed nothing
+
+
+async def test_invalid_records_are_named_and_the_rest_committed(tmp_path: Path) -> None:
+    table = tmp_path / "t"
+    sink = await sink_for(str(table))
+    batch = [record(i) for i in range(10)]
+    batch[3] = record(3, payload={"id": "three", "name": "x"})
+    batch[7] = record(7, payload={"name": "no id"})
+    batch[8] = record(8, payload="not an object")
+    with pytest.raises(InvalidData) as info:
+        await sink.process_batch(batch)
+    exc = info.value
+    assert exc.others_written is True
+    assert [r.offset for r in exc.records or []] == [3, 7, 8]
+    assert "integer" in exc.reason_for(batch[3])
+    assert "not nullable" in exc.reason_for(batch[7])
+    assert [r["id"] for r in rows(table)] == [0, 1, 2, 4, 5, 6, 9]
+
+
+async def test_metadata_and_partition_columns(tmp_path: Path) -> None:
+    table = tmp_path / "t"
+    sink = await sink_for(str(table), include_metadata=True, partition_columns=["region"])
+    await sink.process_batch([record(i, partition=None) for i in range(20)])
+    dt = DeltaTable(str(table))
+    assert dt.metadata().partition_columns == ["region"]
+    got = rows(table)
+    assert len(got) == 20
+    assert got[5]["_danube_message_id"] == f"{TOPIC}:5"
+    assert got[5]["_danube_partition"] is None
+    assert got[5]["_danube_attributes"] == '{"a":"1"}'
+    assert dt.transaction_version(f"danube-connect/delta-test/{TOPIC}/none") == 19
+
+
+async def test_existing_table_with_other_schema_is_fatal(tmp_path: Path) -> None:
+    table = tmp_path / "t"
+    await sink_for(str(table))
+    with pytest.raises(Fatal, match="column x is missing"):
+        await sink_for(str(table), columns=[{"path": "$.x", "column": "x", "type": "int32"}])
+    with pytest.raises(Fatal, match="partitioned"):
+        await sink_for(str(table), partition_columns=["region"])
+
+
+def test_json_schema_columns() -> None:
+    cols = columns_from_json_schema(
+        {
+            "type": "object",
+            "required": ["id", "at"],
+            "properties": {
+                "id": {"type": "integer"},
+                "at": {"type": "string", "format": "date-time"},
+                "tags": {"type": "array"},
+                "ok": {"type": ["boolean", "null"]},
+            },
+        }
+    )
+    assert [(c.column, c.type, c.nullable) for c in cols] == [
+        ("id", "int64", False),
+        ("at", "timestamp", False),
+        ("tags", "json", True),
+        ("ok", "boolean", True),
+    ]
+
+
+async def test_columns_from_schema_file(tmp_path: Path) -> None:
+    schema = tmp_path / "payment.json"
+    schema.write_text(
+        '{"type":"object","required":["id"],"properties":{"id":{"type":"integer"},"name":{"type":"string"}}}'
+    )
+    table = tmp_path / "t"
+    sink = await sink_for(str(table), columns=[], schema_file=str(schema))
+    await sink.process_batch([record(i) for i in range(3)])
+    assert DeltaTable(str(table)).to_pyarrow_table().column_names == ["id", "name"]
+
+
+async def test_relative_table_without_root_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="table_root"):
+        await sink_for("relative/t")
+
+
+def test_settings_refuse_credentials_in_toml() -> None:
+    with pytest.raises(ValidationError, match="environment"):
+        DeltaLakeSettings.model_validate(
+            {
+                "storage_options": {"AWS_SECRET_ACCESS_KEY": "x"},
+                "topic_mappings": [{"topic": TOPIC, "subscription": "s", "table": "/t", "columns": []}],
+            }
+        )
+
+
+def test_storage_options_env_wins_and_filters() -> None:
+    opts = storage_options({"AWS_REGION": "a"}, {"AWS_REGION": "b", "HOME": "/root", "AZURE_X": "1"})
+    assert opts == {"AWS_REGION": "b", "AZURE_X": "1"}
+
+
+def test_uri_resolution_and_json_path() -> None:
+    assert resolve_table_uri("s3://b/t", "/root") == "s3://b/t"
+    assert resolve_table_uri("t", "s3://b/base/") == "s3://b/base/t"
+    assert resolve_table_uri("t", "/data") == "/data/t"
+    doc = {"a": {"b": [{"c": 1}]}, "x-y": 2}
+    assert JsonPath("$.a.b[0].c").get(doc) == 1
+    assert JsonPath("a.b[1].c").get(doc) is MISSING
+    assert JsonPath("$['x-y']").get(doc) == 2
+    assert JsonPath("$").get(doc) == doc
