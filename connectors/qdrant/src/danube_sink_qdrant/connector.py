@@ -1,0 +1,198 @@
+"""QdrantSink: Danube topics to Qdrant collections, one idempotent upsert per batch and collection.
+
+Failure semantics (what the runtime sees from :meth:`QdrantSink.process_batch`):
+
+- returns: every point of the batch was upserted and applied (``wait=True``); the runtime acks
+  (invariant 1).
+- Retryable: Qdrant is unreachable, timed out or overloaded. Some points may be written already; the
+  retry rewrites them with the same ids (invariant 2). Never dead-lettered (invariant 5).
+- InvalidData naming records (``others_written=True``): those records cannot be points (not an object,
+  vector missing, not numeric, wrong dimension, unusable ``id_field``); every other point of the batch
+  was upserted (invariant 5).
+- InvalidData without records: Qdrant refused the upsert as malformed; the runtime retries record by
+  record to find the bad ones.
+- Fatal: the API key is refused, the local storage is locked by another process, or an existing
+  collection does not fit the mapping (vector names).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from danube_connect_core.config import ConnectorConfig
+from danube_connect_core.connector import SinkConnector
+from danube_connect_core.consumer_config import ConsumerConfig
+from danube_connect_core.errors import ConfigError, Fatal, InvalidData, Retryable
+from danube_connect_core.lifecycle import connector_main
+from danube_connect_core.records import SinkRecord
+
+from danube_sink_qdrant.engine import QdrantEngine
+from danube_sink_qdrant.failures import classify, describe
+from danube_sink_qdrant.location import parse_location
+from danube_sink_qdrant.points import PointData, to_point
+from danube_sink_qdrant.settings import QdrantSettings, QdrantTopicMapping
+
+__all__ = ["QdrantSink", "main"]
+
+log = logging.getLogger("danube_connect.qdrant")
+
+
+class QdrantSink(SinkConnector):
+    """Sink connector upserting Danube messages as points into Qdrant collections."""
+
+    name = "qdrant"
+    config_section = "qdrant"
+    settings_model = QdrantSettings
+    env_prefix = "QDRANT"
+
+    def __init__(self) -> None:
+        self.settings: QdrantSettings | None = None
+        self.engine: QdrantEngine | None = None
+        self.mappings: list[QdrantTopicMapping] = []
+        self._sizes: dict[str, dict[str, int]] = {}
+        self._by_subscription: dict[tuple[str, str], QdrantTopicMapping] = {}
+        self._by_topic: dict[str, QdrantTopicMapping] = {}
+
+    async def initialize(self, config: ConnectorConfig) -> None:
+        """Open the client. A server that is not reachable yet is waited for (not ready); a local
+        storage directory locked by another process is Fatal."""
+        settings = config.settings_as(QdrantSettings)
+        self.settings = settings
+        try:
+            location = parse_location(settings.url)
+        except ValueError as exc:  # validated at load time; kept for configs built in code
+            raise ConfigError(str(exc), file=config.source_file, key="qdrant.url") from None
+        self.engine = QdrantEngine(location, settings.secret_api_key(), settings.timeout_ms / 1000)
+        self.mappings = list(settings.topic_mappings)
+        for m in self.mappings:
+            self._by_subscription[(m.topic, m.subscription)] = m
+            self._by_topic.setdefault(m.topic, m)
+        try:
+            await self.engine.open()
+        except RuntimeError as exc:  # local mode: "already accessed by another instance"
+            raise Fatal(f"cannot open Qdrant local storage {location.display}: {exc}") from exc
+        log.info("qdrant sink writing to %s", location.display)
+
+    async def consumer_configs(self) -> list[ConsumerConfig]:
+        return [m.consumer_config() for m in self.mappings]
+
+    async def process(self, record: SinkRecord) -> None:
+        """A batch of one: see :meth:`process_batch`."""
+        await self.process_batch([record])
+
+    async def process_batch(self, records: list[SinkRecord]) -> None:
+        """Upsert ``records``, one call per collection; see the module docstring for failures."""
+        refused: dict[str, str] = {}
+        bad: list[SinkRecord] = []
+        for mapping, group in self._group(records):
+            sizes = await self._ensure_collection(mapping)
+            points: list[PointData] = []
+            for record in group:
+                try:
+                    points.append(to_point(record, mapping, sizes))
+                except InvalidData as exc:
+                    bad.append(record)
+                    refused[record.message_id] = exc.reason
+            if points:
+                await self._upsert(mapping.collection, points)
+        if bad:
+            raise InvalidData(refused[bad[0].message_id], records=bad, reasons=refused, others_written=True)
+
+    async def _upsert(self, collection: str, points: list[PointData]) -> None:
+        assert self.engine is not None
+        try:
+            await self.engine.upsert(collection, points)
+        except Exception as exc:
+            self._raise_for(exc, f"upsert into {collection}", collection)
+
+    def _raise_for(self, exc: Exception, what: str, collection: str) -> None:
+        assert self.engine is not None
+        kind = classify(exc, local=self.engine.location.local)
+        message = f"Qdrant {what} failed: {describe(exc)}"
+        if kind == "fatal":
+            raise Fatal(message) from exc
+        if kind == "invalid":
+            raise InvalidData(message) from exc
+        self._sizes.pop(collection, None)  # the collection may be gone: ensure it again next time
+        raise Retryable(message) from exc
+
+    async def _ensure_collection(self, mapping: QdrantTopicMapping) -> dict[str, int]:
+        """The collection's vector sizes; creates it when missing and ``auto_create`` is on."""
+        cached = self._sizes.get(mapping.collection)
+        if cached is not None:
+            return cached
+        assert self.engine is not None
+        name = mapping.collection
+        try:
+            sizes = await self.engine.vector_sizes(name)
+            if sizes is None:
+                if not mapping.auto_create:
+                    raise Retryable(f"collection {name!r} does not exist (auto_create is off)")
+                wanted = {n: mapping.dimension_of(n) or 0 for n in mapping.vector_fields()}
+                try:
+                    await self.engine.create_collection(name, wanted, mapping.distance)
+                    log.info("created collection %s (%s, %s)", name, wanted, mapping.distance)
+                except Exception:
+                    # Another instance may have created it at the same time: read it back.
+                    if await self.engine.vector_sizes(name) is None:
+                        raise
+                sizes = await self.engine.vector_sizes(name)
+                if sizes is None:
+                    raise Retryable(f"collection {name!r} was created but cannot be read back")
+        except (Retryable, Fatal):
+            raise
+        except Exception as exc:
+            self._raise_for(exc, f"collection {name} setup", name)
+            raise  # unreachable: _raise_for always raises
+        for vector_name in mapping.vector_fields():
+            if vector_name not in sizes:
+                have = ", ".join(repr(n) if n else "unnamed" for n in sizes) or "none"
+                want = repr(vector_name) if vector_name else "an unnamed vector"
+                raise Fatal(f"collection {name!r} has no {want} (it has {have})")
+            configured = mapping.dimension_of(vector_name)
+            if configured is not None and configured != sizes[vector_name]:
+                log.warning(
+                    "collection %s vector %r has size %d, the mapping says %d; using the collection's",
+                    name,
+                    vector_name,
+                    sizes[vector_name],
+                    configured,
+                )
+        self._sizes[name] = sizes
+        return sizes
+
+    def _group(self, records: Sequence[SinkRecord]) -> list[tuple[QdrantTopicMapping, list[SinkRecord]]]:
+        groups: dict[int, tuple[QdrantTopicMapping, list[SinkRecord]]] = {}
+        for record in records:
+            mapping = self._mapping_for(record)
+            groups.setdefault(id(mapping), (mapping, []))[1].append(record)
+        return list(groups.values())
+
+    def _mapping_for(self, record: SinkRecord) -> QdrantTopicMapping:
+        mapping = self._by_subscription.get((record.topic, record.subscription)) or self._by_topic.get(
+            record.topic
+        )
+        if mapping is None:
+            if len(self.mappings) == 1:
+                return self.mappings[0]
+            raise Fatal(f"no topic mapping for a record of {record.topic!r}")
+        return mapping
+
+    async def health_check(self) -> None:
+        """Lists collections (drives /ready); raises Retryable when Qdrant does not answer."""
+        assert self.engine is not None
+        try:
+            await self.engine.ping()
+        except Exception as exc:
+            raise Retryable(f"Qdrant: {describe(exc)}") from exc
+
+    async def shutdown(self) -> None:
+        if self.engine is not None:
+            await self.engine.close()
+            self.engine = None
+
+
+def main() -> None:
+    """Console script ``danube-sink-qdrant [--config FILE] [--check]``."""
+    connector_main(QdrantSink)
