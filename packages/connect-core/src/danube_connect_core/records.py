@@ -113,9 +113,10 @@ class SinkRecord:
     """One message handed to a sink, already decoded by its schema.
 
     ``payload`` is a JSON value (json_schema, avro and schemaless JSON), ``str`` (string), ``bytes`` (bytes,
-    or undecodable schemaless data) or a number. ``message_id`` is stable across redeliveries
-    (topic, partition and offset), use it for idempotent writes (invariant 2). ``raw`` holds the bytes as
-    they were on the topic. ``publish_time`` is in microseconds since the epoch.
+    or undecodable schemaless data) or a number. ``message_id`` is unique per message and stable across
+    redeliveries: use it for idempotent writes (invariant 2). ``raw`` holds the bytes as they were on the
+    topic. ``publish_time`` is in microseconds since the epoch. ``request_id`` is the producer's sequence
+    number for the message.
     """
 
     payload: Any
@@ -129,12 +130,21 @@ class SinkRecord:
     key: str | None
     raw: bytes = b""
     subscription: str = ""
+    request_id: int = 0
 
     @property
     def message_id(self) -> str:
-        if self.partition is None:
-            return f"{self.topic}:{self.offset}"
-        return f"{self.topic}:{self.partition}:{self.offset}"
+        """``topic[:partition]:offset``, plus the producer's identity when the offset is 0.
+
+        Reliable topics give every message its own log offset, so the offset identifies it. Non-reliable
+        topics deliver every message with offset 0; there the producer name, publish time and request id
+        tell messages apart. Those three are stored with the message, so the id of a reliable message at
+        offset 0 is still the same on every redelivery.
+        """
+        where = self.topic if self.partition is None else f"{self.topic}:{self.partition}"
+        if self.offset != 0:
+            return f"{where}:{self.offset}"
+        return f"{where}:0:{self.producer_name}:{self.publish_time}:{self.request_id}"
 
     def as_type(self, model: type[T]) -> T:
         """The payload validated into ``model`` (pydantic model, dataclass, TypedDict...).

@@ -352,6 +352,7 @@ class _MappingWorker:
             key=msg.routing_key,
             raw=msg.payload,
             subscription=msg.subscription,
+            request_id=msg.request_id,
         )
 
     async def _reject(self, msg: Any, record: SinkRecord, reason: str, kind: str) -> None:

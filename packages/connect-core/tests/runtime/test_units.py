@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
+from typing import Any
 
 import pytest
 from danube_connect_core.batching import Batcher
@@ -145,6 +147,43 @@ def _sink_record(**kw: object) -> SinkRecord:
     )
     base.update(kw)
     return SinkRecord(**base)  # type: ignore[arg-type]
+
+
+def test_message_ids_at_offset_zero_tell_non_reliable_messages_apart() -> None:
+    # Non-reliable topics deliver every message at offset 0: the producer identity separates them.
+    first = _sink_record(offset=0, request_id=7)
+    second = _sink_record(offset=0, request_id=8)
+    later = _sink_record(offset=0, request_id=7, publish_time=1800)
+    assert len({first.message_id, second.message_id, later.message_id}) == 3
+    # ...and is stored with the message, so a redelivery of the same message keeps its id.
+    assert _sink_record(offset=0, request_id=7).message_id == first.message_id
+
+
+async def test_non_reliable_messages_get_distinct_message_ids(broker: Any) -> None:
+    from danube_connect_core.client import DanubeClient
+
+    client = DanubeClient(broker.url)
+    try:
+        producer = await client.create_producer("/default/np-ids", "np-producer", reliable=False)
+        consumer = await client.subscribe("/default/np-ids", "s", consumer_name="c")
+        for i in range(20):
+            await producer.send(str(i).encode())
+        received = [await asyncio.wait_for(consumer.receive(), 10) for _ in range(20)]
+        assert {m.offset for m in received} == {0}
+        # The broker hands back each message's request id: the runtime copies it into the SinkRecord.
+        ids = {
+            _sink_record(
+                offset=m.offset,
+                partition=m.partition,
+                publish_time=m.publish_time,
+                producer_name=m.producer_name,
+                request_id=m.request_id,
+            ).message_id
+            for m in received
+        }
+        assert len(ids) == 20
+    finally:
+        await client.close()
 
 
 def test_sink_record_message_id_as_type_and_dead_letter_attributes() -> None:

@@ -77,6 +77,7 @@ class ReceivedMessage:
     ``topic`` is the topic subscribed to; ``partition_topic`` the topic (partition) it came from, with
     ``partition`` its number or None. ``offset`` is the broker's log offset in that partition (always 0 on
     non-reliable topics). ``publish_time`` is passed through as the broker sends it (ms or µs).
+    ``request_id`` is the producer's sequence number for the message, as stored with it by the broker.
     Acknowledge with :meth:`Consumer.ack` or :meth:`Consumer.nack`; ``msg_id`` is the wire MsgID they use.
     """
 
@@ -93,6 +94,7 @@ class ReceivedMessage:
     routing_key: str | None
     subscription: str
     msg_id: pb.MsgID
+    request_id: int = 0
 
     @classmethod
     def from_proto(
@@ -112,4 +114,5 @@ class ReceivedMessage:
             routing_key=msg.routing_key if msg.HasField("routing_key") else None,
             subscription=msg.subscription_name or subscription,
             msg_id=msg.msg_id,
+            request_id=msg.request_id,
         )
