@@ -46,6 +46,10 @@ def check_content_type(request: web.Request) -> None:
 async def read_body(request: web.Request, limit: int) -> bytes:
     """The whole body, or WebhookError(413) as soon as it grows past ``limit``."""
     check_declared_length(request, limit)
+    if request.content_length is not None:
+        # declared and within the limit: aiohttp reads exactly that many bytes (its client_max_size is
+        # set to the same limit by the server)
+        return await request.read()
     chunks: list[bytes] = []
     size = 0
     stream = request.content

@@ -8,6 +8,8 @@ set).
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 __all__ = ["UNMATCHED", "WebhookMetrics"]
@@ -32,14 +34,25 @@ class WebhookMetrics:
             buckets=_BUCKETS,
             registry=None,
         )
+        # labels() costs a few microseconds; the children are looked up once per endpoint and status
+        self._counters: dict[tuple[str, int], Any] = {}
+        self._timers: dict[str, Any] = {}
 
     def register(self, registry: CollectorRegistry) -> None:
         registry.register(self.requests)
         registry.register(self.duration)
 
     def declare(self, endpoint: str) -> None:
-        self.duration.labels(self.connector, endpoint)
+        self._timers[endpoint] = self.duration.labels(self.connector, endpoint)
 
     def observe(self, endpoint: str, status: int, seconds: float) -> None:
-        self.requests.labels(self.connector, endpoint, str(status)).inc()
-        self.duration.labels(self.connector, endpoint).observe(seconds)
+        counter = self._counters.get((endpoint, status))
+        if counter is None:
+            counter = self._counters[(endpoint, status)] = self.requests.labels(
+                self.connector, endpoint, str(status)
+            )
+        counter.inc()
+        timer = self._timers.get(endpoint)
+        if timer is None:
+            timer = self._timers[endpoint] = self.duration.labels(self.connector, endpoint)
+        timer.observe(seconds)

@@ -96,7 +96,8 @@ class WebhookServer:
             metrics.declare(endpoint.path)
 
     async def start(self) -> int:
-        app = web.Application()
+        limit = max((e.max_body_bytes for e in self.endpoints.values()), default=1024 * 1024)
+        app = web.Application(client_max_size=limit)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
         await self._runner.setup()

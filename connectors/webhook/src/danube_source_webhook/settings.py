@@ -103,7 +103,8 @@ class HmacAuthSettings(_Strict):
     type: Literal["hmac"]
     format: Literal["stripe", "github", "standard"] = "stripe"
     secret_env: str = HMAC_SECRET_ENV
-    #: Read when set; naming a variable explicitly makes it required.
+    #: Naming a variable makes it required. Unset: WEBHOOK_HMAC_SECRET_PREVIOUS is read when set, but only
+    #: together with the default ``secret_env``.
     previous_secret_env: str | None = None
     tolerance_s: int = Field(default=300, ge=1)
     _secrets: tuple[SecretStr, ...] = PrivateAttr()
@@ -118,7 +119,8 @@ class HmacAuthSettings(_Strict):
         secrets = [_require_env(self.secret_env)]
         if self.previous_secret_env is not None:
             secrets.append(_require_env(self.previous_secret_env))
-        elif (previous := _optional_env(HMAC_PREVIOUS_SECRET_ENV)) is not None:
+        elif self.secret_env == HMAC_SECRET_ENV and (previous := _optional_env(HMAC_PREVIOUS_SECRET_ENV)):
+            # the default pair only: an endpoint with its own secret never accepts the global previous one
             secrets.append(previous)
         if self.format == "standard":
             for secret in secrets:

@@ -1,0 +1,260 @@
+"""Webhook source throughput against a bare aiohttp handler awaiting the same publish.
+
+    uv run python bench/webhook_bench.py [--requests 3000] [--concurrency 64] [--repeats 3] [--partitions 4]
+
+- floor: a bare aiohttp handler that reads the body and awaits ``producer.send(body)`` (no auth, no
+  parsing, no validation, no metrics), answering 200 after the broker's ack;
+- connector: the webhook source (SourceRuntime + WebhookSource) with api_key auth, the payment JSON Schema
+  (validated on every request), routing key, metrics and attributes, answering 200 after the broker's ack.
+
+Both publish through the SAME DanubeClient (the runtime is handed it) to a reliable topic with the same
+partitions and in-flight window, on an embedded broker in its own process (`BrokerProcess`, fsync
+`never`). Load comes from a separate process (aiohttp client, ``--concurrency`` connections, a fixed
+number of requests per round, loopback only). Rounds alternate floor / connector ``--repeats`` times; the
+table shows the median requests/s and the ratio. Results go to bench/results/webhook.json with the
+machine description. Not a test: nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+# grpc logs a line per fork (the load generator is a subprocess); nothing else of interest at INFO
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
+import aiohttp
+from aiohttp import web
+from danube_connect_core.client import DanubeClient
+from danube_connect_core.source_runtime import SourceRuntime
+from danube_connect_core.testing import make_config
+from danube_embedded_broker.testing import BrokerProcess
+from danube_source_webhook import WebhookSettings, WebhookSource
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "webhook.json"
+SCHEMA = ROOT / "schemas" / "payment.json"
+API_KEY = "bench-api-key-0123456789"
+
+# The load generator, run as `python -c LOAD <url> <requests> <concurrency>`: prints one JSON line.
+LOAD = r"""
+import asyncio, json, sys, time
+import aiohttp
+
+async def main(url, total, concurrency):
+    headers = {"Content-Type": "application/json", "x-api-key": sys.argv[4]}
+    statuses = {}
+    next_i = 0
+    async def worker(session):
+        nonlocal next_i
+        while next_i < total:
+            i = next_i
+            next_i += 1
+            body = json.dumps({"event": "payment.succeeded", "amount": i, "currency": "USD",
+                               "timestamp": 1705000000 + i, "customer": "cus_" + str(i % 97)})
+            async with session.post(url, data=body, headers=headers) as resp:
+                await resp.read()
+                statuses[resp.status] = statuses.get(resp.status, 0) + 1
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        # warm-up: open the connections
+        async with session.post(url, data=b"{}", headers=headers) as resp:
+            await resp.read()
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    print(json.dumps({"requests": total, "seconds": elapsed, "statuses": statuses}))
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
+"""
+
+
+def machine() -> dict[str, Any]:
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        cpuinfo = ""
+    models = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")]
+    return {
+        "cpu": models[0] if models else (platform.processor() or platform.machine()),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "aiohttp": aiohttp.__version__,
+        "load_average_at_start": os.getloadavg(),
+    }
+
+
+async def drive(url: str, requests: int, concurrency: int) -> dict[str, Any]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        LOAD,
+        url,
+        str(requests),
+        str(concurrency),
+        API_KEY,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 600)
+    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    result["rps"] = result["requests"] / result["seconds"]
+    return result
+
+
+async def start_floor(client: DanubeClient, topic: str, partitions: int, window: int) -> web.AppRunner:
+    producer = await client.create_producer(
+        topic, "bench-floor", partitions=partitions, reliable=True, max_in_flight=window
+    )
+
+    async def handle(request: web.Request) -> web.Response:
+        body = await request.read()
+        mid = await producer.send(body)
+        return web.json_response({"status": "accepted", "partition": mid.partition, "offset": mid.offset})
+
+    app = web.Application()
+    app.router.add_post("/hook", handle)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner
+
+
+def runner_port(runner: web.AppRunner) -> int:
+    for site in runner.sites:
+        server = getattr(site, "_server", None)
+        for sock in getattr(server, "sockets", None) or []:
+            return int(sock.getsockname()[1])
+    raise RuntimeError("no port")
+
+
+async def start_connector(
+    client: DanubeClient, service_url: str, topic: str, partitions: int, window: int
+) -> tuple[SourceRuntime, WebhookSource, asyncio.Event, asyncio.Task[int]]:
+    os.environ["WEBHOOK_API_KEY"] = API_KEY
+    settings = WebhookSettings.model_validate(
+        {
+            "host": "127.0.0.1",
+            "port": 0,
+            "max_in_flight": 4096,
+            "auth": {"type": "api_key"},
+            "endpoints": [
+                {
+                    "path": "/hook",
+                    "danube_topic": topic,
+                    "partitions": partitions,
+                    "reliable_dispatch": True,
+                    "key": "/customer",
+                }
+            ],
+        }
+    )
+    config = make_config(
+        service_url,
+        "webhook-bench",
+        settings,
+        processing={"max_in_flight": window, "log_level": "warning"},
+        schemas=[
+            {
+                "topic": topic,
+                "subject": "bench-payment",
+                "schema_type": "json_schema",
+                "schema_file": str(SCHEMA),
+            }
+        ],
+    )
+    connector = WebhookSource()
+    runtime = SourceRuntime(connector, config, client=client)
+    stop = asyncio.Event()
+    task = asyncio.create_task(runtime.run(stop))
+    async with asyncio.timeout(60):
+        while connector.server is None or connector.server.sender is None:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+    return runtime, connector, stop, task
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    info = machine()
+    with tempfile.TemporaryDirectory(prefix="webhook-bench-") as tmp:
+        broker = BrokerProcess(Path(tmp) / "data", args=["--fsync", "never"])
+        url = await asyncio.to_thread(broker.start)
+        client = DanubeClient(url)
+        try:
+            floor_runner = await start_floor(client, "/default/bench-floor", args.partitions, args.window)
+            floor_url = f"http://127.0.0.1:{runner_port(floor_runner)}/hook"
+            _, connector, stop, task = await start_connector(
+                client, url, "/default/bench-webhook", args.partitions, args.window
+            )
+            hook_url = f"http://127.0.0.1:{connector.port}/hook"
+            rounds: dict[str, list[dict[str, Any]]] = {"floor": [], "connector": []}
+            # one short warm-up each (JIT-less, but connections, caches, producers)
+            await drive(floor_url, max(200, args.requests // 10), args.concurrency)
+            await drive(hook_url, max(200, args.requests // 10), args.concurrency)
+            for r in range(args.repeats):
+                for name, target in (("floor", floor_url), ("connector", hook_url)):
+                    result = await drive(target, args.requests, args.concurrency)
+                    rounds[name].append(result)
+                    print(
+                        f"round {r + 1} {name:9s} {result['rps']:8.0f} req/s  statuses {result['statuses']}",
+                        flush=True,
+                    )
+            stop.set()
+            await asyncio.wait_for(task, 60)
+            await floor_runner.cleanup()
+        finally:
+            await client.close()
+            await asyncio.to_thread(broker.stop)
+    floor = statistics.median(r["rps"] for r in rounds["floor"])
+    hook = statistics.median(r["rps"] for r in rounds["connector"])
+    info["load_average_at_end"] = os.getloadavg()
+    return {
+        "benchmark": "webhook",
+        "machine": info,
+        "settings": vars(args),
+        "floor_rps_median": floor,
+        "connector_rps_median": hook,
+        "ratio": hook / floor,
+        "goal_ratio": 0.8,
+        "rounds": rounds,
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--requests", type=int, default=3000, help="requests per round")
+    parser.add_argument("--concurrency", type=int, default=64, help="connections of the load generator")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--window", type=int, default=64, help="publish window per partition (both sides)")
+    args = parser.parse_args()
+    try:
+        import uvloop
+
+        result = uvloop.run(main_async(args))
+    except ImportError:
+        result = asyncio.run(main_async(args))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print()
+    print("| server | requests/s (median) |")
+    print("|---|---:|")
+    print(f"| bare aiohttp handler awaiting producer.send (floor) | {result['floor_rps_median']:.0f} |")
+    print(
+        f"| webhook source: api_key + JSON Schema + awaited publish | {result['connector_rps_median']:.0f} |"
+    )
+    where = RESULTS.relative_to(ROOT)
+    print(f"\nratio connector / floor: {result['ratio']:.2f} (goal >= 0.8); written to {where}")
+
+
+if __name__ == "__main__":
+    main()
