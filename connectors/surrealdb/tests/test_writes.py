@@ -1,0 +1,186 @@
+"""process_batch against SurrealDB's embedded engine: idempotency, refused rows, failure kinds."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from danube_connect_core.errors import InvalidData, Retryable
+from danube_connect_core.testing import make_config
+from surrealdb import RecordID
+
+from danube_sink_surrealdb.connector import SurrealDbSink
+from danube_sink_surrealdb.settings import SurrealDbSettings
+
+from .helpers import TOPIC, payment, record
+
+
+async def open_sink(url: str = "mem://", **mapping: Any) -> SurrealDbSink:
+    m = {"topic": TOPIC, "subscription": "s", "table": "stripe_payments", **mapping}
+    settings = SurrealDbSettings.model_validate({"url": url, "topic_mappings": [m]})
+    sink = SurrealDbSink()
+    await sink.initialize(make_config("http://127.0.0.1:1", "sink-test", settings))
+    return sink
+
+
+@pytest_asyncio.fixture
+async def sink() -> AsyncIterator[SurrealDbSink]:
+    s = await open_sink()
+    yield s
+    await s.shutdown()
+
+
+async def rows(sink: SurrealDbSink, table: str = "stripe_payments") -> list[dict[str, Any]]:
+    assert sink.db is not None
+    result = await sink.db.query(f"SELECT * FROM {table} ORDER BY amount")
+    return list(result)
+
+
+async def test_batch_is_written_once_and_redelivery_is_idempotent(sink: SurrealDbSink) -> None:
+    batch = [record(payment(i), offset=i, partition=i % 4) for i in range(200)]
+    await sink.process_batch(batch)
+    await sink.process_batch(batch[50:150])  # a redelivery after a crash (invariant 2)
+    await sink.process_batch(batch)
+    stored = await rows(sink)
+    assert len(stored) == 200
+    assert stored[7]["id"] == RecordID("stripe_payments", batch[7].message_id)
+    assert {k for k in stored[7] if k != "id"} == {"event", "amount", "currency", "timestamp"}
+    writer = next(iter(sink.writers.values()))
+    assert writer.statements == 3  # one statement per batch
+
+
+async def test_message_ids_with_any_characters_are_valid_record_ids(sink: SurrealDbSink) -> None:
+    topic = "/weird ns`x/päyments:'\"{}"
+    recs = [record(payment(i), offset=i, topic=topic) for i in range(3)]
+    await sink.process_batch(recs)
+    assert [r["id"].id for r in await rows(sink)] == [r.message_id for r in recs]
+
+
+async def test_metadata_and_payload_id(tmp_path: Path) -> None:
+    s = await open_sink(include_metadata=True)
+    try:
+        await s.process_batch([record({**payment(1), "id": "evt_1"}, offset=9, partition=2)])
+        (row,) = await rows(s)
+        assert row["source_id"] == "evt_1"
+        assert row["_danube"] == {
+            "topic": TOPIC,
+            "partition": 2,
+            "offset": 9,
+            "publish_time": 1_700_000_000_000_009,
+            "producer_name": "p",
+            "message_id": f"{TOPIC}:2:9",
+        }
+    finally:
+        await s.shutdown()
+
+
+async def test_id_field_insert_keeps_first_upsert_keeps_last() -> None:
+    for mode, expected in (("insert", 1), ("upsert", 3)):
+        s = await open_sink(id_field="data.object.id", write_mode=mode)
+        try:
+            recs = [record({"data": {"object": {"id": "pi_1"}}, "amount": n}, offset=n) for n in (1, 2, 3)]
+            await s.process_batch(recs[:1])
+            await s.process_batch(recs[1:])
+            (row,) = await rows(s)
+            assert row["id"] == RecordID("stripe_payments", "pi_1")
+            assert row["amount"] == expected
+        finally:
+            await s.shutdown()
+
+
+async def test_missing_id_field_names_the_record_and_writes_the_rest() -> None:
+    s = await open_sink(id_field="pid")
+    try:
+        recs = [record({"pid": f"p{i}", **payment(i)}, offset=i) for i in range(10)]
+        recs[3] = record(payment(3), offset=3)
+        recs[6] = record({"pid": True, **payment(6)}, offset=6)
+        with pytest.raises(InvalidData) as info:
+            await s.process_batch(recs)
+        assert info.value.others_written
+        assert [r.offset for r in info.value.records or []] == [3, 6]
+        assert "missing" in info.value.reason_for(recs[3])
+        assert "string or an integer" in info.value.reason_for(recs[6])
+        assert len(await rows(s)) == 8
+    finally:
+        await s.shutdown()
+
+
+async def test_rows_refused_by_surrealdb_are_isolated(sink: SurrealDbSink) -> None:
+    assert sink.db is not None
+    await sink.db.query(
+        "DEFINE TABLE stripe_payments SCHEMAFULL;"
+        "DEFINE FIELD event ON stripe_payments TYPE string;"
+        "DEFINE FIELD amount ON stripe_payments TYPE int;"
+        "DEFINE FIELD currency ON stripe_payments TYPE string;"
+        "DEFINE FIELD timestamp ON stripe_payments TYPE int;"
+    )
+    recs = [record(payment(i), offset=i) for i in range(100)]
+    bad_offsets = {5, 6, 61, 99}
+    for i in bad_offsets:
+        recs[i] = record({**payment(i), "amount": "not a number"}, offset=i)
+    recs[40] = record({**payment(40), "amount": 2**70}, offset=40)  # not encodable: beyond 64 bits
+    with pytest.raises(InvalidData) as info:
+        await sink.process_batch(recs)
+    assert info.value.others_written
+    assert sorted(r.offset for r in info.value.records or []) == sorted(bad_offsets | {40})
+    assert "amount" in info.value.reason_for(recs[5])
+    assert len(await rows(sink)) == 95
+
+
+async def test_rows_refused_by_a_table_event_are_dead_lettered_each(sink: SurrealDbSink) -> None:
+    assert sink.db is not None
+    await sink.db.query(
+        "DEFINE EVENT no_small ON stripe_payments WHEN $event = 'CREATE' AND $after.amount < 2 "
+        "THEN { THROW 'amount too small' };"
+    )
+    with pytest.raises(InvalidData) as info:
+        await sink.process_batch([record(payment(i), offset=i) for i in range(6)])
+    assert [r.offset for r in info.value.records or []] == [0, 1]
+    assert "amount too small" in info.value.reason_for(info.value.records[0])  # type: ignore[index]
+    assert len(await rows(sink)) == 4
+
+
+async def test_a_statement_that_fails_without_rows_is_retryable_not_poison(sink: SurrealDbSink) -> None:
+    # A failure that does not depend on the rows (the statement fails with no rows at all) is never
+    # blamed on the data (invariant 5): here a statement SurrealDB cannot parse.
+    writer = next(iter(sink.writers.values()))
+    writer.statement = "INSERT IGNORE INTO stripe_payments $rows RETURN NONE BROKEN"
+    with pytest.raises(Retryable, match="refuses writes"):
+        await sink.process_batch([record(payment(i), offset=i) for i in range(4)])
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("scheme", ["ws", "http", "bare"])
+async def test_unreachable_server_is_retryable_and_not_ready(scheme: str) -> None:
+    port = closed_port()
+    url = f"127.0.0.1:{port}" if scheme == "bare" else f"{scheme}://127.0.0.1:{port}"
+    s = await open_sink(url)  # not fatal: the sink waits for the server
+    try:
+        with pytest.raises(Retryable):
+            await s.health_check()
+        with pytest.raises(Retryable):
+            await s.process_batch([record(payment(1), offset=1)])
+    finally:
+        await s.shutdown()
+
+
+async def test_surrealkv_store_survives_reopen(tmp_path: Path) -> None:
+    url = f"surrealkv://{tmp_path / 'kv'}"
+    s = await open_sink(url)
+    await s.process_batch([record(payment(i), offset=i) for i in range(30)])
+    await s.shutdown()
+    s = await open_sink(url)
+    try:
+        await s.process_batch([record(payment(i), offset=i) for i in range(20, 40)])
+        assert len(await rows(s)) == 40
+    finally:
+        await s.shutdown()
