@@ -1,0 +1,416 @@
+"""PostgresCdcSource: snapshot, then stream the mapped tables' changes from a logical replication slot.
+
+Checkpoint = LSN. Every record carries an :class:`Offset` in the ``wal`` offset partition: the last record
+of a transaction carries the transaction's end LSN (just past its commit record), the others the end LSN of
+the transaction handed over before it. The runtime calls :meth:`commit` only with offsets whose record and
+every earlier one were acknowledged by Danube, so the slot is advanced exactly to the end of the last
+transaction fully acknowledged (invariant 1): a restart resumes at the first transaction not completely
+acknowledged - nothing is lost, and nothing fully delivered is read again (no duplicates by default; a
+transaction delivered only in part is delivered again whole).
+
+Snapshot records (op "r") carry offsets in the ``snapshot`` partition; the snapshot counts as completed,
+in the state table, only when its last record was acknowledged (see snapshot.py for the consistency
+argument between the snapshot and the stream).
+
+Polling: each :meth:`poll` returns one snapshot chunk or the new transactions of one slot read. A slot read
+re-decodes from the slot's confirmed position, so transactions handed over but not yet committed are
+skipped in memory (``_handed_end``). Back-pressure (invariant 3): when more than
+``10 x max_changes_per_poll`` rows are handed over but not committed, ``poll`` returns nothing until commits
+catch up. Idle: transactions that touch no mapped table (and the connector's own heartbeat messages) let
+the slot advance as soon as nothing handed over is outstanding, so WAL does not pile up.
+
+Failure semantics: connection loss or a failed read raises Retryable (the runtime retries with backoff and
+reconnects); a slot dropped behind the connector's back is Fatal (its position is lost). Configuration
+problems found at start (wal_level, REPLICATION, missing table, missing wal2json) are ConfigError: exit 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import asyncpg
+from danube_connect_core.config import ConnectorConfig
+from danube_connect_core.connector import SourceConnector
+from danube_connect_core.errors import ConfigError, Fatal, Retryable
+from danube_connect_core.producer_config import ProducerConfig
+from danube_connect_core.records import Offset, SourceEnvelope, SourceRecord
+
+from danube_source_postgres_cdc.catalog import TableInfo, load_table, load_types, split_table_name
+from danube_source_postgres_cdc.changes import Column, RowChange, Transaction
+from danube_source_postgres_cdc.connection import open_connection
+from danube_source_postgres_cdc.envelope import build_event, routing_key, row_values
+from danube_source_postgres_cdc.lsn import format_lsn
+from danube_source_postgres_cdc.pgoutput_decoder import PgOutputDecoder, pgoutput_options
+from danube_source_postgres_cdc.settings import PostgresSettings, TableMapping
+from danube_source_postgres_cdc.slot import SlotClient
+from danube_source_postgres_cdc.snapshot import SnapshotFilter, SnapshotReader
+from danube_source_postgres_cdc.state import StateTable
+from danube_source_postgres_cdc.values import ValueConverter
+from danube_source_postgres_cdc.wal2json_decoder import Wal2JsonDecoder, wal2json_options
+
+__all__ = ["PostgresCdcSource"]
+
+log = logging.getLogger("danube_connect.postgres_cdc")
+
+WAL = "wal"
+SNAPSHOT = "snapshot"
+_CONNECTION_ERRORS = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CannotConnectNowError,
+    OSError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+class PostgresCdcSource(SourceConnector):
+    """PostgreSQL change data capture (logical decoding: wal2json or pgoutput) into Danube topics."""
+
+    name = "postgres-cdc"
+    config_section = "postgres"
+    settings_model = PostgresSettings
+    env_prefix = "POSTGRES"
+
+    def __init__(self) -> None:
+        self.settings: PostgresSettings | None = None
+        self._connector_name = "postgres-cdc"
+        self._file: Any = None
+        self._slot: SlotClient | None = None
+        self._lock = asyncio.Lock()
+        self._tables: dict[tuple[str, str], TableInfo] = {}
+        self._mappings: dict[tuple[str, str], TableMapping] = {}
+        self._converter = ValueConverter()
+        self._decoder: Wal2JsonDecoder | PgOutputDecoder | None = None
+        self._options: list[str] = []
+        self._state: StateTable | None = None
+        self._filter: SnapshotFilter | None = None
+        self._snapshot: SnapshotReader | None = None
+        self._snapshot_conn: Any = None
+        self._snapshot_seq = 0
+        self._snapshot_total: int | None = None
+        self._snapshot_acked = 0
+        self._snapshot_done = True
+        # Slot positions (LSNs as ints).
+        self._confirmed = 0  # the slot's confirmed position, as far as we moved it
+        self._acked_end = 0  # newest transaction end Danube acknowledged (from commit())
+        self._handed_end = 0  # newest transaction end handed to the runtime (records or not)
+        self._last_record_end = 0  # newest transaction end that produced records
+        self._empty_end = 0  # newest transaction end that produced no records
+        self._peeked: list[tuple[int, int]] = []
+        self._last_peek_empty = False
+        self._last_peek_at = 0.0
+        self._last_heartbeat = 0.0
+        self._heartbeat_ok = True
+        self.stats = {"transactions": 0, "records": 0, "advances": 0, "heartbeats": 0}
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+
+    async def initialize(self, config: ConnectorConfig) -> None:
+        s = self.settings = config.settings_as(PostgresSettings)
+        self._connector_name = config.connector_name
+        self._file = config.source_file
+        conn = await open_connection(s, "slot", self._file)
+        self._slot = SlotClient(conn, s, self._file)
+        try:
+            await self._prepare(s)
+        except BaseException:
+            await self.shutdown()
+            raise
+        log.info(
+            "postgres-cdc ready: slot %s (%s) at %s, %d table(s), snapshot %s",
+            s.slot_name,
+            s.plugin,
+            format_lsn(self._confirmed),
+            len(self._tables),
+            "pending" if self._snapshot is not None else "not needed",
+        )
+
+    async def _prepare(self, s: PostgresSettings) -> None:
+        assert self._slot is not None
+        slot = self._slot
+        await slot.preflight()
+        for i, mapping in enumerate(s.table_mappings):
+            schema, name = split_table_name(mapping.table)
+            info = await load_table(slot.conn, schema, name)
+            if info is None:
+                raise ConfigError(
+                    f"table {schema}.{name} does not exist in database {slot.database}: create it, or fix "
+                    "the table name (schema.table) in this mapping",
+                    file=self._file,
+                    key=f"postgres.table_mappings[{i}].table",
+                )
+            self._tables[(schema, name)] = info
+            self._mappings[(schema, name)] = mapping
+        await load_types(slot.conn, self._converter, {o for t in self._tables.values() for _, o in t.columns})
+        if s.plugin == "pgoutput":
+            await slot.publication(list(self._tables.values()))
+            self._decoder = PgOutputDecoder(self._tables)
+            self._options = pgoutput_options(s.publication_name)
+        else:
+            self._decoder = Wal2JsonDecoder(self._tables)
+            self._options = wal2json_options(self._tables.values())
+        if s.snapshot_mode != "never":
+            self._state = StateTable(slot.conn, s.state_table, s.slot_name, self._file)
+            await self._state.ensure()
+        slot_info = await slot.slot()  # the slot exists (position P) before any snapshot is taken
+        self._confirmed = self._acked_end = self._handed_end = slot_info.confirmed_lsn
+        self._last_record_end = self._empty_end = slot_info.confirmed_lsn
+        need_snapshot = False
+        if self._state is not None:
+            state = await self._state.load()
+            need_snapshot = s.snapshot_mode == "always" or slot_info.created or not state.completed
+            if not need_snapshot and state.snapshot:
+                self._filter = SnapshotFilter.parse(state.snapshot)
+        if need_snapshot:
+            assert self._state is not None
+            self._snapshot_conn = await open_connection(s, "snapshot", self._file)
+            self._snapshot = SnapshotReader(self._snapshot_conn, list(self._tables.values()))
+            text = await self._snapshot.start()
+            await self._state.begin(text)
+            self._filter = SnapshotFilter.parse(text)
+            self._snapshot_done = False
+            log.info("snapshot of %d table(s) started (snapshot %s)", len(self._tables), text)
+
+    async def producer_configs(self) -> list[ProducerConfig]:
+        assert self.settings is not None
+        out: dict[str, ProducerConfig] = {}
+        for m in self.settings.table_mappings:
+            out.setdefault(
+                m.danube_topic,
+                ProducerConfig(
+                    m.danube_topic,
+                    partitions=m.partitions,
+                    reliable_dispatch=m.reliable_dispatch,
+                    max_in_flight=self.settings.max_in_flight,
+                ),
+            )
+        return list(out.values())
+
+    async def shutdown(self) -> None:
+        if self._snapshot_conn is not None:
+            with contextlib.suppress(Exception):
+                await self._snapshot_conn.close(timeout=5)
+            self._snapshot_conn = None
+            self._snapshot = None
+        if self._slot is not None:
+            with contextlib.suppress(Exception):
+                await self._slot.conn.close(timeout=5)
+
+    async def health_check(self) -> None:
+        if self._slot is None or self._slot.conn.is_closed():
+            raise ConnectionError("not connected to PostgreSQL")
+
+    # -- polling ---------------------------------------------------------------------------------------
+
+    async def poll(self) -> list[SourceEnvelope]:
+        async with self._lock:
+            try:
+                await self._ensure_connected()
+                if self._snapshot is not None:
+                    return await self._snapshot_chunk()
+                return await self._stream()
+            except _CONNECTION_ERRORS as exc:
+                await self._drop_connection()
+                raise Retryable(f"PostgreSQL connection lost: {type(exc).__name__}: {exc}") from exc
+            except asyncpg.UndefinedObjectError as exc:
+                raise Fatal(f"replication slot is gone ({exc}); its position is lost") from exc
+            except asyncpg.PostgresError as exc:
+                raise Retryable(f"reading the slot failed: {type(exc).__name__}: {exc}") from exc
+
+    async def _ensure_connected(self) -> None:
+        assert self._slot is not None and self.settings is not None
+        if not self._slot.conn.is_closed():
+            return
+        if self._snapshot is not None:
+            raise Fatal("the PostgreSQL connection dropped during the snapshot; restart to take a new one")
+        try:
+            conn = await open_connection(self.settings, "slot", self._file)
+        except Fatal as exc:
+            raise Retryable(str(exc)) from None
+        self._slot.conn = conn
+        if self._state is not None:
+            self._state = StateTable(conn, self.settings.state_table, self.settings.slot_name, self._file)
+        log.info("reconnected to PostgreSQL")
+
+    async def _drop_connection(self) -> None:
+        assert self._slot is not None
+        with contextlib.suppress(Exception):
+            self._slot.conn.terminate()
+
+    async def _snapshot_chunk(self) -> list[SourceEnvelope]:
+        assert self._snapshot is not None and self.settings is not None
+        reader = self._snapshot
+        n = self.settings.max_changes_per_poll
+        chunk = await reader.next_chunk(n)
+        out: list[SourceEnvelope] = []
+        for table, values in chunk:
+            self._snapshot_seq += 1
+            after, _ = row_values(self._converter, [Column(name, oid, v) for name, oid, v in values])
+            event = build_event(
+                op="r",
+                before=None,
+                after=after,
+                table=table,
+                db=self._db,
+                connector_name=self._connector_name,
+                lsn=reader.wal_lsn,
+                tx_id=None,
+                commit_ts_ms=reader.started_ms,
+                snapshot=True,
+            )
+            record = self._record(table, event, after, reader.wal_lsn)
+            out.append(SourceEnvelope(record, Offset(SNAPSHOT, self._snapshot_seq)))
+        if len(chunk) < n:
+            await reader.finish()
+            with contextlib.suppress(Exception):
+                await self._snapshot_conn.close(timeout=5)
+            self._snapshot = None
+            self._snapshot_conn = None
+            self._snapshot_total = self._snapshot_seq
+            log.info("snapshot read: %d row(s); streaming from the slot", self._snapshot_total)
+            await self._maybe_complete_snapshot()
+        return out
+
+    async def _maybe_complete_snapshot(self) -> None:
+        if self._snapshot_done or self._snapshot_total is None:
+            return
+        if self._snapshot_acked >= self._snapshot_total:
+            assert self._state is not None
+            await self._state.complete()
+            self._snapshot_done = True
+            log.info("snapshot completed: %d row(s) acknowledged", self._snapshot_total)
+
+    @property
+    def _db(self) -> str:
+        return self._slot.database if self._slot is not None else ""
+
+    async def _stream(self) -> list[SourceEnvelope]:
+        assert self._slot is not None and self.settings is not None and self._decoder is not None
+        s = self.settings
+        now = time.monotonic()
+        if self._last_peek_empty and now - self._last_peek_at < s.poll_interval_ms / 1000:
+            return []
+        if (
+            s.heartbeat_interval_ms
+            and self._heartbeat_ok
+            and now - self._last_heartbeat >= (s.heartbeat_interval_ms / 1000)
+        ):
+            self._last_heartbeat = now
+            try:
+                await self._slot.heartbeat()
+                self.stats["heartbeats"] += 1
+            except asyncpg.InsufficientPrivilegeError as exc:
+                self._heartbeat_ok = False
+                log.warning("heartbeat disabled: pg_logical_emit_message is not allowed (%s)", exc)
+        await self._advance_idle()
+        pending = sum(rows for end, rows in self._peeked if end > self._confirmed)
+        if pending > 10 * s.max_changes_per_poll:
+            return []  # invariant 3: wait for acknowledgements before decoding more
+        rows = await self._slot.peek(self._options, s.max_changes_per_poll + pending)
+        self._last_peek_at = time.monotonic()
+        txns = self._decoder.decode(rows)
+        self._peeked = [(t.end_lsn, t.rows) for t in txns]
+        await self._learn_types(txns)
+        out: list[SourceEnvelope] = []
+        for txn in txns:
+            if txn.end_lsn <= self._handed_end:
+                continue  # handed over already, waiting for its acknowledgement
+            changes = txn.changes
+            if changes and self._filter is not None and self._filter.visible(txn.xid):
+                changes = []  # already contained in the snapshot rows (snapshot.py)
+            self.stats["transactions"] += 1
+            if changes:
+                last = len(changes) - 1
+                for i, change in enumerate(changes):
+                    position = txn.end_lsn if i == last else self._handed_end
+                    out.append(SourceEnvelope(self._change_record(change, txn), Offset(WAL, position)))
+                self._last_record_end = txn.end_lsn
+            else:
+                self._empty_end = txn.end_lsn
+            self._handed_end = txn.end_lsn
+        self._last_peek_empty = not out
+        if not out:
+            await self._advance_idle()
+        self.stats["records"] += len(out)
+        return out
+
+    async def _learn_types(self, txns: list[Transaction]) -> None:
+        assert self._slot is not None
+        unknown = {
+            c.type_oid
+            for t in txns
+            for ch in t.changes
+            for c in (ch.after or []) + (ch.before or [])
+            if not self._converter.knows(c.type_oid)
+        }
+        if unknown:
+            await load_types(self._slot.conn, self._converter, unknown)
+
+    async def _advance_idle(self) -> None:
+        """Advance over acknowledged transactions and, when nothing handed over is outstanding, over
+        transactions that produced no records (invariant 1 holds: nothing unacknowledged lies behind)."""
+        assert self._slot is not None
+        target = max(self._acked_end, self._confirmed)
+        if self._last_record_end <= target and self._empty_end > target:
+            target = self._empty_end
+        if target > self._confirmed:
+            self._confirmed = await self._slot.advance(target)
+            self.stats["advances"] += 1
+
+    def _change_record(self, change: RowChange, txn: Transaction) -> SourceRecord:
+        table = self._tables[(change.schema, change.table)]
+        before, _ = row_values(self._converter, change.before)
+        after, toast = row_values(self._converter, change.after)
+        event = build_event(
+            op=change.op,
+            before=before,
+            after=after,
+            table=table,
+            db=self._db,
+            connector_name=self._connector_name,
+            lsn=change.lsn,
+            tx_id=txn.xid,
+            commit_ts_ms=txn.commit_ts_ms,
+            snapshot=False,
+            unchanged_toast=toast,
+        )
+        return self._record(table, event, after if change.op != "d" else before, change.lsn)
+
+    def _record(
+        self, table: TableInfo, event: dict[str, Any], row: dict[str, Any] | None, lsn: int
+    ) -> SourceRecord:
+        mapping = self._mappings[(table.schema, table.name)]
+        key = routing_key(table, row)
+        return SourceRecord(
+            mapping.danube_topic,
+            event,
+            "json",
+            attributes={"cdc.op": event["op"], "cdc.table": table.qualified, "cdc.lsn": format_lsn(lsn)},
+            key=key,
+        )
+
+    # -- commit ----------------------------------------------------------------------------------------
+
+    async def commit(self, offsets: list[Offset]) -> None:
+        """Advance the slot to the newest acknowledged transaction end (invariant 1) and record a
+        snapshot as completed once its last row is acknowledged. A failure here only delays the advance
+        (it is retried on the next commit or idle poll); at worst a restart replays acknowledged changes."""
+        async with self._lock:
+            for offset in offsets:
+                if offset.partition == WAL:
+                    self._acked_end = max(self._acked_end, offset.position)
+                elif offset.partition == SNAPSHOT:
+                    self._snapshot_acked = max(self._snapshot_acked, offset.position)
+            assert self._slot is not None
+            if self._slot.conn.is_closed():
+                return
+            if self._acked_end > self._confirmed:
+                self._confirmed = await self._slot.advance(self._acked_end)
+                self.stats["advances"] += 1
+            await self._maybe_complete_snapshot()

@@ -1,0 +1,161 @@
+"""A private PostgreSQL 15 cluster (wal_level=logical, wal2json) for the session, a fresh database per test.
+
+initdb refuses to run as root, so the cluster is created and started as the ``postgres`` user
+(``runuser -u postgres --``) in a directory it owns, on its own port and unix socket directory. The
+binaries are taken from /usr/lib/postgresql/15/bin explicitly (another ``postgres`` may be on PATH).
+When PostgreSQL or wal2json is missing the tests are skipped with the reason, except under CI=true,
+where that is a failure.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import pytest
+import pytest_asyncio
+
+# The tests import their helpers module by name (pytest runs with --import-mode=importlib).
+sys.path.insert(0, str(Path(__file__).parent))
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+WAL2JSON = Path("/usr/lib/postgresql/15/lib/wal2json.so")
+
+
+def _missing() -> str | None:
+    if not (PG_BIN / "initdb").exists():
+        return "PostgreSQL 15 is missing (apt-get install postgresql-15; scripts/bootstrap.sh does it)"
+    if not WAL2JSON.exists():
+        return (
+            "wal2json is not installed (apt-get install postgresql-15-wal2json; scripts/bootstrap.sh does it)"
+        )
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        return "there is no postgres system user to run initdb as"
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class PgCluster:
+    """A running private cluster: ``dsn(db)`` for the superuser, ``admin`` DSN for the postgres db."""
+
+    bin: Path
+    data: Path
+    socket_dir: Path
+    port: int
+    wal_level: str = "logical"
+
+    def dsn(self, db: str = "postgres", user: str = "postgres") -> str:
+        return f"postgresql://{user}@127.0.0.1:{self.port}/{db}"
+
+    def _pg_ctl(self, *args: str) -> None:
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", str(self.bin / "pg_ctl"), "-D", str(self.data), *args],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def start(self) -> None:
+        opts = (
+            f"-c port={self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.socket_dir}"
+            f" -c wal_level={self.wal_level} -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            " -c max_replication_slots=40 -c max_wal_senders=10 -c shared_buffers=64MB"
+        )
+        self._pg_ctl("-w", "-t", "60", "-l", str(self.data.parent / "server.log"), "-o", opts, "start")
+
+    def stop(self) -> None:
+        self._pg_ctl("-w", "-m", "fast", "stop")
+
+
+def make_cluster(root: Path, wal_level: str = "logical") -> PgCluster:
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.chown(root, "postgres", "postgres")
+    data = root / "data"
+    sock = root / "sock"
+    sock.mkdir()
+    shutil.chown(sock, "postgres", "postgres")
+    subprocess.run(
+        ["runuser", "-u", "postgres", "--", str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres",
+         "--auth=trust", "-E", "UTF8", "--no-sync"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    cluster = PgCluster(PG_BIN, data, sock, _free_port(), wal_level)
+    cluster.start()
+    return cluster
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    reason = _missing()
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL tests cannot run: {reason}")
+        pytest.skip(reason)
+    root = Path(tempfile.mkdtemp(prefix="danube-pg-"))
+    os.chmod(root, 0o755)
+    cluster = make_cluster(root / "cluster")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+_counter = itertools.count(1)
+
+
+@dataclass
+class PgDatabase:
+    cluster: PgCluster
+    name: str
+
+    @property
+    def dsn(self) -> str:
+        return self.cluster.dsn(self.name)
+
+    async def connect(self) -> asyncpg.Connection:
+        return await asyncpg.connect(self.dsn)
+
+
+@pytest_asyncio.fixture
+async def pg_db(pg_cluster: PgCluster) -> AsyncIterator[PgDatabase]:
+    """A fresh database; its replication slots are dropped afterwards."""
+    name = f"cdc_{os.getpid()}_{next(_counter)}"
+    admin = await asyncpg.connect(pg_cluster.dsn())
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")
+    finally:
+        await admin.close()
+    yield PgDatabase(pg_cluster, name)
+    admin = await asyncpg.connect(pg_cluster.dsn())
+    try:
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = $1 AND pid <> pg_backend_pid()",
+            name,
+        )
+        for row in await admin.fetch("SELECT slot_name FROM pg_replication_slots WHERE database = $1", name):
+            await admin.execute("SELECT pg_drop_replication_slot($1)", row["slot_name"])
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        await admin.close()
