@@ -4,15 +4,17 @@
 
 - floor: a bare aiohttp handler that reads the body and awaits ``producer.send(body)`` (no auth, no
   parsing, no validation, no metrics), answering 200 after the broker's ack;
+- SDK path: a bare aiohttp handler that parses the body and awaits the runtime's ``sender.send`` (the
+  SDK's publish path with schema validation and its metrics, none of the connector's HTTP pipeline);
 - connector: the webhook source (SourceRuntime + WebhookSource) with api_key auth, the payment JSON Schema
   (validated on every request), routing key, metrics and attributes, answering 200 after the broker's ack.
 
 Both publish through the SAME DanubeClient (the runtime is handed it) to a reliable topic with the same
 partitions and in-flight window, on an embedded broker in its own process (`BrokerProcess`, fsync
 `never`). Load comes from a separate process (aiohttp client, ``--concurrency`` connections, a fixed
-number of requests per round, loopback only). Rounds alternate floor / connector ``--repeats`` times; the
-table shows the median requests/s and the ratio. Results go to bench/results/webhook.json with the
-machine description. Not a test: nothing is asserted.
+number of requests per round, loopback only). Rounds run the three servers ``--repeats`` times, rotating
+the order; the table shows the median requests/s and the ratios. Results go to
+bench/results/webhook.json with the machine description. Not a test: nothing is asserted.
 """
 
 from __future__ import annotations
@@ -33,8 +35,10 @@ from typing import Any
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 import aiohttp
+import orjson
 from aiohttp import web
 from danube_connect_core.client import DanubeClient
+from danube_connect_core.records import SourceRecord
 from danube_connect_core.source_runtime import SourceRuntime
 from danube_connect_core.testing import make_config
 from danube_embedded_broker.testing import BrokerProcess
@@ -67,7 +71,8 @@ async def main(url, total, concurrency):
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
         # warm-up: open the connections
-        async with session.post(url, data=b"{}", headers=headers) as resp:
+        warm = json.dumps({"event": "payment.failed", "amount": 1, "currency": "EUR", "timestamp": 1})
+        async with session.post(url, data=warm, headers=headers) as resp:
             await resp.read()
         started = time.perf_counter()
         await asyncio.gather(*(worker(session) for _ in range(concurrency)))
@@ -120,6 +125,23 @@ async def start_floor(client: DanubeClient, topic: str, partitions: int, window:
         body = await request.read()
         mid = await producer.send(body)
         return web.json_response({"status": "accepted", "partition": mid.partition, "offset": mid.offset})
+
+    app = web.Application()
+    app.router.add_post("/hook", handle)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner
+
+
+async def start_sdk_floor(sender: Any, topic: str) -> web.AppRunner:
+    """A bare handler publishing through the runtime's sender: parse + schema validation + the SDK's
+    publish path, none of the connector's HTTP pipeline (auth, checks, metrics, attributes, key)."""
+
+    async def handle(request: web.Request) -> web.Response:
+        value = orjson.loads(await request.read())
+        published = await sender.send(SourceRecord(topic, value, "json"))
+        return web.json_response({"status": "accepted", "partition": published.partition})
 
     app = web.Application()
     app.router.add_post("/hook", handle)
@@ -195,18 +217,24 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 client, url, "/default/bench-webhook", args.partitions, args.window
             )
             hook_url = f"http://127.0.0.1:{connector.port}/hook"
-            rounds: dict[str, list[dict[str, Any]]] = {"floor": [], "connector": []}
-            # one short warm-up each (JIT-less, but connections, caches, producers)
-            await drive(floor_url, max(200, args.requests // 10), args.concurrency)
-            await drive(hook_url, max(200, args.requests // 10), args.concurrency)
+            assert connector.server is not None
+            sdk_runner = await start_sdk_floor(connector.server.sender, "/default/bench-webhook")
+            sdk_url = f"http://127.0.0.1:{runner_port(sdk_runner)}/hook"
+            targets = [("floor", floor_url), ("sdk", sdk_url), ("connector", hook_url)]
+            rounds: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in targets}
+            # one short warm-up each (connections, caches, producers)
+            for _, target in targets:
+                await drive(target, max(200, args.requests // 10), args.concurrency)
             for r in range(args.repeats):
-                for name, target in (("floor", floor_url), ("connector", hook_url)):
+                # rotate the order so that drifting machine load does not favour one server
+                for name, target in targets[r % 3 :] + targets[: r % 3]:
                     result = await drive(target, args.requests, args.concurrency)
                     rounds[name].append(result)
                     print(
                         f"round {r + 1} {name:9s} {result['rps']:8.0f} req/s  statuses {result['statuses']}",
                         flush=True,
                     )
+            await sdk_runner.cleanup()
             stop.set()
             await asyncio.wait_for(task, 60)
             await floor_runner.cleanup()
@@ -214,6 +242,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             await client.close()
             await asyncio.to_thread(broker.stop)
     floor = statistics.median(r["rps"] for r in rounds["floor"])
+    sdk = statistics.median(r["rps"] for r in rounds["sdk"])
     hook = statistics.median(r["rps"] for r in rounds["connector"])
     info["load_average_at_end"] = os.getloadavg()
     return {
@@ -221,8 +250,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "machine": info,
         "settings": vars(args),
         "floor_rps_median": floor,
+        "sdk_floor_rps_median": sdk,
         "connector_rps_median": hook,
         "ratio": hook / floor,
+        "sdk_ratio": sdk / floor,
+        "connector_vs_sdk_ratio": hook / sdk,
         "goal_ratio": 0.8,
         "rounds": rounds,
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -253,7 +285,10 @@ def main() -> None:
         f"| webhook source: api_key + JSON Schema + awaited publish | {result['connector_rps_median']:.0f} |"
     )
     where = RESULTS.relative_to(ROOT)
-    print(f"\nratio connector / floor: {result['ratio']:.2f} (goal >= 0.8); written to {where}")
+    print(f"\nratio connector / floor: {result['ratio']:.2f} (goal >= 0.8)")
+    sdk_ratio, vs_sdk = result["sdk_ratio"], result["connector_vs_sdk_ratio"]
+    print(f"ratio SDK path / floor: {sdk_ratio:.2f}; connector / SDK path: {vs_sdk:.2f}")
+    print(f"written to {where}")
 
 
 if __name__ == "__main__":
