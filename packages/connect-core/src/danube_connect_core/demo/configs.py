@@ -56,10 +56,15 @@ schema_type = "json_schema"
 schema_file = "schemas/payment.json"
 auto_register = true
 
-# The API key comes from WEBHOOK_API_KEY (set by the demo): clients send it as `x-api-key`.
 [webhook]
 host = "127.0.0.1"
 port = {webhook_port}
+
+# The key comes from WEBHOOK_API_KEY (set by the demo); clients send it as `x-api-key`.
+[webhook.auth]
+type = "api_key"
+header = "x-api-key"
+key_env = "WEBHOOK_API_KEY"
 
 [[webhook.endpoints]]
 path = "{PATH}"
