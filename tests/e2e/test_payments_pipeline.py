@@ -7,7 +7,9 @@ adjusted to an embedded surrealkv store; the webhook runs example_e2e/webhook-co
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import re
 import signal
 from collections import Counter
 from pathlib import Path
@@ -20,6 +22,7 @@ from .pipeline import (
     API_KEY,
     BROKER_ARGS,
     EVENTS,
+    ROOT,
     logged_port,
     post_payments,
     process_env,
@@ -58,8 +61,14 @@ async def start_sink(config: Path, broker_url: str, query_api: bool) -> tuple[Co
     return sink, logged_port(sink, "query_api_port") if query_api else 0
 
 
-async def test_seed_sink_toml_runs_on_surrealkv(tmp_path: Path) -> None:
-    """The product documents' SurrealDB TOML (URL -> surrealkv) loads, runs and stores 100 payments."""
+def parse_send_output(text: str) -> dict[str, int]:
+    found = dict(re.findall(r"^  (payment\.\w+)\s+(\d+)$", text, re.MULTILINE))
+    return {k: int(v) for k, v in found.items() if int(v)}
+
+
+async def test_seed_sink_toml_runs_on_surrealkv_fed_by_send_webhook_sh(tmp_path: Path) -> None:
+    """The product documents' SurrealDB TOML (URL -> surrealkv) loads and runs; example_e2e/send-webhook.sh
+    sends 40 payments and its per-type counts are exactly what SurrealDB holds."""
     store = tmp_path / "surreal"
     config = tmp_path / "surrealdb-sink-connector.toml"
     config.write_text(seed_sink_toml(store, query_api=False))
@@ -67,8 +76,17 @@ async def test_seed_sink_toml_runs_on_surrealkv(tmp_path: Path) -> None:
         webhook, web_port = await start_webhook(tmp_path, broker.url)
         sink, _ = await start_sink(config, broker.url, query_api=False)
         try:
-            sent = payments(100, seed=1)
-            assert await post_payments(web_port, sent) == Counter({200: 100})
+            script = await asyncio.create_subprocess_exec(
+                "bash",
+                str(ROOT / "example_e2e" / "send-webhook.sh"),
+                env={**os.environ, "COUNT": "40", "WEBHOOK_URL": f"http://127.0.0.1:{web_port}/webhooks/stripe/payments"},
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            out, err = await script.communicate()
+            assert script.returncode == 0, err.decode()
+            sent = parse_send_output(out.decode())
+            assert sum(sent.values()) == 40, out.decode()
             metrics_port = logged_port(sink, "metrics_port")
             while (
                 await asyncio.to_thread(metric_total, metrics_port, "danube_connector_messages_sent_total")
@@ -84,8 +102,8 @@ async def test_seed_sink_toml_runs_on_surrealkv(tmp_path: Path) -> None:
             assert sink.wait(60) == 0, sink.log_tail()
             assert webhook.wait(60) == 0, webhook.log_tail()
     total, groups = await read_store(store)
-    assert total == 100
-    assert groups == dict(Counter(p["event"] for p in sent))
+    assert total == 40
+    assert groups == sent
 
 
 async def test_1000_concurrent_webhooks_sink_killed_and_restarted(tmp_path: Path) -> None:
