@@ -87,7 +87,7 @@ async def test_seed_config_runs_as_written_through_the_console_script(
     try:
         port = await wait_ready(logs.webhook_port, proc, lambda: "\n".join(logs.lines[-30:]))
         # the non-reliable partitioned topic drops what nobody subscribed to: subscribe first
-        reader = await open_reader(broker.url, "/stripe/payments", "surrealdb-payment-sink")
+        reader = await open_reader(broker.url, "/stripe/payments", "surrealdb-payment-sink", dedupe=False)
         url = f"http://127.0.0.1:{port}/webhooks/stripe/payments"
         rng = random.Random(7)
         sent: Counter[str] = Counter()
@@ -199,5 +199,82 @@ reliable_dispatch = true
         assert line in text
         process.signal(signal.SIGTERM)
         assert await asyncio.to_thread(process.wait, 60) == 0
+    finally:
+        process.kill()
+
+
+@pytest.mark.slow
+async def test_sigterm_during_a_stream_loses_no_acknowledged_event(
+    broker_factory: Any, open_reader: OpenReader, tmp_path: Path
+) -> None:
+    broker = await broker_factory()
+    topic = "/default/draining"
+    config = tmp_path / "draining.toml"
+    config.write_text(
+        f"""
+danube_service_url = "{broker.url}"
+connector_name = "webhook-draining"
+[processing]
+metrics_port = 0
+[webhook]
+host = "127.0.0.1"
+port = 0
+[webhook.auth]
+type = "none"
+[[webhook.endpoints]]
+path = "/in"
+danube_topic = "{topic}"
+partitions = 2
+reliable_dispatch = true
+"""
+    )
+    process = ConnectorProcess("webhook", config).start()
+
+    def port_of() -> int | None:
+        for line in list(process.lines):
+            if '"webhook_port"' in line:
+                return int(json.loads(line)["webhook_port"])
+        return None
+
+    try:
+        port = await wait_ready(port_of, process.proc, process.log_tail)
+        reader = await open_reader(broker.url, topic)
+        ok: list[int] = []
+        other: Counter[int] = Counter()
+        counter = 0
+        stop = asyncio.Event()
+
+        async def sender(session: aiohttp.ClientSession) -> None:
+            nonlocal counter
+            while not stop.is_set():
+                counter += 1
+                n = counter
+                try:
+                    async with session.post(f"http://127.0.0.1:{port}/in", json={"seq": n}) as resp:
+                        await resp.read()
+                        if resp.status == 200:
+                            ok.append(n)
+                        else:
+                            assert resp.status == 503, resp.status
+                            other[resp.status] += 1
+                except aiohttp.ClientError:
+                    other[0] += 1  # the server closed: connection refused or reset
+                    await asyncio.sleep(0.01)
+
+        async with aiohttp.ClientSession() as session:
+            tasks = [asyncio.create_task(sender(session)) for _ in range(16)]
+            async with asyncio.timeout(60):
+                while len(ok) < 200:  # noqa: ASYNC110 - polling a list filled by the senders
+                    await asyncio.sleep(0.01)
+            process.signal(signal.SIGTERM)
+            code = await asyncio.to_thread(process.wait, 60)
+            stop.set()
+            await asyncio.gather(*tasks)
+        assert code == 0
+        # every event answered 2xx before and during the drain is on the topic
+        await reader.until(lambda _: set(ok) <= {orjson.loads(m.payload)["seq"] for m in reader.messages})
+        received = [orjson.loads(m.payload)["seq"] for m in reader.messages]
+        assert set(ok) <= set(received) and len(received) == len(set(received))
+        assert set(received) <= set(range(1, counter + 1))
     finally:
         process.kill()

@@ -137,30 +137,51 @@ def payment_schema(topic: str, subject: str = "payment-v1") -> dict[str, Any]:
 
 @dataclass
 class TopicReader:
-    """A Shared subscription on a topic, opened before anything is sent (subscriptions start at latest)."""
+    """A Shared subscription on a topic, opened before anything is sent (subscriptions start at latest).
+
+    A background task receives and acks at once (so the broker's ack timeout never redelivers), and keeps
+    each (partition, offset) once: ``messages`` is what is on the topic, in arrival order. Non-reliable
+    topics carry no offsets (all 0) and are never redelivered: open those with ``dedupe=False``.
+    """
 
     client: DanubeClient
     consumer: Any
+    dedupe: bool = True
     messages: list[Any] = field(default_factory=list)
+    _seen: set[tuple[str, int]] = field(default_factory=set)
+    _arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    _task: asyncio.Task[None] | None = None
 
-    async def take(self, count: int, within: float = 30.0) -> list[Any]:
-        async with asyncio.timeout(within):
-            while len(self.messages) < count:
-                msg = await self.consumer.receive()
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._pump())
+
+    async def _pump(self) -> None:
+        async for msg in self.consumer:
+            await self.consumer.ack(msg)
+            key = (msg.partition_topic, msg.offset)
+            if not self.dedupe or key not in self._seen:
+                self._seen.add(key)
                 self.messages.append(msg)
-                await self.consumer.ack(msg)
-        return self.messages
+                self._arrived.set()
 
     async def until(self, predicate: Callable[[list[Any]], bool], within: float = 30.0) -> list[Any]:
         async with asyncio.timeout(within):
             while not predicate(self.messages):
-                msg = await self.consumer.receive()
-                self.messages.append(msg)
-                await self.consumer.ack(msg)
+                self._arrived.clear()
+                await self._arrived.wait()
         return self.messages
+
+    async def take(self, count: int, within: float = 30.0) -> list[Any]:
+        return await self.until(lambda msgs: len(msgs) >= count, within)
 
     def payloads(self) -> list[Any]:
         return [orjson.loads(m.payload) for m in self.messages]
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.client.close()
 
 
 OpenReader = Callable[..., Awaitable[TopicReader]]
@@ -170,14 +191,17 @@ OpenReader = Callable[..., Awaitable[TopicReader]]
 async def open_reader() -> AsyncIterator[OpenReader]:
     readers: list[TopicReader] = []
 
-    async def open_(service_url: str, topic: str, subscription: str = "test-reader") -> TopicReader:
+    async def open_(
+        service_url: str, topic: str, subscription: str = "test-reader", *, dedupe: bool = True
+    ) -> TopicReader:
         client = DanubeClient(service_url)
         consumer = await client.subscribe(topic, subscription, consumer_name=f"{subscription}-c")
-        reader = TopicReader(client, consumer)
+        reader = TopicReader(client, consumer, dedupe)
+        reader.start()
         readers.append(reader)
         return reader
 
     yield open_
     for reader in readers:
         with contextlib.suppress(Exception):
-            await reader.client.close()
+            await reader.close()
