@@ -10,14 +10,13 @@ import pytest
 from danube_connect_core.config_loader import load_config
 from danube_connect_core.errors import ConfigError, InvalidData
 from danube_connect_core.records import SinkRecord
-from qdrant_client.http.exceptions import UnexpectedResponse
-
 from danube_sink_qdrant import QdrantSink
 from danube_sink_qdrant.failures import classify
 from danube_sink_qdrant.location import parse_location
 from danube_sink_qdrant.point_ids import NAMESPACE, point_id_for_key, point_id_for_message
 from danube_sink_qdrant.points import to_point
 from danube_sink_qdrant.settings import QdrantSettings, QdrantTopicMapping
+from qdrant_client.http.exceptions import UnexpectedResponse
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "qdrant-sink.toml"
 
