@@ -10,7 +10,6 @@ import orjson
 from danube_connect_core.client import DanubeClient
 from danube_connect_core.testing import http_get, make_config, produce, start_runtime
 from danube_embedded_broker import EmbeddedBroker
-
 from danube_sink_surrealdb.connector import SurrealDbSink
 from danube_sink_surrealdb.settings import SurrealDbSettings
 
@@ -33,7 +32,7 @@ async def get_json(port: int, path: str) -> tuple[int, Any]:
 
 async def wait_ready(port: int) -> None:
     async with asyncio.timeout(30):
-        while (await asyncio.to_thread(http_get, port, "/ready"))[0] != 200:
+        while (await asyncio.to_thread(http_get, port, "/ready"))[0] != 200:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
 
 
@@ -96,7 +95,12 @@ async def test_refused_rows_go_to_the_dead_letter_topic_and_the_rest_is_written(
         await wait_total(sink, 116)
         reasons = [m.attributes.get("error.reason", "") for m in dead]
         assert all("amount" in r for r in reasons), reasons
-        assert sorted(orjson.loads(m.payload)["amount"] for m in dead) == ["bad-119", "bad-3", "bad-50", "bad-51"]
+        assert sorted(orjson.loads(m.payload)["amount"] for m in dead) == [
+            "bad-119",
+            "bad-3",
+            "bad-50",
+            "bad-51",
+        ]
         status, body = await get_json(sink.query_api.port, "/tables/stripe_payments/count")  # type: ignore[union-attr]
         assert (status, body["total"]) == (200, 116)
     finally:
@@ -116,7 +120,10 @@ async def test_query_api_is_read_only_and_limited_to_mapped_tables(broker_factor
         assert await get_json(port, "/tables") == (200, {"tables": ["stripe_payments"]})
         assert (await get_json(port, "/tables/other/count"))[0] == 404
         assert (await get_json(port, "/tables/stripe_payments/count?group_by=event;DELETE"))[0] == 400
-        assert (await get_json(port, "/tables/stripe_payments/count"))[1] == {"table": "stripe_payments", "total": 0}
+        assert (await get_json(port, "/tables/stripe_payments/count"))[1] == {
+            "table": "stripe_payments",
+            "total": 0,
+        }
         status, _ = await asyncio.to_thread(http_get, port, "/query")
         assert status == 404
     finally:

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from danube_connect_core.config_loader import load_config
 from danube_connect_core.errors import ConfigError
-
 from danube_sink_surrealdb.connector import SurrealDbSink
 from danube_sink_surrealdb.settings import SurrealDbSettings
 from danube_sink_surrealdb.url import normalize_url
@@ -89,15 +88,17 @@ def test_seed_toml_loads_with_inline_password_and_env_wins(tmp_path: Path) -> No
     env = {"SURREALDB_PASSWORD": "from-env", "SURREALDB_URL": "surrealkv:///tmp/x", "SURREALDB_USERNAME": "u"}
     config = load_config(path, SurrealDbSink.config_spec(), environ=env)
     settings = config.settings_as(SurrealDbSettings)
-    assert (settings.url, settings.username, settings.secret_password()) == ("surrealkv:///tmp/x", "u", "from-env")
+    assert (settings.url, settings.username, settings.secret_password()) == (
+        "surrealkv:///tmp/x",
+        "u",
+        "from-env",
+    )
     assert not settings.password_inline
 
 
 def test_password_env_names_a_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "sink.toml"
-    path.write_text(
-        SEED_SINK_TOML.replace('password = "root"', 'password_env = "MY_SURREAL_PASS"')
-    )
+    path.write_text(SEED_SINK_TOML.replace('password = "root"', 'password_env = "MY_SURREAL_PASS"'))
     with pytest.raises(ConfigError, match="MY_SURREAL_PASS is not set"):
         load_config(path, SurrealDbSink.config_spec(), environ={})
     monkeypatch.setenv("MY_SURREAL_PASS", "pw")
@@ -108,9 +109,13 @@ def test_password_env_names_a_variable(tmp_path: Path, monkeypatch: pytest.Monke
 @pytest.mark.parametrize(
     ("old", "new", "key"),
     [
-        ('table = "stripe_payments"', 'table = "stripe payments; DELETE x"', "surrealdb.topic_mappings[0].table"),
+        (
+            'table = "stripe_payments"',
+            'table = "stripe payments; DELETE x"',
+            "surrealdb.topic_mappings[0].table",
+        ),
         ('url = "surrealdb:8000"', 'url = "ftp://x"', "surrealdb.url"),
-        ('batch_size = 50', 'batch_size = 50\ncolour = "red"', "surrealdb.topic_mappings[0].colour"),
+        ("batch_size = 50", 'batch_size = 50\ncolour = "red"', "surrealdb.topic_mappings[0].colour"),
         ('subscription_type = "Shared"', 'subscription_type = "Everyone"', "subscription_type"),
     ],
 )
@@ -137,5 +142,7 @@ def test_console_script_check_exit_codes(tmp_path: Path) -> None:
 
 def test_example_configs_load(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SURREALDB_PASSWORD", "x")
-    config = load_config(ROOT / "connectors/surrealdb/config/surrealdb-sink.toml", SurrealDbSink.config_spec())
+    config = load_config(
+        ROOT / "connectors/surrealdb/config/surrealdb-sink.toml", SurrealDbSink.config_spec()
+    )
     assert config.settings_as(SurrealDbSettings).topic_mappings[0].include_metadata

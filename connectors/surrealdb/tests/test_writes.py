@@ -11,10 +11,9 @@ import pytest
 import pytest_asyncio
 from danube_connect_core.errors import InvalidData, Retryable
 from danube_connect_core.testing import make_config
-from surrealdb import RecordID
-
 from danube_sink_surrealdb.connector import SurrealDbSink
 from danube_sink_surrealdb.settings import SurrealDbSettings
+from surrealdb import RecordID
 
 from .helpers import TOPIC, payment, record
 

@@ -1,7 +1,8 @@
 """Sorting SurrealDB SDK failures into what the sink does about them.
 
 - :class:`ConnectionProblem`: the database is unreachable or the connection broke (refused, closed,
-  timed out, HTTP 5xx, an expired session...). Retried with backoff, never poison (invariant 5).
+  timed out, HTTP 5xx, an expired session, a refused permission, a missing namespace/database/table).
+  Retried with backoff, never poison (invariant 5).
 - :class:`StatementRejected`: the database answered and refused the statement (a field type, a
   constraint, a value it cannot store). This may be caused by the data: the writer looks for the records
   responsible (invariant 5).
@@ -15,6 +16,7 @@ import aiohttp
 from surrealdb import (
     ConnectionUnavailableError,
     NotAllowedError,
+    NotFoundError,
     QueryError,
     ServerError,
     SurrealError,
@@ -43,6 +45,9 @@ def classify(exc: BaseException) -> ConnectionProblem | StatementRejected:
         return ConnectionProblem(text)
     if isinstance(exc, NotAllowedError):
         # Authentication or permission trouble (an expired token, a revoked user): not the data's fault.
+        return ConnectionProblem(text)
+    if isinstance(exc, NotFoundError):
+        # A namespace, database or table that does not exist (strict mode): configuration, not data.
         return ConnectionProblem(text)
     if isinstance(exc, QueryError) and (exc.is_timed_out or exc.is_cancelled):
         return ConnectionProblem(text)
