@@ -335,6 +335,15 @@ class PostgresCdcSource(SourceConnector):
                 self._empty_end = txn.end_lsn
             self._handed_end = txn.end_lsn
         self._last_peek_empty = not out
+        if txns:
+            log.debug(
+                "slot read: %d row(s), %d transaction(s), %d record(s); handed up to %s, confirmed %s",
+                len(rows),
+                len(txns),
+                len(out),
+                format_lsn(self._handed_end),
+                format_lsn(self._confirmed),
+            )
         if not out:
             await self._advance_idle()
         self.stats["records"] += len(out)
