@@ -26,3 +26,14 @@ def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture
+def mosquitto_binary_path() -> str:
+    binary = mosquitto_binary()
+    if binary is None:
+        message = "mosquitto is not installed (apt-get install mosquitto, or scripts/bootstrap.sh)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return binary

@@ -194,15 +194,30 @@ class MqttConnection:
         return self._closed.done()
 
     async def disconnect(self, within: float = 5.0) -> None:
-        """Send DISCONNECT after everything queued (acks included) and wait for the socket to close."""
+        """Write everything queued (acks included), then DISCONNECT, and wait for the socket to close.
+
+        paho closes the socket right after writing DISCONNECT; if unread bytes from the broker (a PUBREL,
+        a new PUBLISH) sit in the receive buffer then, the kernel resets the connection and the broker
+        may drop the acks it had not read yet (duplicates after a restart). So reading resumes first
+        (messages arriving now are not acknowledged: the broker redelivers them), the queue is flushed,
+        the broker gets a moment to answer, and only then DISCONNECT goes out.
+        """
         if self.closed:
             return
-        self._client.disconnect()
         try:
             async with asyncio.timeout(within):
+                self.resume_reading()
+                await self._flushed()
+                await asyncio.sleep(0.05)
+                await self._flushed()
+                self._client.disconnect()
                 await asyncio.shield(self._closed)
         except TimeoutError:
             self.abort()
+
+    async def _flushed(self) -> None:
+        while self._client.want_write() and not self.closed:  # noqa: ASYNC110 - paho has no event for it
+            await asyncio.sleep(0.005)
 
     def abort(self) -> None:
         """Close the socket now (nothing more is sent)."""

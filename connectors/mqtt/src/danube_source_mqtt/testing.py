@@ -45,6 +45,8 @@ class Mosquitto:
     workdir: Path
     port: int = field(default_factory=free_port)
     extra_conf: str = ""
+    #: Keep sessions and queued messages across a mosquitto restart (persistence file in ``workdir``).
+    persistence: bool = True
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -56,10 +58,12 @@ class Mosquitto:
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
-            "persistence true\n"
-            f"persistence_location {self.workdir}/\n"
-            "autosave_interval 1\n"
-            "max_queued_messages 0\n"
+            + (
+                f"persistence true\npersistence_location {self.workdir}/\nautosave_interval 1\n"
+                if self.persistence
+                else "persistence false\n"
+            )
+            + "max_queued_messages 0\n"
             "max_queued_bytes 0\n"
             "log_dest stderr\n"
             "log_type error\n"
@@ -126,13 +130,18 @@ class Publisher:
 
 class DanubeCollector:
     """Subscribes to a Danube topic (before anything is published: a new subscription starts at the
-    latest offset) and collects every message, acking it."""
+    latest offset) and collects every stored message once, acking it (reliable topics only: offsets
+    identify messages)."""
 
     def __init__(self, service_url: str, topic: str, subscription: str) -> None:
         self.service_url = service_url
         self.topic = topic
         self.subscription = subscription
+        #: Each stored message once (by partition and offset): several entries with the same payload
+        #: mean it was published more than once.
         self.messages: list[Any] = []
+        self.redelivered = 0
+        self._positions: set[tuple[str, int]] = set()
         self._client: Any = None
         self._consumer: Any = None
         self._task: asyncio.Task[None] | None = None
@@ -151,7 +160,13 @@ class DanubeCollector:
     async def _run(self) -> None:
         while True:
             msg = await self._consumer.receive()
-            self.messages.append(msg)
+            position = (msg.partition_topic, msg.offset)
+            if position in self._positions:
+                # The same stored message again (Danube redelivered it): not a duplicate publish.
+                self.redelivered += 1
+            else:
+                self._positions.add(position)
+                self.messages.append(msg)
             await self._consumer.ack(msg)
             self._changed.set()
 
