@@ -1,0 +1,81 @@
+"""Unit tests: topic filters, payload reading, in-order acks."""
+
+from __future__ import annotations
+
+import pytest
+from danube_connect_core.errors import InvalidData
+from danube_source_mqtt.ack_sequencer import AckSequencer
+from danube_source_mqtt.payload import build_record, mqtt_attributes, read_format
+from danube_source_mqtt.topic_filter import TopicFilter
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+
+@pytest.mark.parametrize(
+    ("filt", "topic", "match"),
+    [
+        ("sensors/#", "sensors", True),
+        ("sensors/#", "sensors/a/b", True),
+        ("sensors/+/temp", "sensors/x/temp", True),
+        ("sensors/+/temp", "sensors/x/y/temp", False),
+        ("sensors/+", "sensors/", True),
+        ("+/+", "/a", True),
+        ("#", "$SYS/broker/load", False),
+        ("+/broker", "$SYS/broker", False),
+        ("$SYS/#", "$SYS/broker", True),
+        ("$share/g1/sensors/+/temp", "sensors/a/temp", True),
+        ("$share/g1/sensors/+/temp", "$share/g1/sensors/a/temp", False),
+        ("a/b", "a/b/c", False),
+    ],
+)
+def test_filter_matching(filt: str, topic: str, match: bool) -> None:
+    assert TopicFilter.parse(filt).matches(topic) is match
+
+
+def test_share_prefix_is_kept_for_subscribing_and_stripped_for_matching() -> None:
+    f = TopicFilter.parse("$share/group/a/#")
+    assert (f.subscription, f.filter, f.share_group) == ("$share/group/a/#", "a/#", "group")
+
+
+@given(st.lists(st.text(alphabet="abc", min_size=0, max_size=3), min_size=1, max_size=5))
+def test_a_topic_matches_itself_hash_and_plus_per_level(levels: list[str]) -> None:
+    topic = "/".join(levels)
+    assume(topic != "")
+    assert TopicFilter.parse(topic).matches(topic)
+    assert TopicFilter.parse("#").matches(topic)
+    assert TopicFilter.parse("/".join("+" for _ in levels)).matches(topic)
+    assert not TopicFilter.parse("/".join("+" for _ in [*levels, "x"])).matches(topic)
+
+
+def test_payload_auto_json_then_text_then_bytes() -> None:
+    attrs = mqtt_attributes("t/1", 1, False)
+    assert build_record("/iot/x", "auto", "t/1", b'{"a": 1}', attrs).payload == {"a": 1}
+    text = build_record("/iot/x", "auto", "t/1", b"on", attrs)
+    assert (text.kind, text.payload) == ("string", "on")
+    raw = build_record("/iot/x", "auto", "t/1", b"\xff\x00", attrs)
+    assert (raw.kind, raw.payload, raw.key) == ("bytes", b"\xff\x00", "t/1")
+    assert raw.attributes == {"mqtt.topic": "t/1", "mqtt.qos": "1", "mqtt.retain": "false"}
+
+
+def test_payload_formats_and_schema_types() -> None:
+    assert read_format("json_schema", "string") == "json"
+    assert read_format("string", "auto") == "string"
+    assert read_format("bytes", "json") == "bytes"
+    assert read_format(None, "string") == "string"
+    with pytest.raises(InvalidData):
+        build_record("/iot/x", "json", "t", b"not json", {})
+    with pytest.raises(InvalidData):
+        build_record("/iot/x", "string", "t", b"\xff", {})
+
+
+def test_acks_go_out_in_arrival_order() -> None:
+    sent: list[int] = []
+    seq = AckSequencer(lambda mid, qos: sent.append(mid))
+    tickets = [seq.track(mid, 1) for mid in (1, 2, 3, 4)]
+    seq.done(tickets[2])
+    seq.done(tickets[1])
+    assert sent == []
+    seq.done(tickets[0])
+    assert sent == [1, 2, 3]
+    seq.done(tickets[3])
+    assert sent == [1, 2, 3, 4] and seq.waiting == 0
