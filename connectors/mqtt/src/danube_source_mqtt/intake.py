@@ -88,6 +88,7 @@ class Intake:
         self._stopping = False
         self.paused = False
         self.pending = 0
+        self.peak_pending = 0
         self.fatal: Exception | None = None
         # Counters for tests and logs (the runtime owns the Prometheus metrics).
         self.received = 0
@@ -144,6 +145,7 @@ class Intake:
         attributes = mqtt_attributes(topic, message.qos, bool(message.retain), message.properties)
         delivery = _Delivery(connection, sequencer, ticket, route, topic, bytes(message.payload), attributes)
         self.pending += 1
+        self.peak_pending = max(self.peak_pending, self.pending)
         if self.pending >= self.max_pending:
             self._pause()
         if self._sender is None:
