@@ -153,6 +153,12 @@ class DeltaLakeSink(SinkConnector):
         def commit() -> None:
             keep = [not target.already_written(r.partition, r.offset) for r in built.records]
             fresh = [r for r, k in zip(built.records, keep, strict=True) if k]
+            if len(fresh) < len(built.records):
+                log.info(
+                    "skipped %d rows already committed to %s (a redelivery)",
+                    len(built.records) - len(fresh),
+                    target.uri,
+                )
             if not fresh:
                 return
             table = built.table if all(keep) else built.table.filter(keep)
