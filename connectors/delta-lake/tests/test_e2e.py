@@ -168,7 +168,7 @@ async def test_s3_table_and_dead_letter(broker_factory: Any, s3_env: dict[str, s
     running = await start_runtime(DeltaLakeSink(), config)
     try:
         async with asyncio.timeout(60):  # subscribed: a new subscription starts at the end of the topic
-            while (await asyncio.to_thread(http_get, running.port, "/ready"))[0] != 200:
+            while (await asyncio.to_thread(http_get, running.port, "/ready"))[0] != 200:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
         await produce(broker.url, "/default/delta-s3-dlq", [])
         await consume(broker.url, "/default/delta-s3-dlq", "inspect", 0)  # subscribe before anything arrives
