@@ -8,10 +8,10 @@ other top-level scalar fields.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
-from danube_connect_core.secrets import EnvSecret
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from danube_connect_core.secrets import resolve_env_secret
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 __all__ = ["PostgresSettings", "TableMapping"]
 
@@ -55,7 +55,7 @@ class PostgresSettings(BaseModel):
     #: libpq-style DSN (``postgresql://user@host:5432/db``); keep the password out of it (POSTGRES_PASSWORD).
     dsn: str = "postgresql://postgres@localhost:5432/postgres"
     #: Name of an environment variable holding the password (POSTGRES_PASSWORD, when set, wins).
-    password: EnvSecret | None = None
+    password: SecretStr | None = None
     #: Logical replication slot (created when missing). Lower-case letters, digits and underscores.
     slot_name: str = "danube_cdc"
     #: Output plugin of the slot: wal2json (format 2) or PostgreSQL's built-in pgoutput.
@@ -76,6 +76,16 @@ class PostgresSettings(BaseModel):
     #: retries; larger windows are faster but a retried change may land after later ones.
     max_in_flight: int = Field(default=1, ge=1)
     table_mappings: list[TableMapping] = Field(default_factory=list)
+
+    @field_validator("password", mode="before")
+    @classmethod
+    def _password(cls, value: Any) -> Any:
+        # TOML names an environment variable; the POSTGRES_PASSWORD override arrives as the secret itself.
+        # (A plain ``SecretStr | None`` annotation, not ``EnvSecret | None``: the loader recognises it as a
+        # secret field only in this form.)
+        if value is None or isinstance(value, SecretStr):
+            return value
+        return resolve_env_secret(value)
 
     @field_validator("slot_name")
     @classmethod
