@@ -7,6 +7,7 @@ Every call goes through :meth:`QdrantEngine.call`; in local mode it runs on a pr
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -28,23 +29,24 @@ class QdrantEngine:
         self._timeout = max(1, round(timeout_s))
         self._client: AsyncQdrantClient | None = None
         self._loop: LocalLoop | None = LocalLoop() if location.local else None
+        self._opening = asyncio.Lock()  # one client only: local mode locks its directory
 
     async def open(self) -> None:
         """Create the client (local mode: opens and locks the storage; raises RuntimeError if locked)."""
-        if self._client is not None:
-            return
+        async with self._opening:
+            if self._client is None:
+                self._client = await self._run(self._make())
+
+    async def _make(self) -> AsyncQdrantClient:
         loc = self.location
 
-        async def make() -> AsyncQdrantClient:
-            if loc.memory:
-                return AsyncQdrantClient(location=":memory:")
-            if loc.path is not None:
-                return AsyncQdrantClient(path=loc.path)
-            return AsyncQdrantClient(
-                url=loc.url, api_key=self._api_key, timeout=self._timeout, check_compatibility=False
-            )
-
-        self._client = await self._run(make())
+        if loc.memory:
+            return AsyncQdrantClient(location=":memory:")
+        if loc.path is not None:
+            return AsyncQdrantClient(path=loc.path)
+        return AsyncQdrantClient(
+            url=loc.url, api_key=self._api_key, timeout=self._timeout, check_compatibility=False
+        )
 
     async def call(self, fn: Callable[[AsyncQdrantClient], Awaitable[T]]) -> T:
         if self._client is None:

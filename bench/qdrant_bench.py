@@ -1,0 +1,152 @@
+"""Qdrant sink throughput: SinkRuntime + QdrantSink draining a backlog vs a direct bulk upsert.
+
+    uv run python bench/qdrant_bench.py [--records 3000] [--batch-size 200]
+
+The broker runs in its own process (BrokerProcess). The sink subscribes once (so the subscription exists),
+stops, N records are produced on a 4-partition reliable topic, then the sink starts again and drains the
+backlog into Qdrant local mode on tmpfs (/dev/shm when present). Floor, same run: the same points, built by
+the sink's own mapping code, upserted directly with AsyncQdrantClient in batches of the same size into a
+fresh local store. Ratio = sink rows/s / direct rows/s (goal >= 0.8). Writes bench/results/qdrant.json.
+Not a test: nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from danube_connect_core.records import SinkRecord
+from danube_connect_core.testing import http_get, make_config, produce, start_runtime
+from danube_embedded_broker.testing import BrokerProcess
+from danube_sink_qdrant import QdrantSettings, QdrantSink
+from danube_sink_qdrant.points import to_point
+from qdrant_client import AsyncQdrantClient, models
+
+TOPIC = "/default/bench-vectors"
+DIM = 64
+
+
+def payloads(n: int) -> list[dict[str, Any]]:
+    return [
+        {"id": i, "v": [((i * 7 + j) % 97) / 97 for j in range(DIM)], "title": f"doc {i}"} for i in range(n)
+    ]
+
+
+async def sink_run(url: str, store: str, n: int, batch: int) -> float:
+    settings = QdrantSettings.model_validate(
+        {
+            "url": f"path:{store}",
+            "topic_mappings": [
+                {
+                    "topic": TOPIC,
+                    "subscription": "bench",
+                    "collection": "c",
+                    "vector_field": "v",
+                    "id_field": "id",
+                    "dimension": DIM,
+                    "batch_size": batch,
+                }
+            ],
+        }
+    )
+    cfg = make_config(url, "qdrant-bench", settings, processing={"batch_size": batch})
+    await produce(url, TOPIC, [], partitions=4)
+    first = await start_runtime(QdrantSink(), cfg)
+    while (await asyncio.to_thread(http_get, first.port, "/ready"))[0] != 200:  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    await first.stop()  # the subscription now exists: the backlog below waits for it
+    await produce(url, TOPIC, payloads(n), partitions=4)
+    sink = QdrantSink()
+    running = await start_runtime(sink, cfg)
+    started = time.perf_counter()
+    while True:
+        if sink.engine is not None:
+            try:
+                count = (await sink.engine.call(lambda c: c.count("c", exact=True))).count
+            except ValueError:  # the collection is not created yet
+                count = 0
+            if count >= n:
+                break
+        await asyncio.sleep(0.02)
+    elapsed = time.perf_counter() - started
+    await running.stop()
+    return n / elapsed
+
+
+async def direct_run(store: str, n: int, batch: int) -> float:
+    mapping = QdrantSettings.model_validate(
+        {
+            "url": ":memory:",
+            "topic_mappings": [
+                {
+                    "topic": TOPIC,
+                    "subscription": "b",
+                    "collection": "c",
+                    "vector_field": "v",
+                    "id_field": "id",
+                    "dimension": DIM,
+                }
+            ],
+        }
+    ).topic_mappings[0]
+    records = [SinkRecord(p, TOPIC, i % 4, i, 0, "", {}, None, None) for i, p in enumerate(payloads(n))]
+    client = AsyncQdrantClient(path=store)
+    await client.create_collection(
+        "c", vectors_config=models.VectorParams(size=DIM, distance=models.Distance.COSINE)
+    )
+    started = time.perf_counter()
+    for k in range(0, n, batch):
+        points = [to_point(r, mapping, {"": DIM}) for r in records[k : k + batch]]
+        await client.upsert(
+            "c", [models.PointStruct(id=p.id, vector=p.vector, payload=p.payload) for p in points], wait=True
+        )
+    elapsed = time.perf_counter() - started
+    await client.close()
+    return n / elapsed
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--records", type=int, default=3000)
+    ap.add_argument("--batch-size", type=int, default=200)
+    args = ap.parse_args()
+    base = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    work = Path(tempfile.mkdtemp(prefix="qdrant-bench-", dir=base))
+    broker = BrokerProcess(work / "broker")
+    url = broker.start()
+    try:
+        direct = await direct_run(str(work / "direct"), args.records, args.batch_size)
+        sink = await sink_run(url, str(work / "sink"), args.records, args.batch_size)
+    finally:
+        broker.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    ratio = sink / direct
+    print(f"records={args.records} batch={args.batch_size} dim={DIM} (Qdrant local mode on {base or 'tmp'})")
+    print(f"direct bulk upsert : {direct:8.0f} rows/s")
+    print(f"SinkRuntime + sink : {sink:8.0f} rows/s   ratio {ratio:.2f}x (goal >= 0.8)")
+    out = {
+        "records": args.records,
+        "batch_size": args.batch_size,
+        "dimension": DIM,
+        "direct_rows_per_s": round(direct, 1),
+        "sink_rows_per_s": round(sink, 1),
+        "ratio": round(ratio, 3),
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+        },
+    }
+    Path(__file__).parent.joinpath("results", "qdrant.json").write_text(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
