@@ -1,0 +1,213 @@
+"""ClickHouseSink: Danube topics inserted into ClickHouse tables in large de-duplicated batches.
+
+Failure semantics (what the runtime sees):
+
+- the rows of a batch are inserted with one insert per batch (its de-duplication token derived from the
+  message ids) and the runtime acks only after it returned (invariant 1); replays are dropped by the
+  token and, with metadata columns, by position (see :mod:`.writer`; invariant 2);
+- records that do not fit the table (missing non-nullable field, a value the column cannot take, unknown
+  fields with ``unknown_fields = "reject"``) are named in one InvalidData with ``others_written=True``
+  after every other row was inserted (invariant 5);
+- connection errors, TOO_MANY_PARTS, memory limits, timeouts -> Retryable (the same batch is retried;
+  invariant 5: an outage is never dead-lettered); bad credentials, a missing table or column -> Fatal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from danube_connect_core.config import ConnectorConfig
+from danube_connect_core.connector import SinkConnector
+from danube_connect_core.consumer_config import ConsumerConfig
+from danube_connect_core.errors import Fatal, InvalidData, Retryable
+from danube_connect_core.lifecycle import connector_main
+from danube_connect_core.records import SinkRecord
+
+from danube_sink_clickhouse.connection import open_client, redacted
+from danube_sink_clickhouse.failures import FailureKind, classify, short
+from danube_sink_clickhouse.rows import RowBuilder
+from danube_sink_clickhouse.settings import ClickHouseSettings, ClickHouseTopicMapping
+from danube_sink_clickhouse.table_schema import describe_table
+from danube_sink_clickhouse.writer import InsertFailed, TableWriter
+
+__all__ = ["ClickHouseSink", "main"]
+
+log = logging.getLogger("danube_sink_clickhouse")
+
+
+@dataclass
+class _Mapping:
+    settings: ClickHouseTopicMapping
+    database: str
+    rows: RowBuilder | None = None
+    writer: TableWriter | None = None
+
+
+class ClickHouseSink(SinkConnector):
+    """Inserts Danube records into ClickHouse tables (HTTP interface, or chdb:// in-process)."""
+
+    name = "clickhouse"
+    config_section = "clickhouse"
+    settings_model = ClickHouseSettings
+    env_prefix = "CLICKHOUSE"
+
+    def __init__(self) -> None:
+        self.settings: ClickHouseSettings | None = None
+        self.client: Any = None
+        self.mappings: list[_Mapping] = []
+        self._by_subscription: dict[tuple[str, str], _Mapping] = {}
+
+    async def initialize(self, config: ConnectorConfig) -> None:
+        self.settings = config.settings_as(ClickHouseSettings)
+        for m in self.settings.topic_mappings:
+            mapping = _Mapping(m, m.database or self.settings.database)
+            self.mappings.append(mapping)
+            self._by_subscription[(m.topic, m.subscription)] = mapping
+        try:
+            await self._prepare()
+        except Retryable as exc:  # server not reachable yet: retried on the first batch
+            log.warning("ClickHouse at %s not reachable yet: %s", redacted(self.settings.url), exc)
+
+    async def _prepare(self) -> None:
+        """Connect and read every mapped table's schema (idempotent; Retryable or Fatal on failure)."""
+        if self.client is not None and all(m.writer is not None for m in self.mappings):
+            return
+        try:
+            await asyncio.to_thread(self._prepare_sync)
+        except (Fatal, Retryable):
+            raise
+        except Exception as exc:
+            self.client = None
+            if classify(exc) is FailureKind.FATAL:
+                raise Fatal(f"ClickHouse refused the sink's setup: {short(exc)}") from exc
+            raise Retryable(f"cannot reach ClickHouse: {short(exc)}") from exc
+
+    def _prepare_sync(self) -> None:
+        assert self.settings is not None
+        if self.client is None:
+            self.client = open_client(self.settings)
+        insert_settings: dict[str, Any] = {"insert_deduplicate": 1}
+        if self.settings.async_insert:
+            insert_settings.update(async_insert=1, wait_for_async_insert=1, async_insert_deduplicate=1)
+        for mapping in self.mappings:
+            if mapping.writer is not None:
+                continue
+            m = mapping.settings
+            schema = describe_table(self.client, mapping.database, m.table)
+            unmapped = sorted(set(m.field_paths) - set(schema.names()))
+            if unmapped:
+                raise Fatal(f"{schema.qualified}: field_paths name unknown columns: {', '.join(unmapped)}")
+            track = m.include_metadata and schema.has("_danube_partition") and schema.has("_danube_offset")
+            if m.include_metadata and not track:
+                log.warning(
+                    "%s has no _danube_partition/_danube_offset columns: replays after a crash are "
+                    "de-duplicated only when re-batched identically",
+                    schema.qualified,
+                )
+            self._check_dedup_window(schema.database, schema.table)
+            mapping.rows = RowBuilder(
+                schema,
+                include_metadata=m.include_metadata,
+                field_paths=m.field_paths,
+                reject_unknown=m.unknown_fields == "reject",
+            )
+            mapping.writer = TableWriter(
+                self.client, schema, topic=m.topic, track_positions=track, insert_settings=insert_settings
+            )
+            log.info("mapping %s -> %s (%d columns)", m.topic, schema.qualified, len(schema.columns))
+
+    def _check_dedup_window(self, database: str, table: str) -> None:
+        result = self.client.query(
+            "SELECT engine, create_table_query FROM system.tables "
+            "WHERE database = {d:String} AND name = {t:String}",
+            parameters={"d": database, "t": table},
+        )
+        if not result.result_rows:
+            return
+        engine, ddl = result.result_rows[0]
+        plain_merge_tree = "MergeTree" in engine and not engine.startswith("Replicated")
+        if plain_merge_tree and "non_replicated_deduplication_window" not in ddl:
+            log.warning(
+                "%s.%s is a non-replicated %s without non_replicated_deduplication_window: "
+                "insert de-duplication tokens have no effect (see the README)",
+                database,
+                table,
+                engine,
+            )
+
+    async def consumer_configs(self) -> list[ConsumerConfig]:
+        return [m.settings.consumer_config() for m in self.mappings]
+
+    async def process(self, record: SinkRecord) -> None:
+        await self.process_batch([record])
+
+    async def process_batch(self, records: list[SinkRecord]) -> None:
+        if not records:
+            return
+        await self._prepare()
+        groups: dict[int, tuple[_Mapping, list[SinkRecord]]] = {}
+        for r in records:
+            m = self._mapping_for(r)
+            groups.setdefault(id(m), (m, []))[1].append(r)
+        invalid: list[tuple[SinkRecord, str]] = []
+        for mapping, recs in groups.values():
+            invalid += await self._write(mapping, recs)
+        if invalid:
+            reasons = {r.message_id: reason for r, reason in invalid}
+            raise InvalidData(
+                invalid[0][1], records=[r for r, _ in invalid], reasons=reasons, others_written=True
+            )
+
+    def _mapping_for(self, record: SinkRecord) -> _Mapping:
+        m = self._by_subscription.get((record.topic, record.subscription))
+        if m is not None:
+            return m
+        for mapping in self.mappings:
+            if mapping.settings.topic == record.topic:
+                return mapping
+        raise Fatal(f"record from unmapped topic {record.topic}")
+
+    async def _write(self, mapping: _Mapping, records: list[SinkRecord]) -> list[tuple[SinkRecord, str]]:
+        assert mapping.rows is not None and mapping.writer is not None
+        built = mapping.rows.build(_unique(records))
+        writer = mapping.writer
+        try:
+            refused = await asyncio.to_thread(writer.write, built.rows, built.records)
+        except InsertFailed as exc:
+            if exc.kind is FailureKind.FATAL:
+                raise Fatal(f"insert into {writer.schema.qualified} failed: {exc}") from exc
+            raise Retryable(f"insert into {writer.schema.qualified} failed: {exc}") from exc
+        return built.invalid + refused
+
+    async def health_check(self) -> None:
+        await self._prepare()
+        try:
+            await asyncio.to_thread(self.client.command, "SELECT 1")
+        except Exception as exc:
+            raise Retryable(f"ClickHouse ping failed: {short(exc)}") from exc
+
+    async def shutdown(self) -> None:
+        if self.client is not None:
+            client, self.client = self.client, None
+            try:
+                await asyncio.to_thread(client.close)
+            except Exception as exc:
+                log.warning("closing the ClickHouse client failed: %s", short(exc))
+
+
+def _unique(records: list[SinkRecord]) -> list[SinkRecord]:
+    """Drop repeated deliveries of one message inside a batch (a redelivery that overtook its ack)."""
+    seen: set[str] = set()
+    out = []
+    for r in records:
+        if r.message_id not in seen:
+            seen.add(r.message_id)
+            out.append(r)
+    return out
+
+
+def main() -> None:
+    connector_main(ClickHouseSink)

@@ -1,0 +1,134 @@
+"""Unit tests of the ClickHouse sink against the real engine (chdb, in-process)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
+from clickhouse_helpers import TOPIC, event, record, sink_for, table_ddl
+from danube_connect_core.errors import Fatal, InvalidData
+from danube_sink_clickhouse.column_types import converter_for
+from danube_sink_clickhouse.connection import redacted
+from danube_sink_clickhouse.failures import FailureKind, classify
+from danube_sink_clickhouse.settings import ClickHouseSettings
+from pydantic import ValidationError
+
+CH = tuple[Any, str, str]
+
+
+def count(client: Any, db: str, table: str = "events") -> int:
+    return int(client.query(f"SELECT count() FROM {db}.{table}").result_rows[0][0])
+
+
+async def test_5000_rows_in_one_batch(ch: CH) -> None:
+    client, dsn, db = ch
+    client.command(table_ddl(db))
+    sink = await sink_for(dsn, db)
+    await sink.process_batch([record(i, partition=i % 4, offset=i // 4) for i in range(5000)])
+    assert count(client, db) == 5000
+    rows = client.query(
+        f"SELECT id, name, amount, region, toString(at), tags, _danube_partition, _danube_offset, "
+        f"_danube_message_id, _danube_attributes FROM {db}.events ORDER BY id"
+    ).result_rows
+    assert [r[0] for r in rows] == list(range(5000))
+    r = rows[4001]
+    assert r[1:6] == ("n4001", 4001 / 4, "eu", "2024-05-01 00:00:41.000", ["a", str(4001 % 7)])
+    assert rows[3][3] is None
+    assert (r[6], r[7], r[8], r[9]) == (1, 1000, f"{TOPIC}:1:1000", '{"k":"v"}')
+    await sink.shutdown()
+
+
+async def test_replay_rebatched_after_restart_is_skipped(ch: CH) -> None:
+    client, dsn, db = ch
+    client.command(table_ddl(db))
+    sink = await sink_for(dsn, db)
+    await sink.process_batch([record(i, partition=i % 2, offset=i // 2) for i in range(300)])
+    restarted = await sink_for(dsn, db)  # fresh positions; the redelivery is cut differently
+    await restarted.process_batch([record(i, partition=i % 2, offset=i // 2) for i in range(100, 450)])
+    await restarted.process_batch([record(i, partition=i % 2, offset=i // 2) for i in range(440, 500)])
+    assert count(client, db) == 500
+    dupes = client.query(
+        f"SELECT count() FROM (SELECT id FROM {db}.events GROUP BY id HAVING count() > 1)"
+    ).result_rows[0][0]
+    assert dupes == 0
+
+
+async def test_same_batch_twice_is_dropped_by_the_token_without_metadata(ch: CH) -> None:
+    client, dsn, db = ch
+    client.command(table_ddl(db, metadata=False))
+    sink = await sink_for(dsn, db, include_metadata=False)
+    batch = [record(i) for i in range(50)]
+    await sink.process_batch(batch)
+    restarted = await sink_for(dsn, db, include_metadata=False)
+    await restarted.process_batch(batch)
+    assert count(client, db) == 50
+
+
+async def test_invalid_rows_are_named_and_the_rest_inserted(ch: CH) -> None:
+    client, dsn, db = ch
+    client.command(table_ddl(db, extra=",\n    CONSTRAINT positive CHECK amount >= 0"))
+    sink = await sink_for(dsn, db)
+    batch = [record(i) for i in range(40)]
+    batch[5] = record(5, payload={**event(5), "id": "five"})  # our converter refuses
+    batch[11] = record(11, payload={"name": "no id"})  # missing non-nullable
+    batch[23] = record(23, payload={**event(23), "amount": -1})  # the table refuses (bisection)
+    batch[31] = record(31, payload=[1, 2])
+    with pytest.raises(InvalidData) as info:
+        await sink.process_batch(batch)
+    exc = info.value
+    assert exc.others_written
+    assert sorted(r.offset for r in exc.records or []) == [5, 11, 23, 31]
+    assert "expected an integer" in exc.reason_for(batch[5])
+    assert "missing" in exc.reason_for(batch[11])
+    assert "refused" in exc.reason_for(batch[23])
+    ids = [r[0] for r in client.query(f"SELECT id FROM {db}.events ORDER BY id").result_rows]
+    assert ids == [i for i in range(40) if i not in (5, 11, 23, 31)]
+
+
+async def test_unknown_fields_rejected_when_configured(ch: CH) -> None:
+    client, dsn, db = ch
+    client.command(table_ddl(db))
+    sink = await sink_for(dsn, db, unknown_fields="reject")
+    with pytest.raises(InvalidData, match="fields without a column: surprise"):
+        await sink.process_batch([record(0), record(1, payload={**event(1), "surprise": 1})])
+    assert count(client, db) == 1
+    lenient = await sink_for(dsn, db)
+    await lenient.process_batch([record(2, payload={**event(2), "surprise": 1})])
+    assert count(client, db) == 2
+
+
+async def test_missing_table_is_fatal(ch: CH) -> None:
+    _, dsn, db = ch
+    with pytest.raises(Fatal, match="refused"):
+        await sink_for(dsn, db, table="nope")
+
+
+def test_classification() -> None:
+    assert classify(OperationalError("connection refused")) is FailureKind.RETRYABLE
+    assert classify(DatabaseError("Code: 252. DB::Exception: Too many parts")) is FailureKind.RETRYABLE
+    assert classify(DatabaseError("Code: 6. DB::Exception: Cannot parse")) is FailureKind.DATA
+    assert classify(DatabaseError("Code: 516. DB::Exception: Authentication failed")) is FailureKind.FATAL
+    assert classify(ValueError("bad value")) is FailureKind.DATA
+
+
+def test_converters() -> None:
+    assert converter_for("Nullable(Int8)")(None) is None
+    with pytest.raises(ValueError, match="out of range"):
+        converter_for("UInt8")(300)
+    assert converter_for("LowCardinality(String)")({"a": 1}) == '{"a":1}'
+    assert converter_for("Array(Int32)")(["1", 2]) == [1, 2]
+    assert str(converter_for("DateTime64(3, 'UTC')")(0)) == "1970-01-01 00:00:00+00:00"
+
+
+def test_settings_and_redaction(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValidationError, match="http://"):
+        ClickHouseSettings.model_validate(
+            {"url": "tcp://x", "topic_mappings": [{"topic": "t", "subscription": "s", "table": "t"}]}
+        )
+    monkeypatch.setenv("CH_PW", "s3cret")
+    s = ClickHouseSettings.model_validate(
+        {"password": "CH_PW", "topic_mappings": [{"topic": "t", "subscription": "s", "table": "t"}]}
+    )
+    assert s.password is not None and "s3cret" not in repr(s)
+    assert redacted("https://user:pw@host:8443") == "https://host:8443"
