@@ -118,7 +118,7 @@ async def main() -> None:
     ap.add_argument("--records", type=int, default=3000)
     ap.add_argument("--batch-size", type=int, default=200)
     args = ap.parse_args()
-    base = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    base = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: ASYNC240
     work = Path(tempfile.mkdtemp(prefix="qdrant-bench-", dir=base))
     broker = BrokerProcess(work / "broker")
     url = broker.start()
