@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,11 +106,11 @@ def load_config(
             section_raw = {}
         if not isinstance(section_raw, dict):
             raise ConfigError("must be a table", file=file, key=spec.section)
-        secret_fields = _secret_fields(spec.model)
         for var, dotted in _section_overrides(spec).items():
             if env.get(var):
-                # An override of a secret field carries the secret itself, not a variable name.
-                override: Any = SecretStr(env[var]) if dotted in secret_fields else env[var]
+                # An override of a secret field carries the secret itself, not a variable name
+                # (invariant 7: read as a name, it would be echoed by the "variable not set" error).
+                override: Any = SecretStr(env[var]) if _is_secret_field(spec.model, dotted) else env[var]
                 _set_dotted(section_raw, dotted, override, file)
                 from_env[f"{spec.section}.{dotted}"] = var
         settings = _validate(spec.model, section_raw, file, prefix=spec.section, from_env=from_env)
@@ -151,13 +152,26 @@ def _section_overrides(spec: ConfigSpec) -> dict[str, str]:
     return out
 
 
-def _secret_fields(model: type[BaseModel]) -> set[str]:
-    out = set()
-    for name, info in model.model_fields.items():
-        annotation = info.annotation
-        if annotation is SecretStr or SecretStr in getattr(annotation, "__args__", ()):
-            out.add(name)
-    return out
+def _is_secret_field(model: type[BaseModel], dotted: str) -> bool:
+    """Whether ``dotted`` names a SecretStr field of ``model``, through nested models, Optional and
+    Annotated wrappers (``EnvSecret | None`` included)."""
+    head, _, rest = dotted.partition(".")
+    info = model.model_fields.get(head)
+    if info is None:
+        return False
+    if not rest:
+        return _mentions(info.annotation, SecretStr)
+    return any(_is_secret_field(nested, rest) for nested in _models_in(info.annotation))
+
+
+def _mentions(annotation: Any, wanted: type) -> bool:
+    return annotation is wanted or any(_mentions(arg, wanted) for arg in typing.get_args(annotation))
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for arg in typing.get_args(annotation) for model in _models_in(arg)]
 
 
 def _set_dotted(target: dict[str, Any], dotted: str, value: Any, file: Path) -> None:

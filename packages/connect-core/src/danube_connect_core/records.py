@@ -115,8 +115,8 @@ class SinkRecord:
     ``payload`` is a JSON value (json_schema, avro and schemaless JSON), ``str`` (string), ``bytes`` (bytes,
     or undecodable schemaless data) or a number. ``message_id`` is unique per message and stable across
     redeliveries: use it for idempotent writes (invariant 2). ``raw`` holds the bytes as they were on the
-    topic. ``publish_time`` is in milliseconds since the epoch (as producers stamp it). ``request_id`` is the producer's sequence
-    number for the message.
+    topic. ``publish_time`` is in milliseconds since the epoch (as producers stamp it). ``request_id`` is
+    the producer's sequence number for the message.
     """
 
     payload: Any

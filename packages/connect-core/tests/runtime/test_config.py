@@ -177,6 +177,32 @@ def test_connector_env_overrides_and_secret_by_name(tmp_path: Path) -> None:
     assert config.settings.password.get_secret_value() == "pw"
 
 
+class NestedAuth(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    api_key: EnvSecret | None = None
+
+
+class OptionalSecretSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    password: EnvSecret | None = None
+    auth: NestedAuth | None = None
+
+
+def test_override_of_optional_and_nested_secret_carries_the_secret(tmp_path: Path) -> None:
+    # A value that looks like a variable name: read as a name, the "not set" error would print it.
+    path = write(tmp_path, 'danube_service_url = "u"\nconnector_name = "c"\n[thing]\n')
+    spec = ConfigSpec(
+        "thing",
+        OptionalSecretSection,
+        env_overrides={"THING_PASSWORD": "password", "THING_API_KEY": "auth.api_key"},
+    )
+    env = {"THING_PASSWORD": "hunter2", "THING_API_KEY": "letmein"}
+    config = load_config(path, spec, environ=env)
+    assert config.settings.password.get_secret_value() == "hunter2"
+    assert config.settings.auth.api_key.get_secret_value() == "letmein"
+    assert "hunter2" not in repr(config.settings) and "letmein" not in repr(config.settings)
+
+
 def test_secret_resolution_reads_the_named_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("THING_SECRET", "s3cret")
     path = write(
