@@ -184,10 +184,24 @@ class AvroCodec(PayloadCodec):
         return buf.getvalue()
 
     def decode(self, data: bytes) -> Any:
+        """The decoded value; InvalidData when the bytes do not decode or are not all consumed.
+
+        Schemaless Avro carries no length, so bytes left over after a complete value mean the payload is
+        not what its schema says (corrupted, or written with another schema): dead-letter it rather than
+        hand a silently truncated reading to the sink (invariant 5).
+        """
+        buf = io.BytesIO(data)
         try:
-            return fastavro.schemaless_reader(io.BytesIO(data), self.schema, None)
+            value = fastavro.schemaless_reader(buf, self.schema, None)
         except Exception as exc:
-            raise InvalidData(f"payload is not valid Avro for its schema: {exc}") from None
+            detail = str(exc) or type(exc).__name__  # EOFError and friends carry no message
+            raise InvalidData(f"payload is not valid Avro for its schema: {detail}") from None
+        left = len(data) - buf.tell()
+        if left:
+            raise InvalidData(
+                f"payload is not valid Avro for its schema: {left} byte(s) left after the value"
+            )
+        return value
 
 
 class SchemalessCodec(PayloadCodec):
