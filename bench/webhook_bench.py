@@ -228,10 +228,17 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             for r in range(args.repeats):
                 # rotate the order so that drifting machine load does not favour one server
                 for name, target in targets[r % 3 :] + targets[: r % 3]:
+                    cpu_start = time.process_time()
                     result = await drive(target, args.requests, args.concurrency)
+                    # CPU of this process (servers + client threads; not the broker, not the load) per
+                    # request: much steadier than requests/s on a shared machine
+                    result["server_cpu_us_per_request"] = (
+                        (time.process_time() - cpu_start) / args.requests * 1e6
+                    )
                     rounds[name].append(result)
                     print(
-                        f"round {r + 1} {name:9s} {result['rps']:8.0f} req/s  statuses {result['statuses']}",
+                        f"round {r + 1} {name:9s} {result['rps']:8.0f} req/s "
+                        f"{result['server_cpu_us_per_request']:6.0f} us CPU/req  {result['statuses']}",
                         flush=True,
                     )
             await sdk_runner.cleanup()
@@ -241,6 +248,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             await client.close()
             await asyncio.to_thread(broker.stop)
+    cpu = {name: statistics.median(r["server_cpu_us_per_request"] for r in rs) for name, rs in rounds.items()}
     floor = statistics.median(r["rps"] for r in rounds["floor"])
     sdk = statistics.median(r["rps"] for r in rounds["sdk"])
     hook = statistics.median(r["rps"] for r in rounds["connector"])
@@ -255,6 +263,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "ratio": hook / floor,
         "sdk_ratio": sdk / floor,
         "connector_vs_sdk_ratio": hook / sdk,
+        "server_cpu_us_per_request_median": cpu,
+        "cpu_ratio_floor_over_connector": cpu["floor"] / cpu["connector"],
         "goal_ratio": 0.8,
         "rounds": rounds,
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -278,14 +288,20 @@ def main() -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print()
-    print("| server | requests/s (median) |")
-    print("|---|---:|")
-    print(f"| bare aiohttp handler awaiting producer.send (floor) | {result['floor_rps_median']:.0f} |")
-    print(
-        f"| webhook source: api_key + JSON Schema + awaited publish | {result['connector_rps_median']:.0f} |"
-    )
+    cpu = result["server_cpu_us_per_request_median"]
+    rows = [
+        ("bare aiohttp handler awaiting producer.send (floor)", "floor_rps_median", "floor"),
+        ("bare handler awaiting the runtime's sender.send (SDK path)", "sdk_floor_rps_median", "sdk"),
+        ("webhook source: api_key + JSON Schema + awaited publish", "connector_rps_median", "connector"),
+    ]
+    print("| server | requests/s (median) | server CPU us/request (median) |")
+    print("|---|---:|---:|")
+    for label, rps_key, name in rows:
+        print(f"| {label} | {result[rps_key]:.0f} | {cpu[name]:.0f} |")
     where = RESULTS.relative_to(ROOT)
     print(f"\nratio connector / floor: {result['ratio']:.2f} (goal >= 0.8)")
+    cpu_ratio = result["cpu_ratio_floor_over_connector"]
+    print(f"CPU ratio floor / connector (capacity ratio when CPU-bound): {cpu_ratio:.2f}")
     sdk_ratio, vs_sdk = result["sdk_ratio"], result["connector_vs_sdk_ratio"]
     print(f"ratio SDK path / floor: {sdk_ratio:.2f}; connector / SDK path: {vs_sdk:.2f}")
     print(f"written to {where}")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
-from webhook_testsupport import OpenReader, StartWebhook, payment
+from webhook_testsupport import API_KEY, OpenReader, StartWebhook, payment
 
 
 async def test_duplicate_deliveries_answer_the_same_2xx_and_publish_once(
@@ -100,3 +101,22 @@ async def test_routing_key_from_a_json_pointer_and_attributes(
         assert msg.attributes["webhook.endpoint"] == "/keyed"
         assert msg.attributes["webhook.request_id"] == f"req-{doc['seq']}"
     assert sorted(p["seq"] for p in reader.payloads()) == list(range(30))
+
+
+async def test_a_body_that_does_not_arrive_in_time_gets_408(broker: Any, start_webhook: StartWebhook) -> None:
+    hook = await start_webhook(
+        broker.url,
+        {"request_timeout_ms": 300, "endpoints": [{"path": "/slow", "danube_topic": "/default/slow"}]},
+    )
+
+    async def trickle() -> AsyncIterator[bytes]:
+        yield b'{"seq": '
+        await asyncio.sleep(1.5)
+        yield b"1}"
+
+    status, body, _ = await hook.request(
+        "POST", "/slow", data=trickle(), headers={"Content-Type": "application/json", "x-api-key": API_KEY}
+    )
+    assert status == 408 and body["error"] == "request_timeout"
+    status, _, _ = await hook.post("/slow", {"seq": 2})
+    assert status == 200

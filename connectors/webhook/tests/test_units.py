@@ -94,20 +94,20 @@ def test_json_pointer_keys() -> None:
 async def test_idempotency_store_replays_and_forgets_failures() -> None:
     now = [0.0]
     store = IdempotencyStore(window_s=10, max_entries=2, clock=lambda: now[0])
-    first = await store.claim("k", 1)
+    first = await store.claim("k")
     assert isinstance(first, Claimed)
-    waiter = asyncio.create_task(store.claim("k", 5))  # waits for the first outcome
+    waiter = asyncio.create_task(store.claim("k"))  # waits for the first outcome
     await asyncio.sleep(0)
     first.succeeded(200, {"status": "accepted"})
     assert await waiter == Replay(200, {"status": "accepted"})
     now[0] = 11.0  # past the window
-    assert isinstance(await store.claim("k", 1), Claimed)
-    failing = await store.claim("f", 1)
+    assert isinstance(await store.claim("k"), Claimed)
+    failing = await store.claim("f")
     assert isinstance(failing, Claimed)
     failing.failed()
-    assert isinstance(await store.claim("f", 1), Claimed)  # a failure is not remembered
-    await store.claim("a", 1)
-    await store.claim("b", 1)
+    assert isinstance(await store.claim("f"), Claimed)  # a failure is not remembered
+    await store.claim("a")
+    await store.claim("b")
     assert len(store) == 2  # bounded
 
 

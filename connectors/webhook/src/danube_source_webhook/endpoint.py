@@ -100,16 +100,32 @@ class Endpoint:
                 )
         check_declared_length(request, self.max_body_bytes)
         check_content_type(request)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.request_timeout_s
         headers = request.headers
         if not self.auth.needs_body:
             self.auth.verify(headers, b"")
+        # One deadline for the body and the broker's ack (a single timer per request); the phase says
+        # which answer a timeout gets.
+        phase = ["body"]
         try:
-            async with asyncio.timeout_at(deadline):
+            async with asyncio.timeout(self.request_timeout_s):
                 body = await read_body(request, self.max_body_bytes)
+                phase[0] = "accept"
+                return await self._accept(request, body, sender, phase)
         except TimeoutError:
-            raise WebhookError(408, "request_timeout", "the request body did not arrive in time") from None
+            if phase[0] == "body":
+                raise WebhookError(
+                    408, "request_timeout", "the request body did not arrive in time"
+                ) from None
+            if phase[0] == "duplicate":
+                raise _unavailable("a request with the same idempotency key is in flight") from None
+            self.on_broker_state(False)
+            log.warning("publish to %s not acknowledged within the request timeout", self.topic)
+            raise _unavailable("the broker did not acknowledge in time") from None
+
+    async def _accept(
+        self, request: web.Request, body: bytes, sender: SourceSender | None, phase: list[str]
+    ) -> web.Response:
+        headers = request.headers
         if self.auth.needs_body:
             self.auth.verify(headers, body)
         try:
@@ -123,17 +139,14 @@ class Endpoint:
         if self.idempotency is not None:
             idem_key = headers.get(self._idempotency_header)
             if idem_key:
-                try:
-                    state = await self.idempotency.claim(idem_key, max(0.0, deadline - loop.time()))
-                except TimeoutError:
-                    raise _unavailable(
-                        "an earlier request with the same idempotency key is in flight"
-                    ) from None
+                phase[0] = "duplicate"
+                state = await self.idempotency.claim(idem_key)
+                phase[0] = "accept"
                 if isinstance(state, Replay):
                     return _json(state.status, state.body, {"Idempotent-Replayed": "true"})
                 claim = state
         try:
-            status, body_out = await self._publish(value, request_id, idem_key, sender, deadline)
+            status, body_out = await self._publish(value, request_id, idem_key, sender)
         except BaseException:
             if claim is not None:
                 claim.failed()
@@ -153,7 +166,6 @@ class Endpoint:
         request_id: str,
         idem_key: str | None,
         sender: SourceSender | None,
-        deadline: float,
     ) -> tuple[int, dict[str, Any]]:
         if sender is None:
             raise _unavailable("the connector is starting; Danube producers are not ready yet")
@@ -164,15 +176,11 @@ class Endpoint:
         attributes = {ATTR_ENDPOINT: self.path, ATTR_REQUEST_ID: request_id}
         if idem_key:
             attributes[ATTR_IDEMPOTENCY_KEY] = idem_key
-        record = SourceRecord(self.topic, value, "json", attributes)
-        if self.key_pointer is not None:
-            key = key_from(value, self.key_pointer)
-            if key is not None:
-                record = record.with_key(key)
+        key = key_from(value, self.key_pointer) if self.key_pointer is not None else None
+        record = SourceRecord(self.topic, value, "json", attributes, key)
         self.in_flight += 1
         try:
-            async with asyncio.timeout_at(deadline):
-                published = await sender.send(record)
+            published = await sender.send(record)
         except InvalidData as exc:
             raise WebhookError(
                 422,
@@ -180,10 +188,6 @@ class Endpoint:
                 f"payload does not match the schema of {self.topic}",
                 errors=self._explain(value, exc),
             ) from None
-        except TimeoutError:
-            self.on_broker_state(False)
-            log.warning("publish to %s not acknowledged within the request timeout", self.topic)
-            raise _unavailable("the broker did not acknowledge in time") from None
         except Retryable as exc:
             self.on_broker_state(False)
             log.warning("publish to %s failed: %s", self.topic, exc)

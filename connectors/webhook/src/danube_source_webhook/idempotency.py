@@ -74,28 +74,27 @@ class IdempotencyStore:
     def __len__(self) -> int:
         return len(self._entries)
 
-    async def claim(self, key: str, wait_s: float) -> Replay | Claimed:
+    async def claim(self, key: str) -> Replay | Claimed:
         """The earlier answer for ``key``, or the ownership of it.
 
-        Waits (at most ``wait_s``) while an earlier request with the same key is in flight; raises
-        TimeoutError when it is still in flight after that.
+        Waits while an earlier request with the same key is in flight (the caller bounds the wait, e.g.
+        with its request deadline).
         """
-        async with asyncio.timeout(wait_s):
-            while True:
-                now = self.clock()
-                self._expire(now)
-                entry = self._entries.get(key)
-                if entry is None:
-                    entry = _Entry(asyncio.get_running_loop().create_future())
-                    self._entries[key] = entry
-                    self._bound()
-                    return Claimed(self, key, entry)
-                if entry.replay is not None:
-                    if entry.expires_at > now:
-                        return entry.replay
-                    del self._entries[key]
-                    continue
-                await asyncio.shield(entry.done)
+        while True:
+            now = self.clock()
+            self._expire(now)
+            entry = self._entries.get(key)
+            if entry is None:
+                entry = _Entry(asyncio.get_running_loop().create_future())
+                self._entries[key] = entry
+                self._bound()
+                return Claimed(self, key, entry)
+            if entry.replay is not None:
+                if entry.expires_at > now:
+                    return entry.replay
+                del self._entries[key]
+                continue
+            await asyncio.shield(entry.done)
 
     def _expire(self, now: float) -> None:
         # Entries are kept in insertion order; completed ones expire window_s after completion, so the
