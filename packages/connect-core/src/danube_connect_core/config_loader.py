@@ -136,6 +136,8 @@ def _read_toml(file: Path) -> dict[str, Any]:
         raise ConfigError("not UTF-8 text", file=file) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"invalid TOML: {exc}", file=file) from None
+    except RecursionError:  # tomllib recurses per nesting level (arrays/inline tables a few thousand deep)
+        raise ConfigError("invalid TOML: values nested too deeply", file=file) from None
 
 
 def _section_overrides(spec: ConfigSpec) -> dict[str, str]:

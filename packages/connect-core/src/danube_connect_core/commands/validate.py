@@ -38,8 +38,8 @@ def run(args: argparse.Namespace) -> int:
                 with open(args.file, "rb") as f:
                     tables = {k for k, v in tomllib.load(f).items() if isinstance(v, dict)}
                 cls = connector_for_section(tables)
-            except (OSError, tomllib.TOMLDecodeError):
-                cls = None  # load_config reports it properly below
+            except (OSError, ValueError, RecursionError):  # TOMLDecodeError, UnicodeDecodeError: ValueError
+                cls = None  # load_config reports it properly below (invariant 4: one line, exit 2)
         config = load_config(args.file, cls.config_spec() if cls else ConfigSpec())
     except ConnectorNotFound as exc:
         print(f"error: {exc}", file=sys.stderr)
