@@ -20,13 +20,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from typing import Any
 
 import grpc
 
 from danube_connect_core.batching import Batcher
-from danube_connect_core.config import ConnectorConfig
+from danube_connect_core.client.ratelog import RateLimitedLog
+from danube_connect_core.config import ConnectorConfig, RetrySettings
 from danube_connect_core.connector import SinkConnector
 from danube_connect_core.consumer_config import ConsumerConfig
 from danube_connect_core.dead_letter import DeadLetter
@@ -36,9 +38,23 @@ from danube_connect_core.retry import RetriesExhausted, retry_retryable
 from danube_connect_core.runtime_support import RuntimeServices, create_client
 from danube_connect_core.schema_cache import SchemaCache
 
-__all__ = ["SinkRuntime"]
+__all__ = ["SUBSCRIBE_RETRY_MAX_WAIT_S", "SinkRuntime", "subscribe_retry_delay"]
 
 log = logging.getLogger("danube_connect.sink")
+
+#: The longest wait between two subscription attempts while a topic does not exist yet (or the broker is
+#: unreachable). Kept small on purpose: a sink started before its source must become ready soon after the
+#: source created the topic, not after an exponential backoff of tens of seconds.
+SUBSCRIBE_RETRY_MAX_WAIT_S = 1.0
+
+
+def subscribe_retry_delay(attempt: int, retry: RetrySettings) -> float:
+    """Seconds to wait before subscription attempt ``attempt + 1``: exponential from
+    ``retry.retry_backoff_ms``, capped by ``retry.max_backoff_ms`` and by :data:`SUBSCRIBE_RETRY_MAX_WAIT_S`,
+    with equal jitter (a uniform draw in ``[d/2, d]``)."""
+    cap = min(SUBSCRIBE_RETRY_MAX_WAIT_S, retry.max_backoff_ms / 1000)
+    d = min(cap, retry.retry_backoff_ms / 1000 * (2 ** min(attempt, 30)))
+    return random.uniform(d / 2, d)
 
 
 class _Stopped(Exception):
@@ -59,6 +75,9 @@ class SinkRuntime:
         self._write_lock = asyncio.Lock()
         self._schemas: SchemaCache | None = None
         self._retrying: set[str] = set()
+        self._unsubscribed: set[str] = set()
+        #: Set once every mapping's consumer is subscribed (a topic that does not exist yet delays it).
+        self.started = asyncio.Event()
 
     @property
     def port(self) -> int:
@@ -93,6 +112,7 @@ class SinkRuntime:
             except Retryable as exc:
                 log.warning("%s (will retry on the first dead letter)", exc)
             workers = [_MappingWorker(self, cc, intake_stop) for cc in configs]
+            self._unsubscribed = {cc.topic for cc in configs}
             tasks.append(asyncio.create_task(s.health_loop(), name="health"))
             for w in workers:
                 tasks.append(asyncio.create_task(w.run(), name=f"mapping {w.cc.topic}"))
@@ -146,6 +166,20 @@ class SinkRuntime:
         code = 1 if s.fatal_error is not None else 0
         log.info("sink %s stopped (exit code %d)", self.config.connector_name, code)
         return code
+
+    # -- subscription bookkeeping -----------------------------------------------------------------
+
+    def _subscription_waiting(self, topic: str, detail: str) -> None:
+        self._unsubscribed.add(topic)
+        self.health.set_broker(False, detail)
+
+    def _subscription_done(self, topic: str) -> None:
+        # Connected only once every mapping is subscribed (one subscribed mapping must not hide another
+        # that still waits for its topic).
+        self._unsubscribed.discard(topic)
+        if not self._unsubscribed:
+            self.health.set_broker(True)
+            self.started.set()
 
     # -- retry bookkeeping ------------------------------------------------------------------------
 
@@ -221,17 +255,18 @@ class _MappingWorker:
         self._recv: asyncio.Future[Any] | None = None
 
     async def subscribe(self) -> None:
-        """Subscribe, retrying with backoff until it works or intake stops.
+        """Subscribe, retrying until it works or intake stops.
 
         A topic that does not exist yet (the sink started before its source) or a broker that is down is
         waited for, reported as not-ready, never fatal; a permanent refusal (bad name, permissions) is Fatal.
+        Attempts are at most :data:`SUBSCRIBE_RETRY_MAX_WAIT_S` apart; the log line is rate limited.
         """
         from danube_connect_core.client import DanubeError, RetriesExhausted
-        from danube_connect_core.retry import backoff_delay
 
         rt = self.rt
         name = self.cc.consumer_name or f"{rt.config.connector_name}-{self.cc.subscription}"
         attempt = 0
+        waiting_log = RateLimitedLog(log, per_second=1 / 30, burst=1)
         while not self.intake_stop.is_set():
             try:
                 self.consumer = await rt._client.subscribe(
@@ -248,16 +283,23 @@ class _MappingWorker:
                     raise Fatal(
                         f"cannot subscribe to {self.cc.topic} as {self.cc.subscription}: {exc}"
                     ) from exc
-                rt.health.set_broker(False, f"subscribe {self.cc.topic}: {exc}")
-                delay = backoff_delay(min(attempt, 10), rt.config.retry)
-                log.warning("cannot subscribe to %s yet (%s); retrying in %.1fs", self.cc.topic, exc, delay)
+                rt._subscription_waiting(self.cc.topic, f"subscribe {self.cc.topic}: {exc}")
+                delay = subscribe_retry_delay(attempt, rt.config.retry)
+                waiting_log.warning(
+                    "cannot subscribe to %s yet (%s); retrying every %.1fs at most",
+                    self.cc.topic,
+                    exc,
+                    SUBSCRIBE_RETRY_MAX_WAIT_S,
+                )
                 attempt += 1
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.intake_stop.wait(), delay)
         else:
             raise _Stopped()
         rt.metrics.declare_topic(self.cc.topic)
-        rt.health.set_broker(True)
+        rt._subscription_done(self.cc.topic)
+        if attempt:
+            log.info("subscribed to %s after %d failed attempt(s)", self.cc.topic, attempt)
 
     async def run(self) -> None:
         rt = self.rt
@@ -309,6 +351,8 @@ class _MappingWorker:
                 self.rt.health.set_broker(False, f"receive failed: {exc}")
                 await asyncio.sleep(0.5)
                 return None
+            if not self.rt.health.broker_connected and not self.rt._unsubscribed:
+                self.rt.health.set_broker(True)  # a receive failure is over once messages flow again
             return msg
         return None
 
