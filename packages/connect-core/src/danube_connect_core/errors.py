@@ -7,6 +7,9 @@ Failure semantics (what the runtime does with each):
   reports not-ready. When the retry budget is exhausted the connector reports unhealthy and exits with
   code 1 *without* acknowledging anything it had not written (the broker redelivers; invariant 5: an outage
   is not poison and is never dead-lettered).
+- :class:`ShuttingDown` - a :class:`Retryable` raised by ``sender.send`` of a streaming source once the
+  runtime stopped intake (SIGTERM, a fatal error): nothing was published. An HTTP handler can answer
+  503 with Retry-After knowingly ("this instance is going away, try another or later").
 - :class:`InvalidData` - this record (or these named records of a batch) can never be processed. They go
   to the dead-letter topic with the reason and are acknowledged; the healthy records beside them are still
   written (invariant 5). With ``[errors] tolerance = "none"`` the first invalid record is fatal instead.
@@ -25,7 +28,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from danube_connect_core.records import SinkRecord
 
-__all__ = ["ConfigError", "ConnectorError", "Fatal", "InvalidData", "Retryable"]
+__all__ = ["ConfigError", "ConnectorError", "Fatal", "InvalidData", "Retryable", "ShuttingDown"]
 
 
 class ConnectorError(Exception):
@@ -42,6 +45,21 @@ class Retryable(ConnectorError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class ShuttingDown(Retryable):
+    """The runtime is shutting down (or stopped after a fatal error) and accepts no more records.
+
+    Raised by ``SourceSender.send``/``send_batch`` after intake stopped (invariant 6); the record was not
+    published. It is a :class:`Retryable`, so code that treats every Retryable as "try again later" keeps
+    working; code that wants to tell a shutdown apart (an HTTP handler answering 503 with Retry-After, an
+    MQTT intake that stops reading) catches it first.
+    """
+
+    def __init__(
+        self, message: str = "connector is shutting down", *, retry_after: float | None = 1.0
+    ) -> None:
+        super().__init__(message, retry_after=retry_after)
 
 
 class Fatal(ConnectorError):

@@ -16,7 +16,7 @@ from typing import Any
 
 from danube_connect_core.config import ConnectorConfig
 from danube_connect_core.connector import SourceConnector, SourceMode
-from danube_connect_core.errors import ConfigError, Fatal, InvalidData, Retryable
+from danube_connect_core.errors import ConfigError, Fatal, InvalidData, Retryable, ShuttingDown
 from danube_connect_core.publisher import Published, Publisher
 from danube_connect_core.records import SourceEnvelope, SourceRecord
 from danube_connect_core.retry import RetriesExhausted, retry_retryable
@@ -31,8 +31,8 @@ class RuntimeSourceSender:
     """The sender a streaming source pushes to. ``send`` returns on the broker's ack.
 
     Raises InvalidData when the record does not fit its topic's schema (nothing was published), Retryable
-    when it could not be published (or the connector is shutting down), so a caller such as an HTTP
-    handler can answer truthfully (invariant 1).
+    when it could not be published, and ShuttingDown (a Retryable) once the runtime stopped intake, so a
+    caller such as an HTTP handler can answer truthfully (invariant 1).
     """
 
     def __init__(self, runtime: SourceRuntime) -> None:
@@ -64,6 +64,8 @@ class SourceRuntime:
         self._accepting = False
         self._commit_wake = asyncio.Event()
         self._commit_lock = asyncio.Lock()
+        #: Set once intake is open: producers created, ``start_streaming`` returned or polling begun.
+        self.started = asyncio.Event()
 
     @property
     def port(self) -> int:
@@ -99,6 +101,7 @@ class SourceRuntime:
                 await self.connector.start_streaming(RuntimeSourceSender(self))
             else:
                 tasks.append(asyncio.create_task(self._poll_loop(stop), name="poll"))
+            self.started.set()
             await _wait_any(stop.wait(), s.failed.wait())
         except ConfigError:
             raise
@@ -198,7 +201,8 @@ class SourceRuntime:
 
     async def _publish_streamed(self, item: SourceRecord | SourceEnvelope) -> Published:
         if not self._accepting or self.publisher is None:
-            raise Retryable("connector is not accepting records (starting or shutting down)", retry_after=1.0)
+            # The sender exists only once intake started, so "not accepting" means intake stopped.
+            raise ShuttingDown("connector is shutting down: not accepting records", retry_after=1.0)
         try:
             published = await self.publisher.publish(item)
         except InvalidData as exc:

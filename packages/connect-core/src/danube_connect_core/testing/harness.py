@@ -75,6 +75,27 @@ class RunningRuntime:
     def port(self) -> int:
         return int(self.runtime.port)
 
+    async def wait_started(self, within: float = 60.0) -> None:
+        """Return once the runtime is started: a source's producers exist and intake is open
+        (``start_streaming`` returned or polling began); every consumer of a sink is subscribed, so
+        records produced from now on reach it (a new subscription starts at the end of the topic).
+
+        A sink whose topic does not exist yet starts only once it does. Raises RuntimeError if the
+        runtime exits first (with its exit code), TimeoutError after ``within`` seconds.
+        """
+        started = asyncio.ensure_future(self.runtime.started.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {started, self.task}, timeout=within, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            started.cancel()
+        if self.runtime.started.is_set():
+            return
+        if self.task in done:
+            raise RuntimeError(f"the runtime exited (code {self.task.result()}) before it started")
+        raise TimeoutError(f"the runtime did not start within {within} s")
+
     async def stop(self, within: float = 60.0) -> int:
         self.stop_event.set()
         return await asyncio.wait_for(asyncio.shield(self.task), within)
@@ -84,9 +105,18 @@ class RunningRuntime:
 
 
 async def start_runtime(
-    connector: SourceConnector | SinkConnector, config: ConnectorConfig
+    connector: SourceConnector | SinkConnector,
+    config: ConnectorConfig,
+    *,
+    wait_started: bool = False,
+    within: float = 60.0,
 ) -> RunningRuntime:
-    """Start the right runtime for ``connector`` in a task (metrics server up when this returns)."""
+    """Start the right runtime for ``connector`` in a task.
+
+    Returns once the metrics server is up (``port`` is known); with ``wait_started=True`` only once the
+    runtime is started (see :meth:`RunningRuntime.wait_started`), so a test can produce to a sink or
+    send through a source at once instead of polling /ready.
+    """
     from danube_connect_core.sink_runtime import SinkRuntime
     from danube_connect_core.source_runtime import SourceRuntime
 
@@ -100,7 +130,10 @@ async def start_runtime(
     async with asyncio.timeout(30):
         while runtime.port == 0 and not task.done():  # noqa: ASYNC110 - the port is a plain attribute
             await asyncio.sleep(0.01)
-    return RunningRuntime(runtime, task, stop)
+    running = RunningRuntime(runtime, task, stop)
+    if wait_started:
+        await running.wait_started(within)
+    return running
 
 
 async def produce(
