@@ -157,3 +157,22 @@ def test_uri_resolution_and_json_path() -> None:
     assert JsonPath("a.b[1].c").get(doc) is MISSING
     assert JsonPath("$['x-y']").get(doc) == 2
     assert JsonPath("$").get(doc) == doc
+
+
+async def test_timestamp_and_json_columns(tmp_path: Path) -> None:
+    import datetime as dt
+
+    table = tmp_path / "t"
+    cols = [
+        {"path": "$.id", "column": "id", "type": "int64", "nullable": False},
+        {"path": "$.at", "column": "at", "type": "timestamp"},
+        {"path": "$.extra", "column": "extra", "type": "json"},
+    ]
+    sink = await sink_for(str(table), columns=cols)
+    at = ["2024-05-01T12:00:00Z", 1714564800, 1714564800000, 1714564800000000, "2024-05-01T12:00:00"]
+    await sink.process_batch(
+        [record(i, payload={"id": i, "at": a, "extra": {"k": [i]}}) for i, a in enumerate(at)]
+    )
+    got = rows(table)
+    assert [r["at"] for r in got] == [dt.datetime(2024, 5, 1, 12, tzinfo=dt.UTC)] * 5
+    assert got[2]["extra"] == '{"k":[2]}'

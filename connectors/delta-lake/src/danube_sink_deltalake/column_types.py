@@ -18,6 +18,8 @@ from danube_sink_deltalake.settings import ColumnType
 __all__ = ["arrow_type", "converter"]
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+#: datetime's range (years 1-9999) in microseconds around the epoch.
+_MAX_MICROS = 253_402_300_800 * 1_000_000
 
 _ARROW: dict[str, pa.DataType] = {
     "string": pa.string(),
@@ -49,6 +51,8 @@ def _int(bits: int) -> Callable[[Any], int]:
     lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
 
     def conv(v: Any) -> int:
+        if type(v) is int and lo <= v <= hi:
+            return v
         if isinstance(v, bool):
             raise ValueError("expected an integer, got a boolean")
         if isinstance(v, float) and v.is_integer():
@@ -68,6 +72,8 @@ def _int(bits: int) -> Callable[[Any], int]:
 
 
 def _float(v: Any) -> float:
+    if type(v) is float:
+        return v
     if isinstance(v, bool):
         raise ValueError("expected a number, got a boolean")
     if isinstance(v, int | float):
@@ -88,23 +94,26 @@ def _bool(v: Any) -> bool:
     raise ValueError(f"expected a boolean, got {_kind(v)}")
 
 
-def _timestamp(v: Any) -> dt.datetime:
-    """ISO 8601 text (naive means UTC) or epoch seconds/milliseconds/microseconds by magnitude."""
+def _timestamp(v: Any) -> int:
+    """Microseconds since the epoch (UTC) from ISO 8601 text (naive means UTC) or epoch
+    seconds/milliseconds/microseconds told apart by magnitude."""
     if isinstance(v, bool):
         raise ValueError("expected a timestamp, got a boolean")
     if isinstance(v, int | float):
-        x = float(v)
-        seconds = x if abs(x) < 1e11 else x / 1e3 if abs(x) < 1e14 else x / 1e6
-        try:
-            return _EPOCH + dt.timedelta(seconds=seconds)
-        except OverflowError:
-            raise ValueError(f"timestamp {v} out of range") from None
+        a = abs(v)
+        micros = v * 1_000_000 if a < 1e11 else v * 1_000 if a < 1e14 else v
+        if not -_MAX_MICROS <= micros <= _MAX_MICROS:
+            raise ValueError(f"timestamp {v} out of range")
+        return int(micros)
     if isinstance(v, str):
         try:
-            t = dt.datetime.fromisoformat(v.replace("Z", "+00:00") if v.endswith("Z") else v)
+            t = dt.datetime.fromisoformat(v[:-1] + "+00:00" if v.endswith("Z") else v)
         except ValueError:
             raise ValueError(f"expected an ISO 8601 timestamp, got {v[:40]!r}") from None
-        return t if t.tzinfo is not None else t.replace(tzinfo=dt.UTC)
+        if t.tzinfo is None:
+            t = t.replace(tzinfo=dt.UTC)
+        delta = t - _EPOCH
+        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
     raise ValueError(f"expected a timestamp, got {_kind(v)}")
 
 

@@ -39,6 +39,8 @@ class JsonPath:
         self.steps: tuple[str | int, ...] = tuple(steps)
 
     def get(self, document: Any) -> Any:
+        if len(self.steps) == 1 and type(self.steps[0]) is str:  # the common case, kept fast
+            return document.get(self.steps[0], MISSING) if type(document) is dict else MISSING
         node = document
         for step in self.steps:
             if isinstance(step, int):

@@ -125,8 +125,7 @@ class DeltaTarget:
                 rows,
                 mode="append",
                 commit_properties=CommitProperties(app_transactions=txns),
-            )
-            self.table.update_incremental()
+            )  # updates self.table to the new version in place
         except Exception:
             self._versions.clear()
             raise

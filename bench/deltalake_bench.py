@@ -1,0 +1,238 @@
+"""Benchmark of the Delta Lake sink (not a test: asserts nothing, prints ratios measured in one run).
+
+Against delta-rs on a local table in a temp dir, payment rows, for each batch size:
+
+1. rows/s through SinkRuntime (broker -> consume, decode, batch -> DeltaLakeSink.process_batch (one commit
+   with the per-partition app transactions) -> ack), vs the floor: a direct ``write_deltalake`` append of
+   the same rows (Arrow tables built beforehand) in batches of the same size into the same engine; and vs
+   our raw consumer (receive + ack only: what the broker allows);
+2. the sink's write path alone: process_batch (row conversion + position check + commit) vs that floor.
+Floor and write-path numbers are medians of 3 interleaved rounds.
+
+The broker runs in its own process (console script, max_unacked_messages 1000 so batches fill).
+Results: bench/results/deltalake.json.
+Usage: uv run python bench/deltalake_bench.py [--messages N] [--batch B ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa  # type: ignore[import-untyped]
+from danube_connect_core.client import DanubeClient
+from danube_connect_core.records import SinkRecord
+from danube_connect_core.sink_runtime import SinkRuntime
+from danube_connect_core.testing import make_config
+from danube_embedded_broker.testing import BrokerProcess
+from danube_sink_deltalake.connector import DeltaLakeSink
+from danube_sink_deltalake.settings import DeltaLakeSettings
+from deltalake import DeltaTable, write_deltalake
+
+REPO = Path(__file__).resolve().parents[1]
+EVENTS = ("payment.succeeded", "payment.failed", "payment.refunded", "payment.canceled")
+COLUMNS = [
+    {"path": "$.id", "column": "id", "type": "int64", "nullable": False},
+    {"path": "$.event", "column": "event", "type": "string"},
+    {"path": "$.amount", "column": "amount", "type": "int64"},
+    {"path": "$.currency", "column": "currency", "type": "string"},
+    {"path": "$.timestamp", "column": "ts", "type": "timestamp"},
+]
+
+
+def payment(i: int) -> dict[str, Any]:
+    return {"id": i, "event": EVENTS[i % 4], "amount": i, "currency": "USD", "timestamp": 1705004567 + i}
+
+
+def records(n: int, topic: str) -> list[SinkRecord]:
+    return [SinkRecord(payment(i), topic, i % 4, i // 4, 0, "bench", {}, None, None) for i in range(n)]
+
+
+def settings(root: str, topic: str, batch: int, table: str) -> DeltaLakeSettings:
+    return DeltaLakeSettings.model_validate(
+        {"table_root": root, "topic_mappings": [
+            {"topic": topic, "subscription": "bench", "table": table, "batch_size": batch, "columns": COLUMNS}
+        ]}
+    )  # fmt: skip
+
+
+def direct(root: str, n: int, batch: int, table: str) -> float:
+    """The floor: delta-rs alone, Arrow tables built beforehand, one append per batch."""
+    schema = pa.schema(
+        [("id", pa.int64()), ("event", pa.string()), ("amount", pa.int64()), ("currency", pa.string()),
+         ("ts", pa.timestamp("us", tz="UTC"))]
+    )  # fmt: skip
+    rows = [{**payment(i), "ts": (1705004567 + i) * 1_000_000} for i in range(n)]
+    for r in rows:
+        r.pop("timestamp")
+    tables = [pa.Table.from_pylist(rows[i : i + batch], schema=schema) for i in range(0, n, batch)]
+    uri = f"{root}/{table}"
+    DeltaTable.create(uri, schema)
+    dt = DeltaTable(uri)
+    start = time.perf_counter()
+    for t in tables:
+        write_deltalake(dt, t, mode="append")
+    return n / (time.perf_counter() - start)
+
+
+async def write_path(root: str, recs: list[SinkRecord], batch: int, table: str) -> float:
+    sink = DeltaLakeSink()
+    await sink.initialize(
+        make_config("http://127.0.0.1:1", "bench", settings(root, recs[0].topic, batch, table))
+    )
+    start = time.perf_counter()
+    for i in range(0, len(recs), batch):
+        await sink.process_batch(recs[i : i + batch])
+    elapsed = time.perf_counter() - start
+    await sink.shutdown()
+    return len(recs) / elapsed
+
+
+class CountingSink(DeltaLakeSink):
+    """The real sink, plus a count of written rows (so the benchmark need not read the table)."""
+
+    def __init__(self, target: int) -> None:
+        super().__init__()
+        self.written = 0
+        self.target = target
+        self.done = asyncio.Event()
+
+    async def process_batch(self, records: list[SinkRecord]) -> None:
+        await super().process_batch(records)
+        self.written += len(records)
+        if self.written >= self.target:
+            self.done.set()
+
+
+async def fill(broker_url: str, topic: str, subscription: str, n: int) -> None:
+    client = DanubeClient(broker_url)
+    producer = await client.create_producer(topic, "bench", partitions=4, reliable=True, max_in_flight=64)
+    consumer = await client.subscribe(topic, subscription, consumer_name="bench-setup")
+    await consumer.close()  # the subscription exists before the messages, so it receives all of them
+    sem = asyncio.Semaphore(64)
+
+    async def one(i: int) -> None:
+        async with sem:
+            await producer.send(orjson.dumps(payment(i)))
+
+    await asyncio.gather(*(one(i) for i in range(n)))
+    await producer.close()
+    await client.close()
+
+
+async def raw_consume(broker_url: str, topic: str, n: int) -> float:
+    await fill(broker_url, topic, "raw", n)
+    client = DanubeClient(broker_url)
+    consumer = await client.subscribe(topic, "raw", consumer_name="raw")
+    start = time.perf_counter()
+    pending: set[asyncio.Task[Any]] = set()
+    for _ in range(n):
+        msg = await consumer.receive()
+        t = asyncio.create_task(consumer.ack(msg))
+        pending.add(t)
+        t.add_done_callback(pending.discard)
+    await asyncio.gather(*pending)
+    elapsed = time.perf_counter() - start
+    await consumer.close()
+    await client.close()
+    return n / elapsed
+
+
+async def through_runtime(broker_url: str, root: str, topic: str, n: int, batch: int, table: str) -> float:
+    await fill(broker_url, topic, "bench", n)
+    config = make_config(
+        broker_url,
+        "bench-deltalake",
+        settings(root, topic, batch, table),
+        processing={
+            "metrics_port": 0,
+            "batch_size": batch,
+            "max_unacked_messages": 1000,
+            "batch_idle_ms": 20,
+        },
+    )
+    sink = CountingSink(n)
+    runtime = SinkRuntime(sink, config)
+    stop = asyncio.Event()
+    start = time.perf_counter()
+    task = asyncio.create_task(runtime.run(stop))
+    await asyncio.wait_for(sink.done.wait(), 900)
+    elapsed = time.perf_counter() - start
+    stop.set()
+    await task
+    return n / elapsed
+
+
+async def main(n: int, batches: list[int]) -> None:
+    results: dict[str, Any] = {}
+    load_start = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = f"{tmp}/lake"
+        broker = BrokerProcess(Path(tmp) / "broker", args=["--max-unacked", "1000"])
+        broker_url = broker.start()
+        try:
+            raw = await raw_consume(broker_url, "/default/bench-raw", n)
+            for b in batches:
+                recs = records(n, f"/default/bench-wp-{b}")
+                floors, paths = [], []
+                for k in range(3):  # interleaved rounds on fresh tables: load changes hit both alike
+                    floors.append(await asyncio.to_thread(direct, root, n, b, f"direct_{b}_{k}"))
+                    paths.append(await write_path(root, recs, b, f"sink_{b}_{k}"))
+                floor, path = statistics.median(floors), statistics.median(paths)
+                rt = await through_runtime(broker_url, root, f"/default/bench-rt-{b}", n, b, f"rt_{b}")
+                results[str(b)] = {
+                    "direct_rows_per_s": floor,
+                    "process_batch_rows_per_s": path,
+                    "runtime_rows_per_s": rt,
+                    "runtime_over_direct": rt / floor,
+                    "runtime_over_raw_consumer": rt / raw,
+                    "process_batch_over_direct": path / floor,
+                }
+        finally:
+            broker.stop()
+    print(f"Delta Lake sink, {n} payment rows, local table; raw consumer receive+ack: {raw:.0f} msg/s")
+    for size, r in results.items():
+        print(f"batch {size}:")
+        print(f"  direct write_deltalake (floor)   {r['direct_rows_per_s']:9.0f} rows/s")
+        print(
+            f"  SinkRuntime end to end           {r['runtime_rows_per_s']:9.0f} rows/s"
+            f"   / direct: {r['runtime_over_direct']:.4f}"
+            f"   / raw consumer: {r['runtime_over_raw_consumer']:.2f}"
+        )
+        print(
+            f"  process_batch (write path)       {r['process_batch_rows_per_s']:9.0f} rows/s"
+            f"   / direct: {r['process_batch_over_direct']:.2f}"
+        )
+    load_end = os.getloadavg()[0]
+    print(f"(load average {load_start:.1f} at start, {load_end:.1f} at the end, {os.cpu_count()} cores)")
+    out = {
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+        },
+        "load_average": [load_start, load_end],
+        "messages": n,
+        "raw_consumer_per_s": raw,
+        "by_batch_size": results,
+    }
+    result_file = REPO / "bench" / "results" / "deltalake.json"
+    result_file.parent.mkdir(exist_ok=True)
+    result_file.write_text(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=4000)
+    parser.add_argument("--batch", type=int, action="append", help="batch sizes (default: 500 and 2000)")
+    args = parser.parse_args()
+    asyncio.run(main(args.messages, args.batch or [500, 2000]))
