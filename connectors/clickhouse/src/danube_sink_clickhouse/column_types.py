@@ -76,6 +76,8 @@ def _not_null(v: Any) -> Any:
 
 def _int(lo: int, hi: int) -> Converter:
     def conv(v: Any) -> int:
+        if type(v) is int and lo <= v <= hi:
+            return v
         if isinstance(v, bool):
             return int(v)
         if isinstance(v, float) and v.is_integer():
@@ -95,6 +97,8 @@ def _int(lo: int, hi: int) -> Converter:
 
 
 def _float(v: Any) -> float:
+    if type(v) is float:
+        return v
     if isinstance(v, bool):
         raise ValueError("expected a number, got a boolean")
     if isinstance(v, int | float):
@@ -148,11 +152,11 @@ def _datetime(v: Any) -> dt.datetime:
     if isinstance(v, bool):
         raise ValueError("expected a timestamp, got a boolean")
     if isinstance(v, int | float):
-        x = float(v)
-        seconds = x if abs(x) < 1e11 else x / 1e3 if abs(x) < 1e14 else x / 1e6
+        a = abs(v)
+        seconds = v if a < 1e11 else v / 1e3 if a < 1e14 else v / 1e6
         try:
-            return _EPOCH + dt.timedelta(seconds=seconds)
-        except OverflowError:
+            return dt.datetime.fromtimestamp(seconds, dt.UTC)
+        except (OverflowError, OSError, ValueError):
             raise ValueError(f"timestamp {v} out of range") from None
     if isinstance(v, str):
         try:

@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from danube_connect_core.records import SinkRecord
 
-from danube_sink_clickhouse.table_schema import METADATA_COLUMNS, TableSchema
+from danube_sink_clickhouse.table_schema import METADATA_COLUMNS, TableColumn, TableSchema
 
 __all__ = ["BuiltRows", "RowBuilder"]
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MISSING = object()
+
+Cell = Callable[[SinkRecord, dict[str, Any]], Any]
+
+_METADATA: dict[str, Callable[[SinkRecord], Any]] = {
+    "_danube_topic": lambda r: r.topic,
+    "_danube_partition": lambda r: r.partition if r.partition is not None else -1,
+    "_danube_offset": lambda r: r.offset,
+    "_danube_message_id": lambda r: r.message_id,
+    "_danube_publish_time": lambda r: dt.datetime.fromtimestamp(r.publish_time / 1e6, dt.UTC),
+    "_danube_key": lambda r: r.key if r.key is not None else "",
+    "_danube_attributes": lambda r: orjson.dumps(dict(r.attributes)).decode(),
+}
 
 
 @dataclass
@@ -23,22 +34,6 @@ class BuiltRows:
     rows: list[list[Any]] = field(default_factory=list)
     records: list[SinkRecord] = field(default_factory=list)
     invalid: list[tuple[SinkRecord, str]] = field(default_factory=list)
-
-
-def _metadata(name: str, r: SinkRecord) -> Any:
-    if name == "_danube_topic":
-        return r.topic
-    if name == "_danube_partition":
-        return r.partition if r.partition is not None else -1
-    if name == "_danube_offset":
-        return r.offset
-    if name == "_danube_message_id":
-        return r.message_id
-    if name == "_danube_publish_time":
-        return _EPOCH + dt.timedelta(microseconds=r.publish_time)
-    if name == "_danube_key":
-        return r.key if r.key is not None else ""
-    return orjson.dumps(dict(r.attributes)).decode()
 
 
 class RowBuilder:
@@ -59,8 +54,31 @@ class RowBuilder:
         self.schema = schema
         self.include_metadata = include_metadata
         self.reject_unknown = reject_unknown
-        self.paths = {c.name: tuple(field_paths.get(c.name, c.name).split(".")) for c in schema.columns}
-        self.known_fields = {p[0] for p in self.paths.values()}
+        paths = {c.name: tuple(field_paths.get(c.name, c.name).split(".")) for c in schema.columns}
+        self.known_fields = {p[0] for p in paths.values()}
+        self._cells = [self._cell(c, paths[c.name]) for c in schema.columns]
+
+    def _cell(self, c: TableColumn, path: tuple[str, ...]) -> Cell:
+        """The function computing one column's value from (record, payload); raises ValueError."""
+        convert = c.convert
+        if self.include_metadata and c.name in METADATA_COLUMNS:
+            source = _METADATA[c.name]
+            return lambda r, _: convert(source(r))
+        key = path[0] if len(path) == 1 else None
+
+        def cell(_: SinkRecord, payload: dict[str, Any]) -> Any:
+            value = payload.get(key, _MISSING) if key is not None else _get(payload, path)
+            if value is _MISSING or value is None:
+                if c.nullable:
+                    return None
+                what = "missing" if value is _MISSING else "null"
+                raise ValueError(f"field for column {c.name} ({c.type}) is {what}")
+            try:
+                return convert(value)
+            except ValueError as exc:
+                raise ValueError(f"column {c.name} ({c.type}): {exc}") from None
+
+        return cell
 
     def build(self, records: Sequence[SinkRecord]) -> BuiltRows:
         out = BuiltRows()
@@ -76,29 +94,13 @@ class RowBuilder:
 
     def row(self, r: SinkRecord) -> list[Any]:
         payload = r.payload
-        if not isinstance(payload, dict):
+        if type(payload) is not dict:
             raise ValueError("payload is not a JSON object")
         if self.reject_unknown:
             unknown = sorted(k for k in payload if k not in self.known_fields)
             if unknown:
                 raise ValueError(f"fields without a column: {', '.join(unknown[:10])}")
-        row = []
-        for c in self.schema.columns:
-            if self.include_metadata and c.name in METADATA_COLUMNS:
-                row.append(c.convert(_metadata(c.name, r)))
-                continue
-            value = _get(payload, self.paths[c.name])
-            if value is _MISSING or value is None:
-                if not c.nullable:
-                    what = "missing" if value is _MISSING else "null"
-                    raise ValueError(f"field for column {c.name} ({c.type}) is {what}")
-                row.append(None)
-                continue
-            try:
-                row.append(c.convert(value))
-            except ValueError as exc:
-                raise ValueError(f"column {c.name} ({c.type}): {exc}") from None
-        return row
+        return [cell(r, payload) for cell in self._cells]
 
 
 def _get(doc: Any, path: tuple[str, ...]) -> Any:
