@@ -10,6 +10,8 @@ import asyncio
 import json
 import re
 import signal
+import socket
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -21,20 +23,29 @@ TOPIC = "/default/orders"
 
 
 def sink_config(
-    tmp_path: Path, url: str, name: str, out: Path, extra: str = "", processing: str = ""
+    tmp_path: Path,
+    url: str,
+    name: str,
+    out: Path,
+    extra: str = "",
+    processing: str = "",
+    errors: str = "",
+    shutdown_timeout_ms: int = 20000,
 ) -> Path:
     path = tmp_path / f"{name}.toml"
     path.write_text(
         f"""
 danube_service_url = "{url}"
 connector_name = "{name}"
+[errors]
+{errors}
 [retry]
 max_retries = 3
 retry_backoff_ms = 20
 max_backoff_ms = 100
 [processing]
 metrics_port = 0
-shutdown_timeout_ms = 20000
+shutdown_timeout_ms = {shutdown_timeout_ms}
 {processing}
 [faulty_sink]
 path = "{out}"
@@ -276,3 +287,96 @@ async def test_metrics_names_health_and_ready(broker_factory: Any, tmp_path: Pat
         assert await asyncio.to_thread(proc.wait) == 0
     finally:
         proc.kill()
+
+
+async def test_tolerance_none_makes_the_first_invalid_record_fatal(
+    broker_factory: Any, tmp_path: Path
+) -> None:
+    broker = await broker_factory()
+    await produce(broker.url, TOPIC, [])  # creates the topic
+    out = tmp_path / "out.jsonl"
+    invalid = 'invalid_field = "bad"\ninvalid_value = true'
+    strict = sink_config(tmp_path, broker.url, "strict-sink", out, invalid, errors='tolerance = "none"')
+    proc = ConnectorProcess(FAULTY, strict)
+    try:
+        await started(proc)
+        await produce(broker.url, TOPIC, [{"id": i, "bad": i == 3} for i in range(10)])
+        assert await asyncio.to_thread(proc.wait) == 1  # Fatal: drained, exit 1
+    finally:
+        proc.kill()
+    # Nothing was dead-lettered and the invalid record was not acked: a tolerant instance on the same
+    # subscription gets it again and dead-letters it, and every valid record ends up written.
+    tolerant = sink_config(tmp_path, broker.url, "strict-sink", out, invalid)
+    proc = ConnectorProcess(FAULTY, tolerant)
+    try:
+        port = await started(proc)
+        async with asyncio.timeout(60):
+            while {r["payload"]["id"] for r in lines(out)} != set(range(10)) - {3}:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            while metric((await get(port, "/metrics"))[1], "danube_connector_dead_lettered_total") != 1:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        proc.signal(signal.SIGTERM)
+        assert await asyncio.to_thread(proc.wait) == 0
+    finally:
+        proc.kill()
+
+
+async def test_second_signal_exits_at_once_while_draining(broker_factory: Any, tmp_path: Path) -> None:
+    broker = await broker_factory()
+    await produce(broker.url, TOPIC, [])
+    out = tmp_path / "out.jsonl"
+    marker = tmp_path / "write-started"
+    # The target takes 10 minutes per batch and the drain may take as long: only a second signal ends
+    # the process within the test's hang guard.
+    config = sink_config(
+        tmp_path,
+        broker.url,
+        "stuck-sink",
+        out,
+        f'write_delay_ms = 600000\nwrite_started_file = "{marker}"',
+        shutdown_timeout_ms=600000,
+    )
+    proc = ConnectorProcess(FAULTY, config)
+    try:
+        await started(proc)
+        await produce(broker.url, TOPIC, [{"id": 1}])
+        async with asyncio.timeout(30):
+            while not marker.exists():  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        proc.signal(signal.SIGTERM)
+        await asyncio.sleep(0.5)
+        assert proc.proc is not None and proc.proc.poll() is None  # still draining the stuck batch
+        proc.signal(signal.SIGTERM)
+        assert await asyncio.to_thread(proc.wait, 30) == 1
+    finally:
+        proc.kill()
+    assert lines(out) == []  # the batch never completed, so it was never acked either
+
+
+async def test_validate_connect_reports_broker_and_target(broker_factory: Any, tmp_path: Path) -> None:
+    broker = await broker_factory()
+    out = tmp_path / "out.jsonl"
+    good = sink_config(tmp_path, broker.url, "check-sink", out)
+    done = await asyncio.to_thread(
+        subprocess.run,
+        ["danube-connect", "validate", str(good), "--connector", FAULTY, "--connect"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "broker: reachable" in done.stdout and "target: reachable" in done.stdout
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        dead_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    bad = sink_config(tmp_path, dead_url, "check-sink-down", out)
+    done = await asyncio.to_thread(
+        subprocess.run,
+        ["danube-connect", "validate", str(bad), "--connector", FAULTY, "--connect"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "broker: NOT reachable" in done.stdout
+    assert "Traceback" not in done.stderr
