@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from danube_connect_core.producer_config import ProducerConfig
     from danube_connect_core.publisher import Published
     from danube_connect_core.records import Offset, SinkRecord, SourceEnvelope, SourceRecord
+    from danube_connect_core.runtime_context import RuntimeContext
 
 __all__ = ["SinkConnector", "SourceConnector", "SourceMode", "SourceSender"]
 
@@ -60,6 +61,26 @@ class _ConnectorBase(ABC):
             env_prefix=cls.env_prefix,
             env_overrides=dict(cls.env_overrides),
         )
+
+    _danube_runtime_context: RuntimeContext | None = None
+
+    def bind_runtime(self, context: RuntimeContext) -> None:  # noqa: B027 - optional hook
+        """Optional hook, called once before the HTTP server on ``processing.metrics_port`` starts and
+        before :meth:`initialize`: the place to register own metrics in ``context.metrics_registry`` and
+        own HTTP routes with ``context.add_routes(...)`` (``context.config`` holds the loaded settings).
+        Raise ConfigError for a bad setting. The context stays available as :attr:`runtime_context`.
+        """
+
+    @property
+    def runtime_context(self) -> RuntimeContext:
+        """The runtime's :class:`~danube_connect_core.runtime_context.RuntimeContext` (metrics registry,
+        routes, ``fail``, ``watch``, ``set_ready``, ``health_changed``). RuntimeError outside a runtime."""
+        if self._danube_runtime_context is None:
+            raise RuntimeError(f"{type(self).__name__} is not run by a runtime (no runtime context)")
+        return self._danube_runtime_context
+
+    def _bind_context(self, context: RuntimeContext) -> None:
+        self._danube_runtime_context = context
 
     @abstractmethod
     async def initialize(self, config: ConnectorConfig) -> None:

@@ -1,7 +1,8 @@
 """Liveness and readiness as the runtime sees them, behind /health and /ready.
 
 - ready: connected to Danube and the external system answers (its health_check passes and no retry of a
-  Retryable is under way) and the runtime is not shutting down (stop intake, invariant 6).
+  Retryable is under way), the connector did not report itself not-ready (``RuntimeContext.set_ready``)
+  and the runtime is not shutting down (stop intake, invariant 6).
 - health status: "unhealthy" after a fatal error or an exhausted retry budget (503 on /health),
   "degraded" while not ready for a transient reason, else "healthy".
 """
@@ -28,6 +29,9 @@ class HealthState:
     failed: bool = False
     failed_detail: str = ""
     shutting_down: bool = False
+    connector_ready: bool = True
+    connector_detail: str = ""
+    connector_reported: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def set_broker(self, ok: bool, detail: str = "") -> None:
@@ -38,6 +42,13 @@ class HealthState:
     def set_target(self, ok: bool, detail: str = "") -> None:
         self.target_ok = ok
         self.target_detail = detail or ("ok" if ok else "unreachable")
+        self._publish()
+
+    def set_connector(self, ok: bool, detail: str = "") -> None:
+        """The connector's own readiness, as it reported it (``RuntimeContext.set_ready``)."""
+        self.connector_reported = True
+        self.connector_ready = ok
+        self.connector_detail = detail or ("ready" if ok else "not ready")
         self._publish()
 
     def set_retrying(self, retrying: bool, detail: str = "") -> None:
@@ -59,6 +70,7 @@ class HealthState:
         return (
             self.broker_connected
             and self.target_ok
+            and self.connector_ready
             and not self.retrying
             and not self.failed
             and not self.shutting_down
@@ -68,7 +80,7 @@ class HealthState:
     def status(self) -> str:
         if self.failed:
             return "unhealthy"
-        if not (self.broker_connected and self.target_ok) or self.retrying:
+        if not (self.broker_connected and self.target_ok and self.connector_ready) or self.retrying:
             return "degraded"
         return "healthy"
 
@@ -80,6 +92,8 @@ class HealthState:
                 "detail": self.retry_detail or self.target_detail,
             },
         }
+        if self.connector_reported:
+            checks["connector"] = {"ok": self.connector_ready, "detail": self.connector_detail}
         if self.failed:
             checks["runtime"] = {"ok": False, "detail": self.failed_detail}
         elif self.shutting_down:

@@ -1,6 +1,9 @@
-"""The HTTP endpoints on ``processing.metrics_port``: /metrics, /health, /ready."""
+"""The HTTP endpoints on ``processing.metrics_port``: /metrics, /health, /ready, plus the connector's own
+routes (``RuntimeContext.add_routes``)."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -8,7 +11,10 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from danube_connect_core.health import HealthState
 from danube_connect_core.metrics import ConnectorMetrics
 
-__all__ = ["ObservabilityServer"]
+__all__ = ["CORE_PATHS", "ObservabilityServer"]
+
+#: The paths the runtime serves itself; a connector's routes cannot replace them.
+CORE_PATHS = frozenset({"/metrics", "/health", "/ready"})
 
 
 class ObservabilityServer:
@@ -20,12 +26,27 @@ class ObservabilityServer:
         self.host = host
         self.port = port
         self._runner: web.AppRunner | None = None
+        self._extra: list[web.AbstractRouteDef] = []
+
+    def add_routes(self, routes: Iterable[web.AbstractRouteDef]) -> None:
+        """Serve further routes (from a connector); only before :meth:`start`."""
+        if self._runner is not None:
+            raise RuntimeError(
+                "HTTP routes must be added before the server starts (in the connector's bind_runtime())"
+            )
+        new = list(routes)
+        for route in new:
+            path = getattr(route, "path", None)
+            if path in CORE_PATHS:
+                raise ValueError(f"{path} is served by the runtime and cannot be replaced")
+        self._extra.extend(new)
 
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/health", self._health)
         app.router.add_get("/ready", self._ready)
+        app.router.add_routes(self._extra)
         return app
 
     async def start(self) -> int:

@@ -13,6 +13,7 @@ from danube_connect_core.errors import Fatal
 from danube_connect_core.health import HealthState
 from danube_connect_core.http_server import ObservabilityServer
 from danube_connect_core.metrics import ConnectorMetrics
+from danube_connect_core.runtime_context import RuntimeContext
 
 __all__ = ["RuntimeServices", "create_client"]
 
@@ -55,6 +56,16 @@ class RuntimeServices:
         self.server = ObservabilityServer(self.metrics, self.health, p.metrics_host, p.metrics_port)
         self._fatal: BaseException | None = None
         self.failed = asyncio.Event()
+        self._check_now = asyncio.Event()
+        self.context = RuntimeContext(self)
+
+    async def start_server(self) -> None:
+        """Hand the connector its RuntimeContext (``bind_runtime``), then start the HTTP server."""
+        bind_context = getattr(self.connector, "_bind_context", None)
+        if bind_context is not None:  # connectors not derived from the base classes have no hooks
+            bind_context(self.context)
+            self.connector.bind_runtime(self.context)
+        await self.server.start()
 
     @property
     def port(self) -> int:
@@ -83,10 +94,16 @@ class RuntimeServices:
         else:
             self.health.set_target(True)
 
+    def request_health_check(self) -> None:
+        """Run the health check now instead of at the next tick (RuntimeContext.health_changed)."""
+        self._check_now.set()
+
     async def health_loop(self) -> None:
         interval = self.config.processing.health_check_interval_ms / 1000
         while True:
-            await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._check_now.wait(), interval)
+            self._check_now.clear()
             await self.check_target_once()
 
     async def close(self) -> None:

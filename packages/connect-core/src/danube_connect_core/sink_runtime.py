@@ -86,7 +86,7 @@ class SinkRuntime:
     async def run(self, stop: asyncio.Event | None = None) -> int:
         stop = stop or asyncio.Event()
         s = self.services
-        await s.server.start()
+        await s.start_server()
         log.info(
             "sink %s starting (metrics on port %d)",
             self.config.connector_name,

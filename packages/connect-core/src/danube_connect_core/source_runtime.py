@@ -74,7 +74,7 @@ class SourceRuntime:
     async def run(self, stop: asyncio.Event | None = None) -> int:
         stop = stop or asyncio.Event()
         s = self.services
-        await s.server.start()
+        await s.start_server()
         log.info(
             "source %s starting (metrics on port %d)",
             self.config.connector_name,
