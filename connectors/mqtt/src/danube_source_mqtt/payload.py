@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
+from danube_connect_core import exact_json
 from danube_connect_core.errors import InvalidData
 from danube_connect_core.records import SourceRecord
 
@@ -60,8 +60,8 @@ def build_record(
             raise InvalidData("payload is not UTF-8 text") from None
     else:
         try:
-            value, kind = orjson.loads(payload), "json"
-        except orjson.JSONDecodeError as exc:
+            value, kind = exact_json.loads(payload), "json"  # big integers stay exact
+        except exact_json.JSONDecodeError as exc:
             if fmt == "json":
                 raise InvalidData(f"payload is not valid JSON: {exc}") from None
             try:

@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from danube_connect_core import exact_json
 from danube_connect_core.connector import SourceSender
 from danube_connect_core.errors import Fatal, InvalidData, Retryable
 from danube_connect_core.records import SourceRecord
@@ -129,8 +130,8 @@ class Endpoint:
         if self.auth.needs_body:
             self.auth.verify(headers, body)
         try:
-            value = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
+            value = exact_json.loads(body)  # integers beyond 64 bits stay exact (orjson would round them)
+        except exact_json.JSONDecodeError as exc:
             raise WebhookError(400, "invalid_json", f"body is not valid JSON: {exc.msg}") from None
 
         request_id = _request_id(request)

@@ -17,6 +17,7 @@ import fastavro
 import jsonschema_rs
 import orjson
 
+from danube_connect_core import exact_json
 from danube_connect_core.errors import ConfigError, InvalidData
 from danube_connect_core.records import SourceRecord
 
@@ -47,7 +48,7 @@ class PayloadCodec(ABC):
 
 def _dumps_json(value: Any) -> bytes:
     try:
-        return orjson.dumps(value)
+        return exact_json.dumps(value)
     except TypeError as exc:
         raise InvalidData(f"payload is not JSON-serialisable: {exc}") from None
 
