@@ -28,5 +28,6 @@ uv sync \
     --locked \
     --no-dev \
     --no-editable \
+    --reinstall \
     --no-progress \
     --package "$member"

@@ -41,13 +41,11 @@ def test_template_renders_lint_clean(image: object, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("image", RENDER["member_images"](), ids=lambda i: i.name)
 def test_connector_dockerfile_follows_the_template(image: object) -> None:
-    """A connector's Dockerfile is the rendered template, byte for byte
-    (fix: python deploy/docker/render_dockerfiles.py). A connector that has no Dockerfile yet is
-    reported as skipped, not failed, so connectors can land before their image."""
+    """Every connector has a Dockerfile, and it is the rendered template, byte for byte
+    (fix: python deploy/docker/render_dockerfiles.py)."""
     state = RENDER["state"](image)
     path = rel(getattr(image, "dockerfile"))  # noqa: B009
-    if state == "missing":
-        pytest.skip(f"{path} missing: run python deploy/docker/render_dockerfiles.py")
+    assert state != "missing", f"{path} missing: run python deploy/docker/render_dockerfiles.py"
     assert state == "ok", f"{path} differs from deploy/docker/Dockerfile.connector.template"
 
 
