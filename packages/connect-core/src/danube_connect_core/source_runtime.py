@@ -185,6 +185,9 @@ class SourceRuntime:
 
             try:
                 await retry_retryable(lambda: publisher.publish(item), self.config.retry, on_retry=on_retry)
+                # Commit as acks arrive, not after the whole poll: a crash mid-poll then replays only
+                # what was not yet committed (fewer duplicates; invariant 1 holds either way).
+                self._commit_wake.set()
             except InvalidData as exc:
                 topic = SourceEnvelope.of(item).record.topic
                 if self.config.errors.tolerance == "none":
