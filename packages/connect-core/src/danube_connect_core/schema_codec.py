@@ -55,8 +55,8 @@ def _dumps_json(value: Any) -> bytes:
 
 def _loads_json(data: bytes) -> Any:
     try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
+        return exact_json.loads(data)  # integers beyond 64 bits stay exact ints (invariant 4)
+    except exact_json.JSONDecodeError as exc:
         raise InvalidData(f"payload is not valid JSON: {exc}") from None
 
 
@@ -219,8 +219,8 @@ class SchemalessCodec(PayloadCodec):
 
     def decode(self, data: bytes) -> Any:
         try:
-            return orjson.loads(data)
-        except orjson.JSONDecodeError:
+            return exact_json.loads(data)
+        except exact_json.JSONDecodeError:
             return data
 
 

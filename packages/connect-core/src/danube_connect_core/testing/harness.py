@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
+from danube_connect_core import exact_json
 from danube_connect_core.config import ConnectorConfig
 from danube_connect_core.connector import SinkConnector, SourceConnector
 
@@ -159,7 +158,7 @@ async def produce(
             schema=schema,
             max_in_flight=16,
         )
-        data = [p if isinstance(p, bytes) else orjson.dumps(p) for p in payloads]
+        data = [p if isinstance(p, bytes) else exact_json.dumps(p) for p in payloads]
         ids = list(await asyncio.gather(*(producer.send(d, attributes=attributes) for d in data)))
         await producer.close()
         return ids
