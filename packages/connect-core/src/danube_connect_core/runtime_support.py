@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from danube_connect_core.config import ConnectorConfig
@@ -18,6 +19,8 @@ from danube_connect_core.runtime_context import RuntimeContext
 __all__ = ["RuntimeServices", "create_client"]
 
 log = logging.getLogger("danube_connect.runtime")
+
+BROKER_PROBE_TIMEOUT_S = 5.0
 
 
 def create_client(config: ConnectorConfig) -> Any:
@@ -58,6 +61,9 @@ class RuntimeServices:
         self.failed = asyncio.Event()
         self._check_now = asyncio.Event()
         self.context = RuntimeContext(self)
+        #: Asks the broker something cheap; set by a runtime whose broker state is learnt only from its
+        #: own traffic (a source: publish results), so that /ready recovers without that traffic.
+        self.broker_probe: Callable[[], Awaitable[object]] | None = None
 
     async def start_server(self) -> None:
         """Hand the connector its RuntimeContext (``bind_runtime``), then start the HTTP server."""
@@ -104,7 +110,23 @@ class RuntimeServices:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._check_now.wait(), interval)
             self._check_now.clear()
+            await self.check_broker_once()
             await self.check_target_once()
+
+    async def check_broker_once(self) -> None:
+        """While the broker is marked unreachable, probe it; an answer marks it reachable again.
+
+        A source learns about the broker from publish results only: after a failed publish, /ready would
+        stay 503 until the next publish succeeds, and a load balancer routing by /ready sends none.
+        """
+        if self.broker_probe is None or self.health.broker_connected:
+            return
+        try:
+            await asyncio.wait_for(self.broker_probe(), BROKER_PROBE_TIMEOUT_S)
+        except Exception as exc:  # still away: keep the detail the failure recorded, log nothing new
+            log.debug("broker probe failed: %s", exc)
+        else:
+            self.health.set_broker(True)
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):

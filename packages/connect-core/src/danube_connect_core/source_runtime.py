@@ -91,6 +91,7 @@ class SourceRuntime:
                 self._client = create_client(self.config)
             self.publisher = Publisher(self._client, self.config, self.metrics)
             self.publisher.on_broker_state = lambda ok, detail: self.health.set_broker(ok, detail)
+            s.broker_probe = self._client.schema_registry.list_subjects
             for pc in await self.connector.producer_configs():
                 await self.publisher.add_topic(pc)
             self.health.set_broker(True)

@@ -203,3 +203,33 @@ async def test_counter_source_commits_contiguously_through_the_broker(broker: An
     positions = [o.position for o in source.committed]
     assert positions == sorted(positions) and positions[-1] == 30
     assert state.read_text() == "30"
+
+
+async def test_ready_recovers_without_traffic_once_the_broker_returns(
+    broker_factory: Any, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "broker-data"
+    broker = await broker_factory(data_dir=data_dir)
+    await produce(broker.url, TOPIC, [])
+    source = StreamSource()
+    config = make_config(
+        broker.url,
+        "probe-source",
+        retry={"max_retries": 0, "retry_backoff_ms": 10, "max_backoff_ms": 10},
+        processing={"metrics_port": 0, "health_check_interval_ms": 100},
+    )
+    running = await start_runtime(source, config, wait_started=True)
+    assert source.sender is not None
+    await source.sender.send(SourceRecord.from_json(TOPIC, VALID))
+    assert (await asyncio.to_thread(http_get, running.port, "/ready"))[0] == 200
+    await broker.stop()
+    with pytest.raises(Retryable):
+        await asyncio.wait_for(source.sender.send(SourceRecord.from_json(TOPIC, VALID)), 60)
+    assert (await asyncio.to_thread(http_get, running.port, "/ready"))[0] == 503
+    # Back on the same port and data: /ready turns 200 by itself, with no publish to prove it (a load
+    # balancer routing by /ready would otherwise never send the traffic that could).
+    await broker_factory(data_dir=data_dir, port=broker.port)
+    async with asyncio.timeout(60):
+        while (await asyncio.to_thread(http_get, running.port, "/ready"))[0] != 200:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    assert await running.stop() == 0
