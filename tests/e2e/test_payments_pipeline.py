@@ -79,7 +79,11 @@ async def test_seed_sink_toml_runs_on_surrealkv_fed_by_send_webhook_sh(tmp_path:
             script = await asyncio.create_subprocess_exec(
                 "bash",
                 str(ROOT / "example_e2e" / "send-webhook.sh"),
-                env={**os.environ, "COUNT": "40", "WEBHOOK_URL": f"http://127.0.0.1:{web_port}/webhooks/stripe/payments"},
+                env={
+                    **os.environ,
+                    "COUNT": "40",
+                    "WEBHOOK_URL": f"http://127.0.0.1:{web_port}/webhooks/stripe/payments",
+                },
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
             )
