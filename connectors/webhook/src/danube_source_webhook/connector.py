@@ -1,10 +1,12 @@
 """WebhookSource: a streaming source that publishes HTTP webhook deliveries to Danube topics.
 
-Lifecycle: ``initialize`` validates the endpoints, builds authentication, rate limits and idempotency
-stores and binds the HTTP port (requests answer 503 until the producers exist);
-``start_streaming`` receives the runtime's sender and registers the webhook metrics; from then on each
-request awaits its own publish. ``shutdown`` (after the runtime drained every in-flight publish) closes the
-HTTP server.
+Lifecycle: ``bind_runtime`` registers the webhook metrics in the runtime's registry (exported on the core's
+/metrics); ``initialize`` validates the endpoints, builds authentication, rate limits and idempotency
+stores and binds the HTTP port (requests answer 503 until the producers exist), and has the runtime watch
+the HTTP server (if it stops serving unexpectedly the connector exits 1); ``start_streaming`` receives the
+runtime's sender; from then on each request awaits its own publish. Once the runtime stops intake, publishes
+answer 503 "shutting down" with Retry-After. ``shutdown`` (after the runtime drained every in-flight
+publish) closes the HTTP server.
 
 Delivery guarantee: at-least-once from the sender's point of view. A 2xx is answered only after the broker
 acknowledged the event (invariant 1; with ``reliable_dispatch = true`` that means stored durably). Any
@@ -22,8 +24,8 @@ from danube_connect_core.connector import SourceConnector, SourceMode, SourceSen
 from danube_connect_core.errors import ConfigError
 from danube_connect_core.lifecycle import connector_main
 from danube_connect_core.producer_config import ProducerConfig
+from danube_connect_core.runtime_context import RuntimeContext
 from danube_connect_core.schema_codec import JsonSchemaCodec
-from prometheus_client import CollectorRegistry
 
 from danube_source_webhook.auth import build_authenticator
 from danube_source_webhook.endpoint import Endpoint
@@ -62,11 +64,16 @@ class WebhookSource(SourceConnector):
         """The bound HTTP port (after ``initialize``)."""
         return self.server.port if self.server is not None else 0
 
+    def bind_runtime(self, context: RuntimeContext) -> None:
+        """Register the webhook metrics in the registry the core's /metrics serves."""
+        self.metrics = WebhookMetrics(context.connector_name, context.metrics_registry)
+
     async def initialize(self, config: ConnectorConfig) -> None:
         """Build the endpoints and bind the port. Raises ConfigError (exit 2) for an unusable endpoint."""
+        context = self.runtime_context  # RuntimeError when not run by a runtime
+        assert self.metrics is not None  # bind_runtime ran
         settings = config.settings_as(WebhookSettings)
         self.settings = settings
-        self.metrics = WebhookMetrics(config.connector_name)
         endpoints: dict[str, Endpoint] = {}
         for i, es in enumerate(settings.endpoints):
             auth_settings = settings.effective_auth(es)
@@ -101,6 +108,8 @@ class WebhookSource(SourceConnector):
             settings.port,
         )
         port = await self.server.start()
+        # the server stopping on its own (not through shutdown) is fatal: the runtime drains and exits 1
+        context.watch(self.server.serving)
         log.info(
             "webhook server listening on %s:%d (%d endpoint%s)",
             settings.host,
@@ -123,12 +132,7 @@ class WebhookSource(SourceConnector):
 
     async def start_streaming(self, sender: SourceSender) -> None:
         """Open intake: requests publish through ``sender`` from now on."""
-        assert self.server is not None and self.metrics is not None
-        registry = _runtime_registry(sender)
-        if registry is not None:
-            self.metrics.register(registry)
-        else:
-            log.warning("the runtime exposes no metrics registry: danube_webhook_* metrics are not exported")
+        assert self.server is not None
         self.server.sender = sender
 
     async def health_check(self) -> None:
@@ -136,9 +140,12 @@ class WebhookSource(SourceConnector):
             raise RuntimeError("webhook HTTP server is not running")
 
     async def shutdown(self) -> None:
-        """Close the HTTP server (the runtime has already drained every in-flight publish)."""
+        """Close the HTTP server (the runtime has already drained every in-flight publish).
+
+        The sender stays attached: a request still arriving on an open connection while the server closes
+        is answered 503 "shutting down" (the sender raises ShuttingDown), not "starting".
+        """
         if self.server is not None:
-            self.server.sender = None
             await self.server.stop()
 
 
@@ -154,21 +161,6 @@ def _explainer(config: ConnectorConfig, topic: str, index: int) -> JsonSchemaCod
             file=config.source_file,
             key=f"webhook.endpoints[{index}].danube_topic",
         ) from None
-
-
-def _runtime_registry(sender: SourceSender) -> CollectorRegistry | None:
-    """The runtime's metrics registry, reached through the sender.
-
-    The SDK hands a streaming source only the sender, and the sender does not expose the registry
-    publicly yet; this looks for ``sender._runtime.metrics.registry`` (SourceRuntime) and returns None
-    when the shape differs, so a future SDK change degrades to "metrics not exported", not a crash.
-    """
-    for holder in (sender, getattr(sender, "_runtime", None)):
-        metrics = getattr(holder, "metrics", None)
-        registry = getattr(metrics, "registry", None)
-        if isinstance(registry, CollectorRegistry):
-            return registry
-    return None
 
 
 def main() -> None:

@@ -7,7 +7,9 @@ Order of checks (cheapest and least trusting first): method (405), rate limit (4
 
 Invariant 1: the 2xx answer is built only from the broker's acknowledgement (``sender.send`` returned).
 Every failure of the publish (broker unreachable, timeout, shutdown) answers 503 with Retry-After, so the
-sender retries; a record may then be on the topic twice (at-least-once), never missing after a 2xx.
+sender retries (a publish refused because the runtime stopped intake says "shutting down", and does not
+mark the broker unreachable); a record may then be on the topic twice (at-least-once), never missing
+after a 2xx.
 Invariant 3: at most ``max_in_flight`` publishes wait for the broker per endpoint; more answer 503.
 Invariant 4: nothing that failed a check is handed to the runtime.
 """
@@ -26,7 +28,7 @@ import orjson
 from aiohttp import web
 from danube_connect_core import exact_json
 from danube_connect_core.connector import SourceSender
-from danube_connect_core.errors import Fatal, InvalidData, Retryable
+from danube_connect_core.errors import Fatal, InvalidData, Retryable, ShuttingDown
 from danube_connect_core.records import SourceRecord
 from danube_connect_core.schema_codec import JsonSchemaCodec
 
@@ -189,6 +191,9 @@ class Endpoint:
                 f"payload does not match the schema of {self.topic}",
                 errors=self._explain(value, exc),
             ) from None
+        except ShuttingDown as exc:  # intake stopped: nothing was published, the broker is not at fault
+            retry = math.ceil(exc.retry_after) if exc.retry_after else UNAVAILABLE_RETRY_AFTER_S
+            raise _unavailable("the connector is shutting down; the event was not accepted", retry) from None
         except Retryable as exc:
             self.on_broker_state(False)
             log.warning("publish to %s failed: %s", self.topic, exc)

@@ -3,6 +3,9 @@
 Routing is done here rather than by aiohttp's router so that unknown paths (404) and wrong methods (405,
 with ``Allow``) get the same JSON error bodies as everything else. Every answer is counted in
 ``danube_webhook_requests_total`` and timed in ``danube_webhook_request_duration_seconds``.
+
+:attr:`WebhookServer.serving` is a task that ends with :class:`ServerStopped` if the listening socket stops
+serving other than through :meth:`WebhookServer.stop`; the connector hands it to ``RuntimeContext.watch``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from danube_source_webhook.endpoint import Endpoint
 from danube_source_webhook.errors import WebhookError, json_response
 from danube_source_webhook.metrics import UNMATCHED, WebhookMetrics
 
-__all__ = ["BrokerProbe", "WebhookServer"]
+__all__ = ["BrokerProbe", "ServerStopped", "WebhookServer"]
 
 log = logging.getLogger("danube_connect.webhook")
 
@@ -72,6 +75,10 @@ class BrokerProbe:
             await asyncio.gather(self._task, return_exceptions=True)
 
 
+class ServerStopped(RuntimeError):
+    """The webhook HTTP server stopped serving without being asked to."""
+
+
 class WebhookServer:
     """Serves the endpoints on ``host:port`` (0 picks a free port, see :attr:`port`)."""
 
@@ -91,6 +98,7 @@ class WebhookServer:
         self.sender: SourceSender | None = None
         self.stopping = False
         self._runner: web.AppRunner | None = None
+        self._serving: asyncio.Task[None] | None = None
         for endpoint in self.endpoints.values():
             endpoint.on_broker_state = probe.report
             metrics.declare(endpoint.path)
@@ -103,21 +111,54 @@ class WebhookServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await site.start()
-        sockets = getattr(site._server, "sockets", None) or []
+        server = getattr(site, "_server", None)
+        if not isinstance(server, asyncio.AbstractServer):
+            raise RuntimeError("aiohttp did not start a listening server")
+        sockets = getattr(server, "sockets", None) or []
         if sockets:
             self.port = int(sockets[0].getsockname()[1])
+        self._serving = asyncio.get_running_loop().create_task(
+            self._serve(server), name="webhook-http-server"
+        )
         return self.port
+
+    @property
+    def serving(self) -> asyncio.Task[None]:
+        """Runs while the server listens (after :meth:`start`); fails with ServerStopped if the server
+        stops on its own."""
+        if self._serving is None:
+            raise RuntimeError("the webhook server was not started")
+        return self._serving
+
+    async def _serve(self, server: asyncio.AbstractServer) -> None:
+        cause: BaseException | None = None
+        try:
+            # already serving: this only waits until the server is closed, which cancels its future
+            await server.serve_forever()
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # this task was cancelled (stop(), loop shutdown)
+        except Exception as exc:  # e.g. the server was closed before this task first ran
+            cause = exc
+        if not self.stopping:
+            raise ServerStopped(
+                f"the webhook HTTP server on {self.host}:{self.port} stopped serving unexpectedly"
+            ) from cause
 
     async def stop(self) -> None:
         self.stopping = True
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._serving is not None:
+            self._serving.cancel()
+            await asyncio.gather(self._serving, return_exceptions=True)
         await self.probe.close()
 
     @property
     def running(self) -> bool:
-        return self._runner is not None
+        return self._runner is not None and self._serving is not None and not self._serving.done()
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path
