@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 from danube_connect_core.config_loader import load_config
-from danube_connect_core.errors import ConfigError
+from danube_connect_core.errors import ConfigError, InvalidData
 from danube_connect_core.records import SinkRecord
 from danube_sink_http import HttpSettings, HttpSink
 from danube_sink_http.bodies import batch_body, record_body
@@ -80,6 +80,29 @@ def test_bodies() -> None:
     assert orjson.loads(batch_body(two, "json_array", False).data) == [{"a": 1}, "text"]
     nd = batch_body(two, "ndjson", False)
     assert nd.data == b'{"a":1}\n"text"\n' and nd.content_type == "application/x-ndjson"
+
+
+def test_bodies_write_big_integers_exactly_and_refuse_unwritable_records() -> None:
+    big = 10**20 + 1
+    assert record_body(record({"amount": big}), False).data == b'{"amount":100000000000000000001}'
+    wrapped = record_body(record({"amount": -big}), True).data
+    assert b'"payload":{"amount":-100000000000000000001}' in wrapped
+    two = [record({"a": big}, 1), record([1, -(2**64)], 2)]
+    assert (
+        batch_body(two, "json_array", False).data
+        == b'[{"a":100000000000000000001},[1,-18446744073709551616]]'
+    )
+    assert (
+        batch_body(two, "ndjson", False).data == b'{"a":100000000000000000001}\n[1,-18446744073709551616]\n'
+    )
+    # a value JSON cannot hold (bytes nested in an Avro record) names its record: dead letter, not a crash
+    bad = record({"blob": b"\x00"}, 5)
+    with pytest.raises(InvalidData) as caught:
+        batch_body([two[0], bad], "json_array", False)
+    assert caught.value.records == [bad]
+    assert "cannot be written as JSON" in caught.value.reason_for(bad)
+    with pytest.raises(InvalidData):
+        record_body(bad, False)
 
 
 def test_display_url_hides_query_and_user() -> None:

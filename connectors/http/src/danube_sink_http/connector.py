@@ -164,10 +164,17 @@ class HttpSink(SinkConnector):
     async def _send_each(self, route: _Route, records: list[SinkRecord], failures: _Failures) -> None:
         assert self.settings is not None
         gate = asyncio.Semaphore(self.settings.max_in_flight)
+        bodies: dict[str, Body] = {}
+        for record in records:
+            try:
+                bodies[record.message_id] = record_body(record, route.include_metadata)
+            except InvalidData as exc:  # not JSON-writable: dead-letter it, send the rest
+                failures.dropped[record.message_id] = exc.reason_for(record)
+        records = [r for r in records if r.message_id in bodies]
 
         async def one(record: SinkRecord) -> None:
+            body = bodies[record.message_id]
             async with gate:
-                body = record_body(record, route.include_metadata)
                 reply = await self._request(route, body, record_key(record.message_id), failures)
             if reply is None:
                 return
@@ -179,7 +186,15 @@ class HttpSink(SinkConnector):
         await asyncio.gather(*(one(r) for r in records))
 
     async def _send_batch(self, route: _Route, records: list[SinkRecord], failures: _Failures) -> None:
-        body = batch_body(records, route.body_mode, route.include_metadata)
+        try:
+            body = batch_body(records, route.body_mode, route.include_metadata)
+        except InvalidData as exc:  # not JSON-writable: dead-letter those, send the rest
+            for bad in exc.records or []:
+                failures.dropped[bad.message_id] = exc.reason_for(bad)
+            records = [r for r in records if r.message_id not in failures.dropped]
+            if not records:
+                return
+            body = batch_body(records, route.body_mode, route.include_metadata)
         reply = await self._request(route, body, batch_key([r.message_id for r in records]), failures)
         if reply is None:
             return
