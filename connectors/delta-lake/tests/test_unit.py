@@ -143,6 +143,19 @@ def test_settings_refuse_credentials_in_toml() -> None:
         )
 
 
+def test_mappings_keep_one_writer_per_partition() -> None:
+    mapping = {"topic": TOPIC, "subscription": "s", "table": "/t"}
+    settings = DeltaLakeSettings.model_validate({"topic_mappings": [mapping]})
+    assert settings.topic_mappings[0].subscription_type.value == "Failover"
+    for refused in ("Shared", "KeyShared"):
+        with pytest.raises(ValidationError, match="Failover or Exclusive"):
+            DeltaLakeSettings.model_validate({"topic_mappings": [{**mapping, "subscription_type": refused}]})
+    exclusive = DeltaLakeSettings.model_validate(
+        {"topic_mappings": [{**mapping, "subscription_type": "Exclusive"}]}
+    )
+    assert exclusive.topic_mappings[0].subscription_type.value == "Exclusive"
+
+
 def test_storage_options_env_wins_and_filters() -> None:
     opts = storage_options({"AWS_REGION": "a"}, {"AWS_REGION": "b", "HOME": "/root", "AZURE_X": "1"})
     assert opts == {"AWS_REGION": "b", "AZURE_X": "1"}
@@ -176,3 +189,38 @@ async def test_timestamp_and_json_columns(tmp_path: Path) -> None:
     got = rows(table)
     assert [r["at"] for r in got] == [dt.datetime(2024, 5, 1, 12, tzinfo=dt.UTC)] * 5
     assert got[2]["extra"] == '{"k":[2]}'
+
+
+async def test_integers_beyond_64_bits_are_exact_or_dead_lettered(tmp_path: Path) -> None:
+    big = 10**20 + 1
+    table = tmp_path / "t"
+    cols = [
+        {"path": "$.id", "column": "id", "type": "int64", "nullable": False},
+        {"path": "$.n", "column": "n", "type": "int64"},
+        {"path": "$.f", "column": "f", "type": "float64"},
+        {"path": "$.s", "column": "s", "type": "string"},
+        {"path": "$.extra", "column": "extra", "type": "json"},
+    ]
+    sink = await sink_for(str(table), columns=cols)
+    batch = [
+        record(0, payload={"id": 0, "s": big, "extra": {"k": [big, -big]}}),  # text columns keep it exact
+        record(1, payload={"id": 1, "n": big}),  # int64 cannot hold it
+        record(2, payload={"id": 2, "f": -big}),  # float64 would round it
+        record(3, payload={"id": 3, "f": 10**400}),  # float64 would overflow
+        record(4, payload={"id": 4, "extra": {"blob": b"\x00"}}),  # not JSON-writable (Avro bytes)
+        record(5, payload={"id": 5, "n": 2**63 - 1, "f": 2**64 - 1}),  # the 64-bit edges still fit
+    ]
+    with pytest.raises(InvalidData) as info:
+        await sink.process_batch(batch)
+    exc = info.value
+    assert exc.others_written is True
+    assert [r.offset for r in exc.records or []] == [1, 2, 3, 4]
+    assert "out of range for int64" in exc.reason_for(batch[1])
+    assert "beyond 64 bits" in exc.reason_for(batch[2])
+    assert "beyond 64 bits" in exc.reason_for(batch[3]) and "(401 digits)" in exc.reason_for(batch[3])
+    assert "cannot be written as JSON" in exc.reason_for(batch[4])
+    got = {r["id"]: r for r in rows(table)}
+    assert sorted(got) == [0, 5]
+    assert got[0]["s"] == "100000000000000000001"
+    assert got[0]["extra"] == '{"k":[100000000000000000001,-100000000000000000001]}'
+    assert got[5]["n"] == 2**63 - 1

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from danube_connect_core.consumer_config import SinkTopicMapping
+from danube_connect_core.subscription import SubscriptionType
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = ["ColumnMapping", "ColumnType", "DeltaLakeSettings", "DeltaTopicMapping"]
@@ -59,10 +60,23 @@ class DeltaTopicMapping(SinkTopicMapping):
     ``partition_columns`` are Delta partition columns (each must be one of the columns).
     """
 
+    # One writer per partition keeps the skip-by-offset idempotency exact (see target.py): Failover lets
+    # several instances stand by for each other without ever writing the same partition concurrently.
+    subscription_type: SubscriptionType = SubscriptionType.FAILOVER
     table: str = Field(min_length=1)
     columns: list[ColumnMapping] = Field(default_factory=list)
     schema_file: Path | None = None
     partition_columns: list[str] = Field(default_factory=list)
+
+    @field_validator("subscription_type", mode="after")
+    @classmethod
+    def _one_writer_per_partition(cls, value: SubscriptionType) -> SubscriptionType:
+        if value in (SubscriptionType.SHARED, SubscriptionType.KEY_SHARED):
+            raise ValueError(
+                "must be Failover or Exclusive: with Shared or KeyShared, two instances can commit one "
+                "partition out of order and the Delta sink would then skip the earlier rows as replays"
+            )
+        return value
 
     @model_validator(mode="after")
     def _check_columns(self) -> DeltaTopicMapping:
