@@ -121,6 +121,48 @@ def test_converters() -> None:
     assert str(converter_for("DateTime64(3, 'UTC')")(0)) == "1970-01-01 00:00:00+00:00"
 
 
+def test_integers_beyond_64_bits_are_exact_or_refused() -> None:
+    big = 10**20 + 1
+    # JSON text keeps it exact (orjson.dumps raised "Integer exceeds 64-bit range": an endless retry)
+    assert converter_for("String")(big) == "100000000000000000001"
+    assert converter_for("Nullable(String)")({"k": [big, -big]}) == (
+        '{"k":[100000000000000000001,-100000000000000000001]}'
+    )
+    assert converter_for("Int128")(big) == big and converter_for("UInt256")(big) == big
+    assert str(converter_for("Decimal(38, 0)")(big)) == "100000000000000000001"
+    # a column that cannot hold it refuses (ValueError -> the row is dead-lettered, not rounded)
+    with pytest.raises(ValueError, match="out of range"):
+        converter_for("Int64")(big)
+    with pytest.raises(ValueError, match="out of range"):
+        converter_for("Array(UInt64)")([1, 2**64])
+    for float_type in ("Float64", "Nullable(Float32)"):
+        with pytest.raises(ValueError, match="beyond 64 bits"):
+            converter_for(float_type)(-big)
+    with pytest.raises(ValueError, match=r"\(401 digits\)"):
+        converter_for("Float64")(10**400)  # float() would raise OverflowError: no longer a crash
+    assert converter_for("Float64")(2**64 - 1) == float(2**64 - 1)  # the 64-bit edge still fits
+    with pytest.raises(ValueError, match="cannot be written as JSON"):
+        converter_for("String")({"blob": b"\x00"})  # Avro bytes nested in an object
+
+
+def test_big_integer_rows_are_named_invalid_before_the_insert() -> None:
+    from danube_sink_clickhouse.rows import RowBuilder
+    from danube_sink_clickhouse.table_schema import TableColumn, TableSchema
+
+    columns = [("id", "UInt64"), ("amount", "Float64"), ("raw", "String")]
+    schema = TableSchema(
+        "db", "events", tuple(TableColumn(n, t, False, converter_for(t)) for n, t in columns)
+    )
+    builder = RowBuilder(schema, include_metadata=False, field_paths={}, reject_unknown=False)
+    good = record(0, payload={"id": 1, "amount": 1.5, "raw": {"n": 10**20}})
+    bad = record(1, payload={"id": 2**64, "amount": 1.5, "raw": "x"})
+    built = builder.build([good, bad])
+    assert built.rows == [[1, 1.5, '{"n":100000000000000000000}']]
+    assert [(r.offset, reason) for r, reason in built.invalid] == [
+        (1, f"column id (UInt64): integer {2**64} out of range [0, {2**64 - 1}]")
+    ]
+
+
 def test_settings_and_redaction(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValidationError, match="http://"):
         ClickHouseSettings.model_validate(

@@ -14,13 +14,14 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import orjson
+from danube_connect_core import exact_json
 
 __all__ = ["Converter", "converter_for", "is_nullable"]
 
 Converter = Callable[[Any], Any]
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_INT64_MIN, _UINT64_MAX = -(1 << 63), (1 << 64) - 1
 _INT = re.compile(r"^(U?)Int(8|16|32|64|128|256)$")
 _WRAPPED = re.compile(r"^(\w+)\((.*)\)$", re.S)
 
@@ -90,7 +91,7 @@ def _int(lo: int, hi: int) -> Converter:
         if not isinstance(v, int):
             raise ValueError(f"expected an integer, got {_kind(v)}")
         if not lo <= v <= hi:
-            raise ValueError(f"integer {v} out of range [{lo}, {hi}]")
+            raise ValueError(f"integer {_digits(v)} out of range [{lo}, {hi}]")
         return v
 
     return conv
@@ -101,6 +102,9 @@ def _float(v: Any) -> float:
         return v
     if isinstance(v, bool):
         raise ValueError("expected a number, got a boolean")
+    if isinstance(v, int) and not _INT64_MIN <= v <= _UINT64_MAX:
+        # a float would round it (or overflow): refuse rather than store another number (invariant 4)
+        raise ValueError(f"integer {_digits(v)} is beyond 64 bits; a float column would round it")
     if isinstance(v, int | float):
         return float(v)
     if isinstance(v, str):
@@ -126,7 +130,7 @@ def _string(v: Any) -> str:
         return v
     if v is None:
         raise ValueError("null for a non-nullable column")
-    return orjson.dumps(v).decode()  # numbers, objects and arrays as JSON text
+    return _json_text(v)  # numbers, objects and arrays as JSON text
 
 
 def _uuid(v: Any) -> uuid.UUID:
@@ -180,6 +184,19 @@ def _array(v: Any, inner: Converter) -> list[Any]:
     if not isinstance(v, list):
         raise ValueError(f"expected an array, got {_kind(v)}")
     return [inner(x) for x in v]
+
+
+def _json_text(v: Any) -> str:
+    """JSON text with integers of any size exact; ValueError for values JSON cannot hold."""
+    try:
+        return exact_json.dumps(v).decode()
+    except TypeError as exc:
+        raise ValueError(f"value cannot be written as JSON: {exc}") from None
+
+
+def _digits(v: int) -> str:
+    text = str(v)
+    return text if len(text) <= 40 else f"{text[:20]}...({len(text)} digits)"
 
 
 def _kind(v: Any) -> str:

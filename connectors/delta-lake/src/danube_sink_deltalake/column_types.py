@@ -10,14 +10,15 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 import pyarrow as pa  # type: ignore[import-untyped]
+from danube_connect_core import exact_json
 
 from danube_sink_deltalake.settings import ColumnType
 
 __all__ = ["arrow_type", "converter"]
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_INT64_MIN, _UINT64_MAX = -(1 << 63), (1 << 64) - 1
 #: datetime's range (years 1-9999) in microseconds around the epoch.
 _MAX_MICROS = 253_402_300_800 * 1_000_000
 
@@ -43,7 +44,7 @@ def _string(v: Any) -> str:
     if isinstance(v, str):
         return v
     if isinstance(v, bool | int | float):
-        return orjson.dumps(v).decode()
+        return _json_text(v)
     raise ValueError(f"expected a string, got {_kind(v)}")
 
 
@@ -65,7 +66,7 @@ def _int(bits: int) -> Callable[[Any], int]:
         if not isinstance(v, int):
             raise ValueError(f"expected an integer, got {_kind(v)}")
         if not lo <= v <= hi:
-            raise ValueError(f"integer {v} out of range for int{bits}")
+            raise ValueError(f"integer {_digits(v)} out of range for int{bits}")
         return v
 
     return conv
@@ -76,6 +77,9 @@ def _float(v: Any) -> float:
         return v
     if isinstance(v, bool):
         raise ValueError("expected a number, got a boolean")
+    if isinstance(v, int) and not _INT64_MIN <= v <= _UINT64_MAX:
+        # a float would round it (or overflow): refuse rather than store another number (invariant 4)
+        raise ValueError(f"integer {_digits(v)} is beyond 64 bits; a float column would round it")
     if isinstance(v, int | float):
         return float(v)
     if isinstance(v, str):
@@ -127,7 +131,7 @@ def _date(v: Any) -> dt.date:
 
 
 def _json(v: Any) -> str:
-    return orjson.dumps(v).decode()
+    return _json_text(v)
 
 
 def _binary(v: Any) -> bytes:
@@ -155,6 +159,19 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
 def converter(kind: ColumnType) -> Callable[[Any], Any]:
     """The function turning a (non-null) JSON value into the column's Python value, or raising ValueError."""
     return _CONVERTERS[kind]
+
+
+def _json_text(v: Any) -> str:
+    """JSON text with integers of any size exact; ValueError for values JSON cannot hold."""
+    try:
+        return exact_json.dumps(v).decode()
+    except TypeError as exc:
+        raise ValueError(f"value cannot be written as JSON: {exc}") from None
+
+
+def _digits(v: int) -> str:
+    text = str(v)
+    return text if len(text) <= 40 else f"{text[:20]}...({len(text)} digits)"
 
 
 def _kind(v: Any) -> str:
