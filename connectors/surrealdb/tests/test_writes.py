@@ -183,3 +183,24 @@ async def test_surrealkv_store_survives_reopen(tmp_path: Path) -> None:
         assert len(await rows(s)) == 40
     finally:
         await s.shutdown()
+
+
+async def test_integers_beyond_64_bits_are_refused_by_name_not_wrapped(sink: SurrealDbSink) -> None:
+    # The sink decodes these exactly (exact_json). SurrealDB's int is 64-bit signed: unchecked, the SDK
+    # encoded 2**63..2**64-1 and the database stored them wrapped (2**64 - 1 read back as -1), and refused
+    # larger ones with "unknown CBOR tag". Each such row alone is dead-lettered with a clear reason.
+    recs = [record(payment(i), offset=i) for i in range(7)]
+    recs[2] = record({**payment(2), "amount": 10**20 + 1}, offset=2)
+    recs[4] = record({**payment(4), "meta": {"ids": [1, -(2**63) - 1]}}, offset=4)  # nested, negative
+    recs[5] = record({**payment(5), "amount": 2**64 - 1}, offset=5)  # was silently stored as -1
+    edge = {**payment(6), "meta": {"lo": -(2**63), "hi": 2**63 - 1}}
+    recs[6] = record(edge, offset=6)  # the int64 edges still fit
+    with pytest.raises(InvalidData) as info:
+        await sink.process_batch(recs)
+    assert info.value.others_written
+    assert sorted(r.offset for r in info.value.records or []) == [2, 4, 5]
+    assert "integer at /amount is beyond SurrealDB's 64-bit int range" in info.value.reason_for(recs[2])
+    assert "integer at /meta/ids/1 is beyond" in info.value.reason_for(recs[4])
+    stored = await rows(sink)
+    assert sorted(r["amount"] for r in stored) == sorted(payment(i)["amount"] for i in (0, 1, 3, 6))
+    assert [r["meta"] for r in stored if "meta" in r] == [edge["meta"]]

@@ -19,6 +19,10 @@ METADATA_FIELD = "_danube"
 SOURCE_ID_FIELD = "source_id"
 #: Record ids longer than this are refused (SurrealDB keeps ids in its keys; keep them small).
 _MAX_ID_LEN = 512
+#: SurrealDB's int is 64-bit signed. The SDK's CBOR encoder takes integers up to 64 bits unsigned and the
+#: database then stores 2**63..2**64-1 wrapped around (2**64 - 1 reads back as -1); beyond that it refuses
+#: with an obscure "unknown CBOR tag". Such a value is refused here by name instead (invariant 4).
+_INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
 
 
 def record_key(record: SinkRecord, mapping: SurrealTopicMapping) -> str | int:
@@ -48,6 +52,11 @@ def to_row(record: SinkRecord, mapping: SurrealTopicMapping) -> dict[str, Any]:
     SurrealQL), so any message id is a valid id.
     """
     payload = record.payload
+    where = _int_beyond_64_bits(payload)
+    if where is not None:
+        raise InvalidData(
+            f"integer at {where} is beyond SurrealDB's 64-bit int range [{_INT_MIN}, {_INT_MAX}]"
+        )
     row: dict[str, Any] = dict(payload) if isinstance(payload, dict) else {"value": payload}
     key = record_key(record, mapping)
     if "id" in row and mapping.id_field != "id":
@@ -65,3 +74,18 @@ def to_row(record: SinkRecord, mapping: SurrealTopicMapping) -> dict[str, Any]:
             "message_id": record.message_id,
         }
     return row
+
+
+def _int_beyond_64_bits(value: Any) -> str | None:
+    """The JSON pointer of the first integer SurrealDB cannot store exactly, or None."""
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        path, v = stack.pop()
+        if type(v) is int:
+            if not _INT_MIN <= v <= _INT_MAX:
+                return path or "/"
+        elif isinstance(v, dict):
+            stack.extend((f"{path}/{k}", child) for k, child in v.items())
+        elif isinstance(v, list):
+            stack.extend((f"{path}/{i}", child) for i, child in enumerate(v))
+    return None
