@@ -16,7 +16,7 @@ import signal
 import sys
 from typing import Any
 
-import orjson
+from danube_connect_core import exact_json
 
 from ._broker_args import add_service_url, client_options
 
@@ -106,7 +106,7 @@ async def _consume(args: argparse.Namespace, options: object) -> int:
                     break
                 msg = getter.result()
                 if args.output == "jsonl":
-                    out.write(orjson.dumps(message_record(msg)) + b"\n")
+                    out.write(exact_json.dumps(message_record(msg)) + b"\n")
                 else:
                     out.write(msg.payload + b"\n")
                 out.flush()

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
+from danube_connect_core import exact_json
 from danube_connect_core.config import ConnectorConfig
 from danube_connect_core.connector import SinkConnector
 from danube_connect_core.consumer_config import ConsumerConfig, SinkTopicMapping
@@ -78,7 +79,7 @@ class JsonLinesFileSink(SinkConnector):
         for r in records:
             if r.message_id in self.seen:
                 continue
-            lines.append(orjson.dumps(_line(r)) + b"\n")
+            lines.append(exact_json.dumps(_line(r)) + b"\n")  # big integers stay exact
         if not lines:
             return
         try:
