@@ -524,7 +524,7 @@ async def test_slow_header_connections_do_not_block_a_normal_request(hook: Hook)
 @pytest.mark.xfail(
     strict=True,
     reason=(
-        "webhook (under development): a connection trickling its header block is never timed out; "
+        "webhook: a connection trickling its header block is never timed out; "
         "request_timeout_ms starts only once the headers are complete (aiohttp has no header-read "
         "timeout), so slow-header connections hold a socket each for as long as they trickle "
         "(seen: still open after 3 x request_timeout_ms)"
