@@ -52,11 +52,15 @@ async def test_batch_is_written_once_and_redelivery_is_idempotent(sink: SurrealD
     assert writer.statements == 3  # one statement per batch
 
 
-async def test_message_ids_with_any_characters_are_valid_record_ids(sink: SurrealDbSink) -> None:
+async def test_message_ids_with_any_characters_are_valid_record_ids() -> None:
     topic = "/weird ns`x/päyments:'\"{}"
-    recs = [record(payment(i), offset=i, topic=topic) for i in range(3)]
-    await sink.process_batch(recs)
-    assert [r["id"].id for r in await rows(sink)] == [r.message_id for r in recs]
+    sink = await open_sink(topic=topic)
+    try:
+        recs = [record(payment(i), offset=i, topic=topic) for i in range(3)]
+        await sink.process_batch(recs)
+        assert [r["id"].id for r in await rows(sink)] == [r.message_id for r in recs]
+    finally:
+        await sink.shutdown()
 
 
 async def test_metadata_and_payload_id(tmp_path: Path) -> None:

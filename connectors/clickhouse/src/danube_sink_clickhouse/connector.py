@@ -24,6 +24,7 @@ from danube_connect_core.connector import SinkConnector
 from danube_connect_core.consumer_config import ConsumerConfig
 from danube_connect_core.errors import Fatal, InvalidData, Retryable
 from danube_connect_core.lifecycle import connector_main
+from danube_connect_core.mapping_index import MappingIndex
 from danube_connect_core.records import SinkRecord
 
 from danube_sink_clickhouse.connection import open_client, redacted
@@ -58,14 +59,14 @@ class ClickHouseSink(SinkConnector):
         self.settings: ClickHouseSettings | None = None
         self.client: Any = None
         self.mappings: list[_Mapping] = []
-        self._by_subscription: dict[tuple[str, str], _Mapping] = {}
+        self._index: MappingIndex[_Mapping] = MappingIndex()
 
     async def initialize(self, config: ConnectorConfig) -> None:
         self.settings = config.settings_as(ClickHouseSettings)
         for m in self.settings.topic_mappings:
             mapping = _Mapping(m, m.database or self.settings.database)
             self.mappings.append(mapping)
-            self._by_subscription[(m.topic, m.subscription)] = mapping
+            self._index.add(m.topic, m.subscription, mapping)
         try:
             await self._prepare()
         except Retryable as exc:  # server not reachable yet: retried on the first batch
@@ -148,27 +149,14 @@ class ClickHouseSink(SinkConnector):
         if not records:
             return
         await self._prepare()
-        groups: dict[int, tuple[_Mapping, list[SinkRecord]]] = {}
-        for r in records:
-            m = self._mapping_for(r)
-            groups.setdefault(id(m), (m, []))[1].append(r)
         invalid: list[tuple[SinkRecord, str]] = []
-        for mapping, recs in groups.values():
+        for mapping, recs in self._index.group(records):
             invalid += await self._write(mapping, recs)
         if invalid:
             reasons = {r.message_id: reason for r, reason in invalid}
             raise InvalidData(
                 invalid[0][1], records=[r for r, _ in invalid], reasons=reasons, others_written=True
             )
-
-    def _mapping_for(self, record: SinkRecord) -> _Mapping:
-        m = self._by_subscription.get((record.topic, record.subscription))
-        if m is not None:
-            return m
-        for mapping in self.mappings:
-            if mapping.settings.topic == record.topic:
-                return mapping
-        raise Fatal(f"record from unmapped topic {record.topic}")
 
     async def _write(self, mapping: _Mapping, records: list[SinkRecord]) -> list[tuple[SinkRecord, str]]:
         assert mapping.rows is not None and mapping.writer is not None

@@ -26,6 +26,7 @@ from danube_connect_core.connector import SinkConnector
 from danube_connect_core.consumer_config import ConsumerConfig
 from danube_connect_core.errors import ConfigError, Fatal, InvalidData, Retryable
 from danube_connect_core.lifecycle import connector_main
+from danube_connect_core.mapping_index import MappingIndex
 from danube_connect_core.records import SinkRecord
 
 from danube_sink_deltalake.rows import RowBuilder
@@ -66,7 +67,7 @@ class DeltaLakeSink(SinkConnector):
 
     def __init__(self) -> None:
         self.mappings: list[_Mapping] = []
-        self._by_subscription: dict[tuple[str, str], _Mapping] = {}
+        self._index: MappingIndex[_Mapping] = MappingIndex()
 
     async def initialize(self, config: ConnectorConfig) -> None:
         settings = config.settings_as(DeltaLakeSettings)
@@ -95,7 +96,7 @@ class DeltaLakeSink(SinkConnector):
             )
             mapping = _Mapping(m, rows, target)
             self.mappings.append(mapping)
-            self._by_subscription[(m.topic, m.subscription)] = mapping
+            self._index.add(m.topic, m.subscription, mapping)
         for mapping in self.mappings:
             try:
                 await self._open(mapping)
@@ -122,27 +123,14 @@ class DeltaLakeSink(SinkConnector):
     async def process_batch(self, records: list[SinkRecord]) -> None:
         if not records:
             return
-        groups: dict[int, tuple[_Mapping, list[SinkRecord]]] = {}
-        for r in records:
-            m = self._mapping_for(r)
-            groups.setdefault(id(m), (m, []))[1].append(r)
         invalid: list[tuple[SinkRecord, str]] = []
-        for mapping, recs in groups.values():
+        for mapping, recs in self._index.group(records):
             invalid += await self._write(mapping, recs)
         if invalid:
             reasons = {r.message_id: reason for r, reason in invalid}
             raise InvalidData(
                 invalid[0][1], records=[r for r, _ in invalid], reasons=reasons, others_written=True
             )
-
-    def _mapping_for(self, record: SinkRecord) -> _Mapping:
-        m = self._by_subscription.get((record.topic, record.subscription))
-        if m is not None:
-            return m
-        for mapping in self.mappings:
-            if mapping.settings.topic == record.topic:
-                return mapping
-        raise Fatal(f"record from unmapped topic {record.topic}")
 
     async def _write(self, mapping: _Mapping, records: list[SinkRecord]) -> list[tuple[SinkRecord, str]]:
         """Append the convertible records not yet in the table; returns the unconvertible ones."""
@@ -181,7 +169,7 @@ class DeltaLakeSink(SinkConnector):
 
     async def shutdown(self) -> None:
         self.mappings.clear()
-        self._by_subscription.clear()
+        self._index.clear()
 
 
 def _columns(m: DeltaTopicMapping, config: ConnectorConfig, key: str) -> list[ColumnMapping]:

@@ -21,7 +21,6 @@ import asyncio
 import logging
 import os
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import aiohttp
@@ -30,6 +29,7 @@ from danube_connect_core.connector import SinkConnector
 from danube_connect_core.consumer_config import ConsumerConfig
 from danube_connect_core.errors import ConfigError, Fatal, InvalidData, Retryable
 from danube_connect_core.lifecycle import connector_main
+from danube_connect_core.mapping_index import MappingIndex
 from danube_connect_core.records import SinkRecord
 
 from danube_sink_http.bodies import Body, batch_body, record_body
@@ -87,7 +87,7 @@ class HttpSink(SinkConnector):
         self.policy = StatusPolicy([], [])
         self.mappings: list[HttpTopicMapping] = []
         self._routes: dict[tuple[str, str], _Route] = {}
-        self._by_topic: dict[str, _Route] = {}
+        self._index: MappingIndex[_Route] = MappingIndex()
         #: Message ids delivered by an attempt of the batch the runtime is still retrying (bounded by
         #: the batch size; cleared when the batch completes).
         self._delivered: set[str] = set()
@@ -117,7 +117,7 @@ class HttpSink(SinkConnector):
                 m.url or s.url, m.method or s.method, m.body_mode or s.body_mode, m.include_metadata
             )
             self._routes[(m.topic, m.subscription)] = route
-            self._by_topic.setdefault(m.topic, route)
+            self._index.add(m.topic, m.subscription, route)
         log.info(
             "http sink delivering to %s",
             ", ".join(sorted({f"{r.method} {display_url(r.url)}" for r in self._routes.values()})),
@@ -134,7 +134,7 @@ class HttpSink(SinkConnector):
         """Deliver ``records``; see the module docstring for the failure semantics."""
         failures = _Failures(dropped={}, retry=[])
         todo = [r for r in records if r.message_id not in self._delivered]
-        for route, group in self._group(todo):
+        for route, group in self._index.group(todo):
             if route.body_mode == "record":
                 await self._send_each(route, group, failures)
             else:
@@ -227,17 +227,6 @@ class HttpSink(SinkConnector):
         elif outcome == "fatal":
             raise Fatal(f"{route.method} {display_url(route.url)} answered HTTP {reply.status}")
         return outcome
-
-    def _group(self, records: Sequence[SinkRecord]) -> list[tuple[_Route, list[SinkRecord]]]:
-        groups: dict[int, tuple[_Route, list[SinkRecord]]] = {}
-        for record in records:
-            route = self._routes.get((record.topic, record.subscription)) or self._by_topic.get(record.topic)
-            if route is None:
-                if len(self._routes) != 1:
-                    raise Fatal(f"no topic mapping for a record of {record.topic!r}")
-                route = next(iter(self._routes.values()))
-            groups.setdefault(id(route), (route, []))[1].append(record)
-        return list(groups.values())
 
     async def health_check(self) -> None:
         """Ready when every target accepts TCP connections and the last delivery did not fail

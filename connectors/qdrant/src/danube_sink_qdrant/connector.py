@@ -18,13 +18,13 @@ Failure semantics (what the runtime sees from :meth:`QdrantSink.process_batch`):
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 
 from danube_connect_core.config import ConnectorConfig
 from danube_connect_core.connector import SinkConnector
 from danube_connect_core.consumer_config import ConsumerConfig
 from danube_connect_core.errors import ConfigError, Fatal, InvalidData, Retryable
 from danube_connect_core.lifecycle import connector_main
+from danube_connect_core.mapping_index import MappingIndex
 from danube_connect_core.records import SinkRecord
 
 from danube_sink_qdrant.engine import QdrantEngine
@@ -51,8 +51,7 @@ class QdrantSink(SinkConnector):
         self.engine: QdrantEngine | None = None
         self.mappings: list[QdrantTopicMapping] = []
         self._sizes: dict[str, dict[str, int]] = {}
-        self._by_subscription: dict[tuple[str, str], QdrantTopicMapping] = {}
-        self._by_topic: dict[str, QdrantTopicMapping] = {}
+        self._index: MappingIndex[QdrantTopicMapping] = MappingIndex()
 
     async def initialize(self, config: ConnectorConfig) -> None:
         """Open the client. A server that is not reachable yet is waited for (not ready); a local
@@ -66,8 +65,7 @@ class QdrantSink(SinkConnector):
         self.engine = QdrantEngine(location, settings.secret_api_key(), settings.timeout_ms / 1000)
         self.mappings = list(settings.topic_mappings)
         for m in self.mappings:
-            self._by_subscription[(m.topic, m.subscription)] = m
-            self._by_topic.setdefault(m.topic, m)
+            self._index.add(m.topic, m.subscription, m)
         try:
             await self.engine.open()
         except RuntimeError as exc:  # local mode: "already accessed by another instance"
@@ -85,7 +83,7 @@ class QdrantSink(SinkConnector):
         """Upsert ``records``, one call per collection; see the module docstring for failures."""
         refused: dict[str, str] = {}
         bad: list[SinkRecord] = []
-        for mapping, group in self._group(records):
+        for mapping, group in self._index.group(records):
             sizes = await self._ensure_collection(mapping)
             points: list[PointData] = []
             for record in group:
@@ -161,23 +159,6 @@ class QdrantSink(SinkConnector):
                 )
         self._sizes[name] = sizes
         return sizes
-
-    def _group(self, records: Sequence[SinkRecord]) -> list[tuple[QdrantTopicMapping, list[SinkRecord]]]:
-        groups: dict[int, tuple[QdrantTopicMapping, list[SinkRecord]]] = {}
-        for record in records:
-            mapping = self._mapping_for(record)
-            groups.setdefault(id(mapping), (mapping, []))[1].append(record)
-        return list(groups.values())
-
-    def _mapping_for(self, record: SinkRecord) -> QdrantTopicMapping:
-        mapping = self._by_subscription.get((record.topic, record.subscription)) or self._by_topic.get(
-            record.topic
-        )
-        if mapping is None:
-            if len(self.mappings) == 1:
-                return self.mappings[0]
-            raise Fatal(f"no topic mapping for a record of {record.topic!r}")
-        return mapping
 
     async def health_check(self) -> None:
         """Lists collections (drives /ready); raises Retryable when Qdrant does not answer."""

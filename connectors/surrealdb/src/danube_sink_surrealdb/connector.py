@@ -14,7 +14,6 @@ Failure semantics (what the runtime sees from :meth:`SurrealDbSink.process_batch
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from typing import Any
 
 from danube_connect_core.config import ConnectorConfig
@@ -22,6 +21,7 @@ from danube_connect_core.connector import SinkConnector
 from danube_connect_core.consumer_config import ConsumerConfig
 from danube_connect_core.errors import ConfigError, Fatal, InvalidData, Retryable
 from danube_connect_core.lifecycle import connector_main
+from danube_connect_core.mapping_index import MappingIndex
 from danube_connect_core.records import SinkRecord
 
 from danube_sink_surrealdb.database import SurrealDatabase
@@ -51,8 +51,7 @@ class SurrealDbSink(SinkConnector):
         self.mappings: list[SurrealTopicMapping] = []
         self.writers: dict[str, TableWriter[SinkRecord]] = {}
         self.query_api: QueryApi | None = None
-        self._by_subscription: dict[tuple[str, str], SurrealTopicMapping] = {}
-        self._by_topic: dict[str, SurrealTopicMapping] = {}
+        self._index: MappingIndex[SurrealTopicMapping] = MappingIndex()
 
     async def initialize(self, config: ConnectorConfig) -> None:
         """Open the database (an unreachable server is not fatal: the sink waits, not ready) and the
@@ -80,8 +79,7 @@ class SurrealDbSink(SinkConnector):
         )
         self.mappings = list(settings.topic_mappings)
         for m in self.mappings:
-            self._by_subscription[(m.topic, m.subscription)] = m
-            self._by_topic.setdefault(m.topic, m)
+            self._index.add(m.topic, m.subscription, m)
             self.writers.setdefault(f"{m.table}/{m.write_mode}", TableWriter(self.db, m.table, m.write_mode))
         try:
             await self.db.connect()
@@ -107,7 +105,7 @@ class SurrealDbSink(SinkConnector):
     async def process_batch(self, records: list[SinkRecord]) -> None:
         """Write ``records``, one statement per target table; see the module docstring for failures."""
         refused: list[tuple[SinkRecord, str]] = []
-        for mapping, group in self._group(records):
+        for mapping, group in self._index.group(records):
             pairs: list[tuple[SinkRecord, dict[str, Any]]] = []
             for record in group:
                 try:
@@ -123,23 +121,6 @@ class SurrealDbSink(SinkConnector):
             reasons = {record.message_id: f"SurrealDB refused the record: {why}" for record, why in refused}
             bad = [record for record, _ in refused]
             raise InvalidData(reasons[bad[0].message_id], records=bad, reasons=reasons, others_written=True)
-
-    def _group(self, records: Sequence[SinkRecord]) -> list[tuple[SurrealTopicMapping, list[SinkRecord]]]:
-        groups: dict[int, tuple[SurrealTopicMapping, list[SinkRecord]]] = {}
-        for record in records:
-            mapping = self._mapping_for(record)
-            groups.setdefault(id(mapping), (mapping, []))[1].append(record)
-        return list(groups.values())
-
-    def _mapping_for(self, record: SinkRecord) -> SurrealTopicMapping:
-        mapping = self._by_subscription.get((record.topic, record.subscription)) or self._by_topic.get(
-            record.topic
-        )
-        if mapping is None:
-            if len(self.mappings) == 1:
-                return self.mappings[0]
-            raise Fatal(f"no topic mapping for a record of {record.topic!r}")
-        return mapping
 
     async def health_check(self) -> None:
         """Pings SurrealDB (drives /ready); raises Retryable when it does not answer."""
