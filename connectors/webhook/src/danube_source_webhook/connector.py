@@ -4,9 +4,10 @@ Lifecycle: ``bind_runtime`` registers the webhook metrics in the runtime's regis
 /metrics); ``initialize`` validates the endpoints, builds authentication, rate limits and idempotency
 stores and binds the HTTP port (requests answer 503 until the producers exist), and has the runtime watch
 the HTTP server (if it stops serving unexpectedly the connector exits 1); ``start_streaming`` receives the
-runtime's sender; from then on each request awaits its own publish. Once the runtime stops intake, publishes
-answer 503 "shutting down" with Retry-After. ``shutdown`` (after the runtime drained every in-flight
-publish) closes the HTTP server.
+runtime's sender; from then on each request awaits its own publish. Once the runtime stops intake (SIGTERM),
+/ready answers 503 at once (load balancers stop sending while the drain finishes the publishes in flight)
+and new publishes answer 503 "shutting down" with Retry-After. ``shutdown`` (after the runtime drained
+every in-flight publish) closes the HTTP server.
 
 Delivery guarantee: at-least-once from the sender's point of view. A 2xx is answered only after the broker
 acknowledged the event (invariant 1; with ``reliable_dispatch = true`` that means stored durably). Any
@@ -106,6 +107,7 @@ class WebhookSource(SourceConnector):
             BrokerProbe(config.danube_service_url),
             settings.host,
             settings.port,
+            intake_stopped=lambda: context.stopping,
         )
         port = await self.server.start()
         # the server stopping on its own (not through shutdown) is fatal: the runtime drains and exits 1

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -89,8 +89,12 @@ class WebhookServer:
         probe: BrokerProbe,
         host: str,
         port: int,
+        intake_stopped: Callable[[], bool] = lambda: False,
     ) -> None:
         self.endpoints = dict(endpoints)
+        #: True once the runtime stopped intake (SIGTERM): /ready answers 503 from then on, while the
+        #: drain still finishes the publishes in flight (invariant 6), so load balancers stop sending.
+        self.intake_stopped = intake_stopped
         self.metrics = metrics
         self.probe = probe
         self.host = host
@@ -190,7 +194,8 @@ class WebhookServer:
                 405,
                 {"Allow": "GET, HEAD"},
             )
-        accepting = self.sender is not None and not self.stopping
+        draining = self.stopping or self.intake_stopped()
+        accepting = self.sender is not None and not draining
         ready = accepting and self.probe.ok
         checks: dict[str, Any] = {
             "http": {"ok": not self.stopping, "detail": "stopping" if self.stopping else "serving"},
@@ -198,7 +203,7 @@ class WebhookServer:
                 "ok": self.probe.ok,
                 "detail": "reachable" if self.probe.ok else "last publish failed; probing",
             },
-            "intake": {"ok": accepting, "detail": "accepting" if accepting else "producers not ready"},
+            "intake": {"ok": accepting, "detail": _intake_detail(self.sender is not None, draining)},
         }
         if request.path == "/health":
             status = "healthy" if ready else "degraded"
@@ -207,3 +212,9 @@ class WebhookServer:
             {"status": "ready" if ready else "not_ready", "ready": ready, "checks": checks},
             200 if ready else 503,
         )
+
+
+def _intake_detail(started: bool, draining: bool) -> str:
+    if draining:
+        return "shutting down: not accepting new events"
+    return "accepting" if started else "producers not ready"

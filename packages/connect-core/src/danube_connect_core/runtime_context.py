@@ -13,6 +13,7 @@ The runtime creates one context per run and hands it to the connector's optional
   lets the runtime watch its own tasks with :meth:`RuntimeContext.watch`;
 - reports its readiness at once with :meth:`RuntimeContext.set_ready`, or asks for an immediate
   ``health_check()`` with :meth:`RuntimeContext.health_changed`, instead of waiting for the periodic one.
+- learns that the runtime stopped intake and is draining (:attr:`RuntimeContext.stopping`).
 """
 
 from __future__ import annotations
@@ -94,6 +95,15 @@ class RuntimeContext:
         exc = task.exception()
         if exc is not None:
             self._services.fail(exc, f"task {task.get_name()} failed: {type(exc).__name__}: {exc}")
+
+    @property
+    def stopping(self) -> bool:
+        """True once the runtime stopped intake (a signal, a fatal error) and is draining (invariant 6).
+
+        A connector serving its own endpoints (e.g. a webhook's /ready) reports not-ready from then on,
+        so that load balancers stop sending before the process exits.
+        """
+        return self._services.health.shutting_down or self._services.failed.is_set()
 
     def set_ready(self, ready: bool, reason: str = "") -> None:
         """Report the connector's own readiness (e.g. "MQTT connection lost"); /ready and /health reflect
