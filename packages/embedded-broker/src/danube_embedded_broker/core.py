@@ -2,6 +2,10 @@
 
 All methods run on the event loop thread and never await in the middle of a state change, so no
 locks are needed. Every refusal is a :class:`BrokerError` carrying the status code of DANUBE_WIRE.md §2.
+
+A write the data dir refuses (disk full, read-only, I/O error) is a refusal too (see
+:func:`~danube_embedded_broker.errors.storage_error`): the RPC fails, nothing half-done is kept, the broker
+keeps serving, and the same RPC succeeds once the disk accepts writes again (no restart needed).
 """
 
 from __future__ import annotations
@@ -11,12 +15,13 @@ import secrets
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import NoReturn
 
 import grpc
 
 from danube_embedded_broker.config import BrokerConfig
 from danube_embedded_broker.consumer import Consumer, Session
-from danube_embedded_broker.errors import BrokerError
+from danube_embedded_broker.errors import BrokerError, storage_error
 from danube_embedded_broker.metrics import BrokerMetrics, Snapshot
 from danube_embedded_broker.names import dead_letter_topic, parse_topic, partition_index
 from danube_embedded_broker.schema import SchemaLink
@@ -63,6 +68,8 @@ class BrokerCore:
         self.producers: dict[int, Producer] = {}
         self.consumers: dict[int, Consumer] = {}
         self.closing = False
+        #: "errno:file" of the storage errors logged since the last successful write (log them once).
+        self._storage_errors: set[str] = set()
         metrics.register_gauges(self.snapshot)
 
     # -- startup / shutdown ---------------------------------------------------------------------------
@@ -95,14 +102,24 @@ class BrokerCore:
                 self.release_session(consumer.session)
 
     async def close(self) -> None:
-        """End streams, persist every subscription and close every file."""
+        """End streams, persist every subscription and close every file.
+
+        A file the disk refuses to write (full, read-only) is logged and closed anyway; what was stored
+        before stays loadable (a subscription's old snapshot plus its journal hold its journaled acks).
+        """
         self.closing = True
         self.end_streams()
         for topic in self.topics.values():
             for sub in topic.subscriptions.values():
-                await sub.close()
+                try:
+                    await sub.close()
+                except OSError as exc:
+                    log.error("cannot save subscription %s of %s on close: %s", sub.name, topic.name, exc)
             if topic.log is not None:
-                topic.log.close()
+                try:
+                    topic.log.close()
+                except OSError as exc:
+                    log.error("cannot flush %s on close: %s", topic.log.path, exc)
         self.durability.sync_dirty()
 
     def sync(self) -> None:
@@ -216,7 +233,11 @@ class BrokerCore:
         if topic is None:
             if not self.config.auto_create_topics:
                 raise BrokerError(_NOT_FOUND, f"topic {name} does not exist (auto-create is off)")
-            topic = self._create_topic(name, req.dispatch_strategy)
+            try:
+                topic = self._create_topic(name, req.dispatch_strategy)
+            except OSError as exc:
+                # Retried by the client: a later attempt rewrites the metadata and reopens the log.
+                self._storage_failed(f"cannot create topic {name}", exc)
         exclusive = pb.ProducerAccessMode.Exclusive
         if topic.producers and (
             req.producer_access_mode == exclusive
@@ -233,7 +254,10 @@ class BrokerCore:
         topic.producers[producer.name] = producer
         self.producers[producer.id] = producer
         if schema is not None:
-            self.schemas.bind_topic(name, req.schema_ref.subject)
+            try:
+                self.schemas.bind_topic(name, req.schema_ref.subject)
+            except OSError as exc:  # bound in memory; saved with the registry's next successful write
+                log.warning("cannot save the schema subject of %s: %s", name, exc)
         log.info("producer %s (%d) attached to %s", producer.name, producer.id, name)
         return producer.id
 
@@ -241,7 +265,8 @@ class BrokerCore:
         """Store and dispatch one message.
 
         Errors: NOT_FOUND (unknown producer id), INVALID_ARGUMENT (payload over ``max_message_bytes``),
-        PERMISSION_DENIED (schema validation policy), INTERNAL (the log write failed: nothing stored).
+        PERMISSION_DENIED (schema validation policy), RESOURCE_EXHAUSTED (disk full) or UNAVAILABLE
+        (any other storage error) when the log write failed: then nothing was stored.
         """
         self._check_open()
         producer = self.producers.get(message.msg_id.producer_id)
@@ -267,8 +292,8 @@ class BrokerCore:
         try:
             topic.publish(message)
         except OSError as exc:
-            log.error("append to %s failed: %s", topic.name, exc)
-            raise BrokerError(grpc.StatusCode.INTERNAL, f"could not store the message: {exc}") from exc
+            self._storage_failed(f"cannot store the message for {topic.name}", exc)
+        self._storage_ok()
         self.metrics.published(topic.name)
 
     # -- consumers ------------------------------------------------------------------------------------
@@ -300,7 +325,10 @@ class BrokerCore:
             if sub.sub_type == EXCLUSIVE:
                 self._claim_exclusive(sub, req.consumer_name)
         else:
-            sub = self._create_subscription(topic, req.subscription, req.subscription_type)
+            try:
+                sub = self._create_subscription(topic, req.subscription, req.subscription_type)
+            except OSError as exc:
+                self._storage_failed(f"cannot create subscription {req.subscription} of {name}", exc)
         consumer = Consumer(self._new_id(self.consumers), req.consumer_name, sub, tuple(req.key_filters))
         self.consumers[consumer.id] = consumer
         sub.add_consumer(consumer)
@@ -371,9 +399,22 @@ class BrokerCore:
         return sub
 
     def ack(self, req: pb.AckRequest) -> None:
-        """Acknowledge; idempotent. NOT_FOUND for an unknown topic or subscription."""
+        """Acknowledge; idempotent. NOT_FOUND for an unknown topic or subscription.
+
+        When the ack journal refuses the write: RESOURCE_EXHAUSTED / UNAVAILABLE. The message counts as
+        acked for this run (it is not redelivered now) and becomes durable with the subscription's next
+        snapshot; a restart before that redelivers it (at-least-once, invariant 1).
+        """
         self._check_open()
-        self._subscription(req.msg_id, req.subscription_name).ack(req.msg_id.topic_offset)
+        sub = self._subscription(req.msg_id, req.subscription_name)
+        try:
+            sub.ack(req.msg_id.topic_offset)
+        except OSError as exc:
+            self._storage_failed(
+                f"cannot record the ack of offset {req.msg_id.topic_offset} for {sub.topic}/{sub.name}",
+                exc,
+                consequence="it may be redelivered after a broker restart",
+            )
 
     def nack(self, req: pb.NackRequest) -> None:
         """Negative-acknowledge: redelivery after max(backoff, delay_ms). NOT_FOUND as for ack."""
@@ -393,6 +434,21 @@ class BrokerCore:
     def _check_open(self) -> None:
         if self.closing:
             raise BrokerError(grpc.StatusCode.UNAVAILABLE, "broker is shutting down")
+
+    def _storage_failed(self, action: str, exc: OSError, consequence: str = "nothing was stored") -> NoReturn:
+        """Raise the client's error for a refused write; logged once per outage and per distinct error
+        (every producer retrying into a full disk would otherwise flood the log)."""
+        error = storage_error(action, exc, consequence)
+        key = f"{exc.errno}:{exc.filename}"
+        if key not in self._storage_errors:
+            self._storage_errors.add(key)
+            log.error("%s (logged once until writes succeed again)", error.message)
+        raise error from exc
+
+    def _storage_ok(self) -> None:
+        if self._storage_errors:
+            self._storage_errors.clear()
+            log.info("the data dir accepts writes again")
 
     # -- metrics --------------------------------------------------------------------------------------
     def snapshot(self) -> Snapshot:

@@ -18,6 +18,7 @@ from danube_embedded_broker.core import BrokerCore
 from danube_embedded_broker.metrics import BrokerMetrics
 from danube_embedded_broker.schema import SchemaLink
 from danube_embedded_broker.services import ConsumerService, DiscoveryService, HealthService, ProducerService
+from danube_embedded_broker.storage import check_writable
 from danube_embedded_broker.wire import pb_grpc
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,8 @@ class EmbeddedBroker:
         """Bind, load stored topics and serve; returns ``http://HOST:PORT``.
 
         Raises ``RuntimeError`` when the port cannot be bound and ``OSError`` for an unusable data
-        dir or metrics port; nothing is left running then.
+        dir (missing and not creatable, or not writable: read-only, no permission) or metrics port;
+        nothing is left running then.
         """
         if self._server is not None:
             return self.url
@@ -84,6 +86,7 @@ class EmbeddedBroker:
         assert self.data_dir is not None
         try:
             self.data_dir.mkdir(parents=True, exist_ok=True)
+            check_writable(self.data_dir)
             await self._start(self.data_dir)
         except BaseException:
             await self.stop()

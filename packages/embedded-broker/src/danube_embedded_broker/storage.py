@@ -13,12 +13,17 @@ Failure semantics:
   fsync policy (``always``: before answering; ``interval``: within the interval; ``never``: the OS decides).
 - A torn record at the end of the log (crash mid-write) fails its length or CRC check on open and is cut off;
   it was never acknowledged to its producer. A torn journal entry (< 8 bytes) is ignored likewise.
+- A write refused by the disk (ENOSPC after the first bytes of a record, EROFS, EIO) raises ``OSError`` naming
+  the file, and the part that reached the file is cut off at once: the log and the journal never hold a torn
+  entry between two good ones, so the next write after space returns lands where it belongs. Nothing of a
+  refused write is kept; the caller answers its RPC with an error.
 - Snapshots are written to a temporary file, fsynced and renamed over the old one before the journal is
   truncated; replaying a journal over a newer snapshot is harmless (acks are idempotent).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -45,6 +50,20 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
+
+
+def _cut_to(fd: int, size: int) -> None:
+    """Truncate the file to ``size`` unless it already has that size (a read-only file cannot be truncated,
+    and usually nothing reached it)."""
+    if os.fstat(fd).st_size != size:
+        os.ftruncate(fd, size)
+
+
+def _name(exc: OSError, path: Path) -> OSError:
+    """``exc`` with ``filename`` set, so every message about it names the file (os.write does not)."""
+    if exc.filename is None:
+        exc.filename = str(path)
+    return exc
 
 
 class Durability:
@@ -80,6 +99,20 @@ class Durability:
         self._dirty.pop(fd, None)
 
 
+def check_writable(data_dir: Path) -> None:
+    """Raise ``OSError`` naming ``data_dir`` when no file can be created in it (read-only, no permission).
+
+    Checked at start, so a broker on an unusable data dir refuses to start instead of failing every write
+    later. A full disk passes (an empty file needs no space): its writes recover once space is freed.
+    """
+    probe = data_dir / ".write-probe"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+        probe.unlink()
+    except OSError as exc:
+        raise OSError(exc.errno, f"data dir {data_dir} is not writable: {exc.strerror}") from None
+
+
 def topic_dir(data_dir: Path, namespace: str, local: str) -> Path:
     return data_dir / "topics" / namespace / local
 
@@ -93,7 +126,10 @@ class TopicMeta:
 def write_topic_meta(directory: Path, meta: TopicMeta) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     tmp = directory / "meta.json.tmp"
-    tmp.write_text(json.dumps({"name": meta.name, "dispatch_strategy": meta.dispatch_strategy}))
+    try:
+        tmp.write_text(json.dumps({"name": meta.name, "dispatch_strategy": meta.dispatch_strategy}))
+    except OSError as exc:
+        raise _name(exc, tmp) from None
     os.replace(tmp, directory / "meta.json")
 
 
@@ -117,6 +153,8 @@ class TopicLog:
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         self._positions = array("Q")
         self._end = 0
+        #: A refused write left bytes after ``_end`` that could not be cut off yet: cut before appending.
+        self._torn = False
         self._recover()
 
     def _recover(self) -> None:
@@ -144,13 +182,28 @@ class TopicLog:
         return len(self._positions)
 
     def append(self, body: bytes) -> int:
-        """Write one record and return its offset; raises ``OSError`` when the write fails."""
+        """Write one record and return its offset.
+
+        Raises ``OSError`` (``filename`` = the log) when the disk refuses the write; then nothing was
+        stored: the part of the record that reached the file is cut off, and if even that fails the next
+        append cuts it first (and fails the same way until it can).
+        """
         record = _HEADER.pack(len(body), zlib.crc32(body)) + body
-        _write_all(self._fd, record)
+        try:
+            if self._torn:
+                _cut_to(self._fd, self._end)
+                self._torn = False
+            _write_all(self._fd, record)
+            self._durability.written(self._fd, str(self.path))
+        except OSError as exc:
+            self._torn = True
+            with contextlib.suppress(OSError):
+                _cut_to(self._fd, self._end)
+                self._torn = False
+            raise _name(exc, self.path) from None
         offset = len(self._positions)
         self._positions.append(self._end)
         self._end += len(record)
-        self._durability.written(self._fd, str(self.path))
         return offset
 
     def read(self, offset: int) -> bytes:
@@ -160,11 +213,14 @@ class TopicLog:
         return os.pread(self._fd, length, pos + _HEADER.size)
 
     def close(self) -> None:
+        """Flush (per the fsync policy) and close; the file is closed even when the flush fails."""
         if self._fd < 0:
             return
-        self._durability.sync_file(self._fd)
-        os.close(self._fd)
-        self._fd = -1
+        try:
+            self._durability.sync_file(self._fd)
+        finally:
+            os.close(self._fd)
+            self._fd = -1
 
 
 @dataclass
@@ -208,6 +264,8 @@ class SubscriptionStore:
         self._durability = durability
         self._fd = -1
         self._journal_entries = 0
+        self._journal_size = 0
+        self._journal_torn = False
 
     @staticmethod
     def names_in(directory: Path) -> list[str]:
@@ -231,8 +289,18 @@ class SubscriptionStore:
         return int(raw["type"]), state
 
     def open(self) -> None:
+        """Open the journal for appending; a torn last entry (crash mid-write) is cut off first, or every
+        entry after it would be read misaligned."""
         if self._fd < 0:
-            self._fd = os.open(self._journal_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+            fd = os.open(self._journal_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+            size = os.fstat(fd).st_size
+            self._journal_size = size - size % _ACK.size
+            try:
+                _cut_to(fd, self._journal_size)
+            except OSError:
+                os.close(fd)
+                raise
+            self._fd = fd
 
     def write_snapshot(self, sub_type: int, state: CursorState) -> None:
         """Persist the full state and truncate the journal (fsynced unless the policy is ``never``)."""
@@ -241,29 +309,61 @@ class SubscriptionStore:
         body = json.dumps(
             {"name": self.name, "type": sub_type, "cursor": state.cursor, "acked": sorted(state.acked)}
         ).encode()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            _write_all(fd, body)
-            if self._durability.policy != "never":
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self._snapshot)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                _write_all(fd, body)
+                if self._durability.policy != "never":
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self._snapshot)
+        except OSError as exc:
+            # The old snapshot and the journal are untouched: together they still hold every ack.
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise _name(exc, tmp) from None
         os.ftruncate(self._fd, 0)
         self._journal_entries = 0
+        self._journal_size = 0
+        self._journal_torn = False
 
     def record_ack(self, offset: int, sub_type: int, state: CursorState) -> None:
-        """Journal one ack (``state`` already includes it); compacts the journal now and then."""
+        """Journal one ack (``state`` already includes it); compacts the journal now and then.
+
+        Raises ``OSError`` (``filename`` = the journal) when the disk refuses the entry; the part of it
+        that reached the file is cut off (or, failing that, before the next entry). A failed compaction
+        is only logged: the journal still holds the ack, and compaction is tried again later.
+        """
         self.open()
-        _write_all(self._fd, _ACK.pack(offset))
-        self._durability.written(self._fd, str(self._journal_path))
+        try:
+            if self._journal_torn:
+                _cut_to(self._fd, self._journal_size)
+                self._journal_torn = False
+            _write_all(self._fd, _ACK.pack(offset))
+            self._durability.written(self._fd, str(self._journal_path))
+        except OSError as exc:
+            self._journal_torn = True
+            with contextlib.suppress(OSError):
+                _cut_to(self._fd, self._journal_size)
+                self._journal_torn = False
+            raise _name(exc, self._journal_path) from None
+        self._journal_size += _ACK.size
         self._journal_entries += 1
         if self._journal_entries >= JOURNAL_COMPACT_EVERY:
-            self.write_snapshot(sub_type, state)
+            try:
+                self.write_snapshot(sub_type, state)
+            except OSError as exc:
+                log.warning("compaction of %s postponed: %s", self._journal_path, exc)
+                self._journal_entries = 0  # try again after as many acks, not on every ack
 
     def close(self, sub_type: int, state: CursorState) -> None:
-        """Write the final snapshot and close the journal."""
-        self.write_snapshot(sub_type, state)
-        self._durability.forget(self._fd)
-        os.close(self._fd)
-        self._fd = -1
+        """Write the final snapshot and close the journal (closed even when the snapshot fails; then the
+        old snapshot plus the journal still hold every ack that was journaled)."""
+        try:
+            self.write_snapshot(sub_type, state)
+        finally:
+            if self._fd >= 0:
+                self._durability.forget(self._fd)
+                os.close(self._fd)
+                self._fd = -1

@@ -250,10 +250,19 @@ class ReliableSubscription(Subscription):
         self._wake.set()
 
     async def _run(self) -> None:
+        storage_error: str | None = None
         while not self._closed:
             self._wake.clear()
             try:
                 timeout = self.pump()
+                storage_error = None
+            except OSError as exc:
+                # The disk refused a dead letter or an ack of the poison policy: the message stays in the
+                # window and the pass is retried. One line per distinct error, not one per second.
+                if str(exc) != storage_error:
+                    storage_error = str(exc)
+                    log.error("dispatch of %s/%s cannot write: %s; retrying", self.topic, self.name, exc)
+                timeout = 1.0
             except Exception:
                 log.exception("dispatch of %s/%s failed; retrying", self.topic, self.name)
                 timeout = 1.0
@@ -265,10 +274,12 @@ class ReliableSubscription(Subscription):
         pending = self.window.pop(offset, None)
         if pending is None and (offset < self._read_pos or offset >= self._log.next_offset):
             return  # already acked, or not a message of this topic
-        self._record_ack(offset)
-        if pending is not None and pending.status is Status.EXHAUSTED:
-            self._update_blocked()
-        self.wake()
+        try:
+            self._record_ack(offset)  # OSError when the journal refuses it: acked in memory all the same
+        finally:
+            if pending is not None and pending.status is Status.EXHAUSTED:
+                self._update_blocked()
+            self.wake()
 
     def nack(self, offset: int, delay_ms: int | None, reason: str | None) -> None:
         pending = self.window.get(offset)

@@ -9,6 +9,7 @@ import grpc
 from danube_connect_core.proto import SchemaRegistry_pb2 as spb
 from danube_connect_core.proto import SchemaRegistry_pb2_grpc as spb_grpc
 
+from danube_embedded_broker.errors import storage_error
 from danube_embedded_broker.schema_registry.model import SchemaRegistryError
 
 if TYPE_CHECKING:
@@ -51,6 +52,12 @@ class SchemaRegistryServicer(spb_grpc.SchemaRegistryServicer):
             return func()
         except SchemaRegistryError as error:
             await _abort(context, error)
+        except OSError as exc:
+            # The data dir refused the state file (full, read-only): RESOURCE_EXHAUSTED / UNAVAILABLE, which
+            # clients retry; the change stays in memory and is saved with the next successful write.
+            refusal = storage_error("cannot save the schema registry", exc, "retry later")
+            await context.abort(refusal.code, refusal.message)
+            raise AssertionError("unreachable") from None  # pragma: no cover - abort raises
 
     async def RegisterSchema(
         self, request: spb.RegisterSchemaRequest, context: Context

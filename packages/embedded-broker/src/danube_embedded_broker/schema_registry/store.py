@@ -157,10 +157,15 @@ class SchemaRegistry:
         return SchemaRegistryServicer(self)
 
     def close(self) -> None:
+        """Save the state a last time; a disk that refuses it is logged (every change that the disk
+        accepted was saved when it was made)."""
         with self._lock:
             if not self._closed:
                 self._closed = True
-                self._save()
+                try:
+                    self._save()
+                except OSError as exc:
+                    logger.error("cannot save the schema registry state on close: %s", exc)
 
     # ------------------------------------------------------------------------------------ subjects
 
