@@ -1,0 +1,235 @@
+"""A full or read-only disk under the embedded broker and under the Delta Lake sink: real processes, real
+kernel faults (a small tmpfs filled to ENOSPC by a ballast file, or remounted read-only), exact counts.
+
+What the broker does (decided here, documented in its README):
+
+- ENOSPC (or a quota) while storing -> the RPC answers RESOURCE_EXHAUSTED, "... No space left on device
+  (<file>); nothing was stored"; a record cut short by the full disk is cut off the log at once, so the
+  log never holds a torn record. Any other storage error (EROFS, EIO) -> UNAVAILABLE with the same shape.
+  Both codes are retried by clients (DANUBE_WIRE.md), so a producer with retries rides out the outage.
+  Sends succeed again as soon as the space (or write access) is back, without a restart.
+- A data dir that is not writable at start -> exit 1 and one line "cannot start: ... data dir <dir> is not
+  writable ...", no traceback.
+
+What the Delta sink does: a full or read-only table directory while running is a target outage
+(invariant 5): retried with backoff, /ready 503, one log line per attempt, nothing acked or dead-lettered;
+once writable again the table holds exactly the produced records (the application transaction ids make a
+retried commit a no-op). A table directory on a read-only filesystem at start -> exit 1, one line, no
+traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from danube_embedded_broker.testing import BrokerProcess, StubClient, next_message
+from storage_faults import Tmpfs, mounted_tmpfs, require_mount_capability
+
+TOPIC = "/default/disk"
+#: Bigger than a memory page, so a record written into a nearly full disk is cut short by the kernel.
+PAYLOAD_BYTES = 6000
+PRODUCERS = ("p0", "p1", "p2")
+
+
+@pytest.fixture
+def disk(tmp_path: Path) -> Iterator[Tmpfs]:
+    """A 2 MiB tmpfs at ``tmp_path/disk`` (the broker's data dir; its log file lands beside it)."""
+    require_mount_capability()
+    with mounted_tmpfs(tmp_path / "disk", 2 * 1024 * 1024) as fs:
+        yield fs
+
+
+def body(producer: str, seq: int) -> bytes:
+    head = f"{producer}:{seq}:".encode()
+    return head + bytes((seq + i) % 251 for i in range(PAYLOAD_BYTES - len(head)))
+
+
+def broker_log_problems(process: BrokerProcess) -> list[str]:
+    text = process.log_path.read_text(errors="replace")
+    return [line for line in text.splitlines() if "Traceback" in line or "torn tail" in line]
+
+
+async def drain(client: StubClient, subscription: str, count: int) -> list[bytes]:
+    """Read and ack ``count`` messages of ``subscription``; then check that no further one arrives."""
+    call = await client.stream(await client.subscribe(TOPIC, subscription, f"reader-{subscription}"))
+    got: list[bytes] = []
+    while len(got) < count:
+        message = await next_message(call, wait_s=30)
+        got.append(message.payload)
+        await client.ack(message)
+    with pytest.raises(TimeoutError):
+        await next_message(call, wait_s=1.0)
+    call.cancel()
+    return got
+
+
+class Producer:
+    """One raw producer (no client retries) that records exactly what the broker acknowledged."""
+
+    def __init__(self, client: StubClient, name: str, producer_id: int) -> None:
+        self.client = client
+        self.name = name
+        self.id = producer_id
+        self.seq = 0
+        self.acked: list[bytes] = []
+        self.errors: list[grpc.aio.AioRpcError] = []
+
+    async def send_one(self) -> bool:
+        payload = body(self.name, self.seq)
+        self.seq += 1
+        try:
+            await self.client.send(self.id, TOPIC, payload)
+        except grpc.aio.AioRpcError as exc:
+            self.errors.append(exc)
+            return False
+        self.acked.append(payload)
+        return True
+
+    async def send_until_errors(self, errors: int) -> None:
+        """Send continuously until ``errors`` sends failed."""
+        while len(self.errors) < errors:
+            if not await self.send_one():
+                await asyncio.sleep(0.02)
+
+
+async def test_broker_disk_full_refuses_cleanly_and_recovers_without_restart(disk: Tmpfs) -> None:
+    process = BrokerProcess(disk.path)
+    log_file = disk.path / "topics" / "default" / "disk" / "log.dat"
+    try:
+        url = process.start()
+        async with StubClient(url) as client:
+            ids = [await client.create_producer(TOPIC, name) for name in PRODUCERS]
+            producers = [Producer(client, n, i) for n, i in zip(PRODUCERS, ids, strict=True)]
+            for subscription in ("live", "replay"):  # subscriptions start at the end: create them first
+                await client.subscribe(TOPIC, subscription, f"reader-{subscription}")
+            for p in producers:
+                for _ in range(20):
+                    assert await p.send_one(), p.errors
+
+            # The disk fills up while the producers send; each goes on until 3 of its sends failed.
+            sending = [asyncio.create_task(p.send_until_errors(3)) for p in producers]
+            ballast = await asyncio.to_thread(disk.fill)
+            async with asyncio.timeout(60):
+                await asyncio.gather(*sending)
+            assert ballast > 0 and disk.free_bytes() == 0
+            assert process.running, process.log_tail()
+            for p in producers:
+                for error in p.errors:
+                    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, (error, process.log_tail())
+                    assert "No space left on device" in (error.details() or ""), error
+                    assert str(log_file) in (error.details() or ""), error
+            # A new topic needs space for its metadata: refused the same way.
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await client.create_producer("/default/disk-new", "p-new")
+            assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, refused.value
+
+            # Space comes back: the same producers and the same broker process carry on.
+            disk.free()
+            for p in producers:
+                for _ in range(10):
+                    assert await p.send_one(), (p.errors[-1], process.log_tail())
+            new_id = await client.create_producer("/default/disk-new", "p-new")
+            await client.send(new_id, "/default/disk-new", b"after the disk was full")
+
+            acked = sorted(payload for p in producers for payload in p.acked)
+            assert len(acked) == len(set(acked)) == sum(len(p.acked) for p in producers)
+            live = await drain(client, "live", len(acked))
+            assert sorted(live) == acked  # every acknowledged message, intact, once; nothing else
+
+        assert process.stop() == 0, process.log_tail()
+        process.start()  # the same data dir: the log loads cleanly, nothing torn, nothing lost
+        async with StubClient(url) as client:
+            replay = await drain(client, "replay", len(acked))
+        assert sorted(replay) == acked
+
+        # Stopping on a full disk (the final snapshots are refused) exits 0 and keeps every ack.
+        await asyncio.to_thread(disk.fill)
+        assert process.stop() == 0, process.log_tail()
+        disk.free()
+        process.start()
+        async with StubClient(url) as client:
+            assert await drain(client, "replay", 0) == []
+            assert await drain(client, "live", 0) == []
+        assert process.stop() == 0, process.log_tail()
+        assert broker_log_problems(process) == []
+    finally:
+        if process.running:
+            process.kill()
+
+
+def run_broker_cli(data_dir: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "danube_embedded_broker", "--port", "0", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+async def test_broker_read_only_data_dir_at_start_exits_1_with_one_line(disk: Tmpfs) -> None:
+    process = BrokerProcess(disk.path)
+    try:
+        url = process.start()
+        async with StubClient(url) as client:
+            pid = await client.create_producer(TOPIC)
+            await client.subscribe(TOPIC, "after")
+            for i in range(5):
+                await client.send(pid, TOPIC, body("p", i))
+        assert process.stop() == 0, process.log_tail()
+
+        disk.remount(read_only=True)
+        done = await asyncio.to_thread(run_broker_cli, disk.path)
+        assert done.returncode == 1, done.stderr
+        assert done.stdout == ""  # never announced itself as ready
+        assert "Traceback" not in done.stderr, done.stderr
+        errors = [line for line in done.stderr.splitlines() if " ERROR " in line]
+        assert len(errors) == 1, done.stderr
+        assert "cannot start" in errors[0] and str(disk.path) in errors[0], errors
+        assert "Read-only file system" in errors[0], errors
+
+        disk.remount(read_only=False)  # the refused start changed nothing on disk
+        process.start()
+        async with StubClient(url) as client:
+            pid = await client.create_producer(TOPIC)
+            await client.send(pid, TOPIC, body("p", 5))
+            assert sorted(await drain(client, "after", 6)) == sorted(body("p", i) for i in range(6))
+        assert process.stop() == 0, process.log_tail()
+        assert broker_log_problems(process) == []
+    finally:
+        if process.running:
+            process.kill()
+
+
+async def test_broker_data_dir_turning_read_only_refuses_then_recovers(disk: Tmpfs) -> None:
+    """The kernel refuses a read-only remount while a file in the mount is open for writing, so a running
+    broker's data dir can turn read-only only while it holds no topic log: a fresh broker here."""
+    process = BrokerProcess(disk.path)
+    try:
+        url = process.start()
+        disk.remount(read_only=True)
+        async with StubClient(url) as client:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await client.create_producer(TOPIC)
+            assert refused.value.code() == grpc.StatusCode.UNAVAILABLE, refused.value
+            details = refused.value.details() or ""
+            assert "Read-only file system" in details and str(disk.path) in details, details
+            assert process.running, process.log_tail()
+
+            disk.remount(read_only=False)  # no restart: the next attempt succeeds
+            pid = await client.create_producer(TOPIC)
+            await client.subscribe(TOPIC, "after")
+            for i in range(3):
+                await client.send(pid, TOPIC, body("p", i))
+            assert sorted(await drain(client, "after", 3)) == sorted(body("p", i) for i in range(3))
+        assert process.stop() == 0, process.log_tail()
+        assert broker_log_problems(process) == []
+    finally:
+        if process.running:
+            process.kill()
