@@ -9,8 +9,10 @@ Failure semantics (what the runtime sees):
   InvalidData with ``others_written=True`` after the others were committed: they go to the dead-letter
   topic, the rest of the batch is not held back (invariant 5);
 - storage errors, commit conflicts and anything unexpected from delta-rs -> Retryable (the same batch is
-  retried; rows it already committed are skipped by their recorded offsets); a table whose schema cannot
-  hold the mapping's columns -> Fatal (a configuration problem no retry fixes).
+  retried; rows it already committed are skipped by their recorded offsets); a full or read-only disk
+  under a local table is such an error: retried until it is writable again. A table whose schema cannot
+  hold the mapping's columns, or a local table on a read-only filesystem (or in a directory this process
+  may not write) at start-up -> Fatal (nothing a retry fixes), exit 1.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from danube_connect_core.lifecycle import connector_main
 from danube_connect_core.mapping_index import MappingIndex
 from danube_connect_core.records import SinkRecord
 
+from danube_sink_deltalake.local_table import local_path, unwritable_reason
 from danube_sink_deltalake.rows import RowBuilder
 from danube_sink_deltalake.schema_columns import columns_from_json_schema, load_json_schema
 from danube_sink_deltalake.settings import ColumnMapping, DeltaLakeSettings, DeltaTopicMapping
@@ -82,6 +85,10 @@ class DeltaLakeSink(SinkConnector):
                     file=config.source_file,
                     key=f"{key}.table",
                 )
+            local = local_path(uri)
+            problem = unwritable_reason(local) if local is not None else None
+            if problem is not None:
+                raise Fatal(f"cannot write the Delta table {uri}: {problem}")
             columns = _columns(m, config, key)
             try:
                 rows = RowBuilder(columns, m.include_metadata)

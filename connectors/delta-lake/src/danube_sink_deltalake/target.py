@@ -17,6 +17,8 @@ All methods are blocking (delta-rs); the connector runs them in a worker thread.
 from __future__ import annotations
 
 import logging
+import os
+import re
 from collections.abc import Iterable, Mapping
 
 import pyarrow as pa  # type: ignore[import-untyped]
@@ -25,6 +27,9 @@ from deltalake import CommitProperties, DeltaTable, Schema, Transaction, write_d
 __all__ = ["DeltaTarget", "SchemaConflict"]
 
 log = logging.getLogger("danube_sink_deltalake.target")
+
+#: How delta-rs (Rust std::io::Error) reports an OS error inside its messages.
+_OS_ERROR = re.compile(r"\(os error (\d+)\)")
 
 
 class SchemaConflict(Exception):
@@ -152,5 +157,11 @@ class DeltaTarget:
 
     @staticmethod
     def describe_error(exc: BaseException) -> str:
+        """One line; an OS error inside delta-rs's message is named first (``No space left on device:
+        DeltaError: ... (os error 28)``), so a full or read-only disk reads as such."""
         text = str(exc).strip().splitlines()
-        return f"{type(exc).__name__}: {text[0] if text else ''}"[:500]
+        described = f"{type(exc).__name__}: {text[0] if text else ''}"
+        os_error = _OS_ERROR.search(str(exc))
+        if os_error is not None:
+            described = f"{os.strerror(int(os_error.group(1)))}: {described}"
+        return described[:500]
