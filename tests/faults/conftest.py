@@ -11,3 +11,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# The payments pipeline helpers (tests/e2e/pipeline.py: configs, API key, store readers) serve the fault
+# tests of the flagship pipeline too; ``import pipeline`` finds them.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))

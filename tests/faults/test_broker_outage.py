@@ -11,108 +11,31 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
 import pytest
 from danube_connect_core.testing import ConnectorProcess, http_get
 from danube_embedded_broker.testing import BrokerProcess
-from sink_cases import start_ready, wait_until
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
-
-# tests/e2e is put on sys.path just above (pipeline.py: the payments pipeline helpers)
 from pipeline import (
     API_KEY,
     BROKER_ARGS,
     EVENTS,
-    PATH,
     logged_port,
     process_env,
     read_store,
     seed_sink_toml,
     webhook_toml,
 )
+from sink_cases import start_ready, wait_until
+from webhook_load import Load, stop_process
 
 pytestmark = pytest.mark.slow
 
-CLIENTS = 16
-#: Longer than anything the webhook may take to answer with its default settings (30 s request timeout),
-#: so a request that gets no answer within it is a hang, not a slow 503.
-CLIENT_TIMEOUT_S = 45.0
 OUTAGE_S = 8.0
 #: The requirement: 2xx answers and newly stored events again within this long after the broker is back.
 RECOVERY_S = 10.0
-
-
-@dataclass(frozen=True)
-class Answer:
-    """One POST: its event's key (the payload's ``timestamp``), when it was sent and answered, and how."""
-
-    seq: int
-    sent: float
-    answered: float
-    status: int  # 0: no HTTP answer (see ``error``)
-    retry_after: str | None
-    error: str
-
-
-def payment(seq: int) -> dict[str, object]:
-    # ``timestamp`` is unique per event: the key the stored rows are counted by.
-    return {"event": EVENTS[seq % len(EVENTS)], "amount": seq, "currency": "EUR", "timestamp": seq}
-
-
-class Load:
-    """``CLIENTS`` workers POSTing payments one after the other until :meth:`stop`; never retrying, so each
-    event is sent exactly once and can be stored at most once unless something duplicates it."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.answers: list[Answer] = []
-        self.next_seq = 0
-        self._stop = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._session: aiohttp.ClientSession | None = None
-
-    def start(self) -> None:
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=CLIENTS),
-            timeout=aiohttp.ClientTimeout(total=CLIENT_TIMEOUT_S),
-        )
-        self._tasks = [asyncio.create_task(self._worker()) for _ in range(CLIENTS)]
-
-    async def _worker(self) -> None:
-        assert self._session is not None
-        url = f"http://127.0.0.1:{self.port}{PATH}"
-        while not self._stop.is_set():
-            seq = self.next_seq
-            self.next_seq += 1
-            sent = time.monotonic()
-            status, retry_after, error = 0, None, ""
-            try:
-                async with self._session.post(url, json=payment(seq), headers={"x-api-key": API_KEY}) as r:
-                    await r.read()
-                    status, retry_after = r.status, r.headers.get("Retry-After")
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                error = f"{type(exc).__name__}: {exc}"
-            self.answers.append(Answer(seq, sent, time.monotonic(), status, retry_after, error))
-            await asyncio.sleep(0.02)  # a steady stream, not a benchmark
-
-    def ok_after(self, t: float) -> list[Answer]:
-        return [a for a in self.answers if a.status == 200 and a.answered > t]
-
-    async def stop(self) -> None:
-        """Stop sending; returns when every request sent has its answer (or its client timeout)."""
-        self._stop.set()
-        await asyncio.gather(*self._tasks)
-        if self._session is not None:
-            await self._session.close()
 
 
 async def stored_keys(query_port: int) -> Counter[int]:
@@ -122,19 +45,6 @@ async def stored_keys(query_port: int) -> Counter[int]:
     )
     assert status == 200, body
     return Counter({int(g["timestamp"]): int(g["total"]) for g in json.loads(body)["groups"]})
-
-
-async def stop_process(proc: ConnectorProcess) -> int | None:
-    """SIGTERM and the exit code (None: never started); SIGKILL if it does not exit within 60 s."""
-    if proc.proc is None:
-        return None
-    if proc.proc.poll() is None:
-        proc.signal(signal.SIGTERM)
-    try:
-        return await asyncio.to_thread(proc.wait, 60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        return proc.proc.returncode
 
 
 async def test_broker_stopped_8s_mid_stream_nothing_acknowledged_is_lost_or_doubled(tmp_path: Path) -> None:
@@ -169,8 +79,7 @@ async def test_broker_stopped_8s_mid_stream_nothing_acknowledged_is_lost_or_doub
         await start_ready(webhook)  # first: its producer creates the topic the sink subscribes to
         await start_ready(sink)
         query_port = logged_port(sink, "query_api_port")
-        load = Load(logged_port(webhook, "webhook_port"))
-        load.start()
+        load = Load(logged_port(webhook, "webhook_port")).start()
 
         async def some_stored() -> bool:
             return sum((await stored_keys(query_port)).values()) >= 100
