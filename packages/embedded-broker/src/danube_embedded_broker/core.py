@@ -152,7 +152,7 @@ class BrokerCore:
     def _create_topic(self, name: str, strategy: int) -> Topic:
         parsed = parse_topic(name)
         directory = topic_dir(self.data_dir, parsed.namespace, parsed.local)
-        write_topic_meta(directory, TopicMeta(name, strategy))
+        write_topic_meta(directory, TopicMeta(name, strategy), self.config.fsync)
         log.info("created topic %s (%s)", name, STRATEGY_NAMES.get(strategy, strategy))
         return self._open_topic(name, strategy, directory)
 

@@ -59,6 +59,15 @@ def _cut_to(fd: int, size: int) -> None:
         os.ftruncate(fd, size)
 
 
+def _fsync_dir(directory: Path) -> None:
+    """fsync a directory, so the names created or renamed in it survive a machine crash."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _name(exc: OSError, path: Path) -> OSError:
     """``exc`` with ``filename`` set, so every message about it names the file (os.write does not)."""
     if exc.filename is None:
@@ -123,14 +132,26 @@ class TopicMeta:
     dispatch_strategy: int
 
 
-def write_topic_meta(directory: Path, meta: TopicMeta) -> None:
+def write_topic_meta(directory: Path, meta: TopicMeta, policy: FsyncPolicy = "interval") -> None:
+    """Write ``meta.json`` (temporary file, fsync, rename, fsync of the directory unless ``policy`` is
+    ``never``). Without the fsyncs a machine crash or a filesystem error soon after can leave an empty
+    ``meta.json`` (delayed allocation), and a topic whose metadata cannot be read is not loaded at all."""
     directory.mkdir(parents=True, exist_ok=True)
     tmp = directory / "meta.json.tmp"
+    body = json.dumps({"name": meta.name, "dispatch_strategy": meta.dispatch_strategy}).encode()
     try:
-        tmp.write_text(json.dumps({"name": meta.name, "dispatch_strategy": meta.dispatch_strategy}))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            _write_all(fd, body)
+            if policy != "never":
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, directory / "meta.json")
+        if policy != "never":
+            _fsync_dir(directory)
     except OSError as exc:
         raise _name(exc, tmp) from None
-    os.replace(tmp, directory / "meta.json")
 
 
 def scan_topics(data_dir: Path) -> Iterator[tuple[Path, TopicMeta]]:
@@ -318,6 +339,8 @@ class SubscriptionStore:
             finally:
                 os.close(fd)
             os.replace(tmp, self._snapshot)
+            if self._durability.policy != "never":
+                _fsync_dir(self._snapshot.parent)
         except OSError as exc:
             # The old snapshot and the journal are untouched: together they still hold every ack.
             with contextlib.suppress(OSError):
