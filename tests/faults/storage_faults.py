@@ -13,15 +13,27 @@ get from a full or read-only disk in production.
   failures. A data dir therefore only turns read-only under a running process that holds no writable file
   in it.
 
+For a data dir that turns read-only under open files, as a disk does when the kernel meets a filesystem
+error (ext4 ``errors=remount-ro``):
+
+- ``mounted_ext4(path, size_bytes)``: a small ext4 image on a loop device, mounted ``errors=remount-ro`` at
+  ``path``; unmounted and deleted afterwards.
+- ``Ext4Image.fail_read_only()``: injects a filesystem error through ext4's ``trigger_fs_error``; the
+  kernel turns the filesystem read-only at once, and every write, also into files already open, fails with
+  EROFS. As in production, only an unmount clears it: ``Ext4Image.repair()`` unmounts (the processes using
+  it must have stopped), runs ``e2fsck`` and mounts the image again.
+
 Mounting needs root and the mount capability (a privileged container in CI). ``require_mount_capability()``
-checks both by mounting a probe tmpfs: without them it skips the test, except under ``CI=true`` where it fails
-with a message that says what is missing.
+checks both by mounting a probe tmpfs, ``require_ext4_capability()`` by mounting a probe ext4 image (loop
+devices, e2fsprogs): without them they skip the test, except under ``CI=true`` where they fail with a
+message that says what is missing.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -64,14 +76,42 @@ def _mount_problem() -> str | None:
         probe.rmdir()
 
 
-def require_mount_capability() -> None:
-    """Skip the calling test when tmpfs mounts are impossible; fail instead under ``CI=true``."""
-    problem = _mount_problem()
+def _skip_or_fail(what: str, problem: str | None) -> None:
     if problem is None:
         return
     if os.environ.get("CI") == "true":
-        pytest.fail(f"storage fault tests need tmpfs mounts: {problem}", pytrace=False)
-    pytest.skip(f"storage fault tests need tmpfs mounts: {problem}")
+        pytest.fail(f"storage fault tests need {what}: {problem}", pytrace=False)
+    pytest.skip(f"storage fault tests need {what}: {problem}")
+
+
+def require_mount_capability() -> None:
+    """Skip the calling test when tmpfs mounts are impossible; fail instead under ``CI=true``."""
+    _skip_or_fail("tmpfs mounts", _mount_problem())
+
+
+def _ext4_problem() -> str | None:
+    """Why ext4 loop mounts with error injection are impossible here, or ``None`` when a probe worked."""
+    problem = _mount_problem()
+    if problem is not None:
+        return problem
+    for tool in ("mkfs.ext4", "e2fsck"):
+        if shutil.which(tool) is None:
+            return f"{tool} is missing (Debian package 'e2fsprogs')"
+    probe = Path(tempfile.mkdtemp(prefix="ext4-probe-"))
+    try:
+        with mounted_ext4(probe / "mnt", 2 * 1024 * 1024) as image:
+            if not image.error_trigger.exists():
+                return f"the kernel has no {image.error_trigger} (ext4 error injection)"
+        return None
+    except MountError as exc:
+        return f"{exc} (loop devices need a privileged container)"
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
+
+
+def require_ext4_capability() -> None:
+    """Skip the calling test when ext4 loop mounts with error injection are impossible; fail under CI."""
+    _skip_or_fail("ext4 loop mounts", _ext4_problem())
 
 
 class Tmpfs:
@@ -156,3 +196,75 @@ def mounted_tmpfs(path: Path, size_bytes: int) -> Iterator[Tmpfs]:
         yield fs
     finally:
         fs.unmount()
+
+
+class Ext4Image:
+    """An ext4 image file mounted through a loop device; see the module docstring."""
+
+    def __init__(self, path: Path, image: Path) -> None:
+        self.path = path
+        self.image = image
+        self.mounted = False
+
+    def mount(self) -> None:
+        """Mount the image read-write with ``errors=remount-ro`` (the kernel's reaction to an error)."""
+        done = _run(["mount", "-o", "loop,errors=remount-ro", str(self.image), str(self.path)])
+        if done.returncode != 0:
+            raise MountError(f"mount -o loop {self.image} at {self.path} failed: {done.stderr.strip()}")
+        self.mounted = True
+
+    @property
+    def error_trigger(self) -> Path:
+        """ext4's sysfs file that reports a filesystem error when written to."""
+        done = _run(["findmnt", "-n", "-o", "SOURCE", str(self.path)])
+        if done.returncode != 0:
+            raise MountError(f"findmnt {self.path} failed: {done.stderr.strip()}")
+        return Path("/sys/fs/ext4") / Path(done.stdout.strip()).name / "trigger_fs_error"
+
+    def fail_read_only(self) -> None:
+        """Report a filesystem error: the kernel makes the filesystem read-only at once (open files too)."""
+        self.error_trigger.write_text("storage fault injected by a test\n")
+
+    def repair(self) -> None:
+        """Unmount, check with ``e2fsck -fy`` and mount read-write again (nothing may use the mount).
+
+        Raises ``MountError`` when e2fsck cannot repair the image (exit code 4 or more).
+        """
+        self.unmount()
+        done = _run(["e2fsck", "-fy", str(self.image)])
+        if done.returncode >= 4:
+            raise MountError(f"e2fsck {self.image} failed ({done.returncode}): {done.stdout}{done.stderr}")
+        self.mount()
+
+    def unmount(self) -> None:
+        """Unmount (lazily when a process still holds files in it); the loop device is released with it."""
+        if not self.mounted:
+            return
+        done = _run(["umount", str(self.path)])
+        if done.returncode != 0:
+            lazy = _run(["umount", "--lazy", str(self.path)])
+            if lazy.returncode != 0:
+                raise MountError(f"umount {self.path} failed: {done.stderr.strip()} / {lazy.stderr.strip()}")
+        self.mounted = False
+
+
+@contextmanager
+def mounted_ext4(path: Path, size_bytes: int) -> Iterator[Ext4Image]:
+    """An ext4 image of ``size_bytes`` (beside ``path``) mounted at ``path`` for the block; always unmounted
+    and deleted afterwards. Call ``require_ext4_capability()`` first."""
+    path.mkdir(parents=True, exist_ok=True)
+    image = path.parent / f"{path.name}.ext4"
+    with open(image, "wb") as handle:
+        handle.truncate(size_bytes)
+    try:
+        done = _run(["mkfs.ext4", "-q", "-F", str(image)])
+        if done.returncode != 0:
+            raise MountError(f"mkfs.ext4 {image} failed: {done.stderr.strip()}")
+        fs = Ext4Image(path, image)
+        fs.mount()
+        try:
+            yield fs
+        finally:
+            fs.unmount()
+    finally:
+        image.unlink(missing_ok=True)
