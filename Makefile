@@ -6,7 +6,8 @@ help:
 	@echo "make test       - bootstrap (uv, workspace, system services) and run the whole test suite"
 	@echo "make lint       - ruff check + format check + mypy"
 	@echo "make proto      - regenerate the gRPC stubs from proto/ into danube-connect-core"
-	@echo "make bench      - run the benchmarks in bench/ (not tests; prints ratios)"
+	@echo "make bench      - run the benchmarks in bench/ (not tests), write bench/results.json, render bench/README.md"
+	@echo "                  (make bench QUICK=1: small sizes into a scratch dir, a smoke run)"
 	@echo "make demo       - Stripe-style webhooks -> Danube -> SurrealDB on embedded defaults"
 
 test:
@@ -29,7 +30,7 @@ proto:
 	uv run python scripts/gen_proto.py
 
 bench:
-	bash scripts/bench.sh
+	bash scripts/bench.sh $(if $(QUICK),--quick)
 
 demo:
 	bash scripts/demo.sh

@@ -42,11 +42,12 @@ from danube_connect_core.proto import DanubeApi_pb2 as api
 from danube_connect_core.proto import DanubeApi_pb2_grpc as _api_grpc
 from danube_embedded_broker.testing import BrokerProcess
 from google.protobuf import __version__ as protobuf_version
+from result_files import result_path
 
 # The generated *_grpc modules carry no type information.
 api_grpc: Any = _api_grpc
 
-RESULTS = Path(__file__).resolve().parent / "results" / "broker.json"
+RESULTS = result_path("broker.json")
 CONCURRENCY = 100
 
 

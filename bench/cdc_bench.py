@@ -36,13 +36,14 @@ import orjson
 from danube_connect_core.client import DanubeClient
 from danube_connect_core.testing import make_config, start_runtime
 from danube_embedded_broker.testing import BrokerProcess
+from result_files import result_path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "connectors" / "postgres-cdc" / "tests"))
 from danube_source_postgres_cdc import PostgresCdcSource, PostgresSettings  # noqa: E402
 from pg_cluster import make_cluster, missing_reason  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results" / "cdc.json"
+RESULTS = result_path("cdc.json")
 
 
 def machine() -> dict[str, Any]:

@@ -39,6 +39,7 @@ from danube_sink_clickhouse.connector import ClickHouseSink
 from danube_sink_clickhouse.rows import RowBuilder
 from danube_sink_clickhouse.settings import ClickHouseSettings
 from danube_sink_clickhouse.table_schema import describe_table
+from result_files import result_path
 
 REPO = Path(__file__).resolve().parents[1]
 EVENTS = ("payment.succeeded", "payment.failed", "payment.refunded", "payment.canceled")
@@ -231,7 +232,7 @@ async def main(n: int, batches: list[int]) -> None:
         "raw_consumer_per_s": raw,
         "by_batch_size": results,
     }
-    result_file = REPO / "bench" / "results" / "clickhouse.json"
+    result_file = result_path("clickhouse.json")
     result_file.parent.mkdir(exist_ok=True)
     result_file.write_text(json.dumps(out, indent=2) + "\n")
 

@@ -26,6 +26,7 @@ from danube_connect_core.client import DanubeClient
 from danube_connect_core.proto import DanubeApi_pb2 as pb
 from danube_connect_core.proto import DanubeApi_pb2_grpc as pb_grpc
 from danube_embedded_broker.testing import BrokerProcess
+from result_files import result_path
 
 CONCURRENCY = 32
 ROUNDS = 3
@@ -125,7 +126,7 @@ def main() -> None:
     print(f"window 32           {results['window32_msgs_per_s']:9.0f} msg/s")
     print(f"ratio w32/w1        {results['window32_vs_window1_ratio']:9.2f}   (goal >= 2.5)")
     print(f"(machine load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
-    out = Path(__file__).parent / "results" / "client_bench.json"
+    out = result_path("client_bench.json")
     out.parent.mkdir(exist_ok=True)
     record = {
         "messages": args.messages,

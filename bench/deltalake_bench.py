@@ -37,6 +37,7 @@ from danube_embedded_broker.testing import BrokerProcess
 from danube_sink_deltalake.connector import DeltaLakeSink
 from danube_sink_deltalake.settings import DeltaLakeSettings
 from deltalake import DeltaTable, write_deltalake
+from result_files import result_path
 
 REPO = Path(__file__).resolve().parents[1]
 EVENTS = ("payment.succeeded", "payment.failed", "payment.refunded", "payment.canceled")
@@ -225,7 +226,7 @@ async def main(n: int, batches: list[int]) -> None:
         "raw_consumer_per_s": raw,
         "by_batch_size": results,
     }
-    result_file = REPO / "bench" / "results" / "deltalake.json"
+    result_file = result_path("deltalake.json")
     result_file.parent.mkdir(exist_ok=True)
     result_file.write_text(json.dumps(out, indent=2) + "\n")
 

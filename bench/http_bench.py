@@ -28,6 +28,7 @@ import orjson
 from danube_connect_core.testing import http_get, make_config, produce, start_runtime
 from danube_embedded_broker.testing import BrokerProcess
 from danube_sink_http import HttpSettings, HttpSink
+from result_files import result_path
 
 TOPIC = "/default/bench-http"
 SERVER = """
@@ -128,7 +129,7 @@ async def main() -> None:
             "cpus": os.cpu_count(),
         },
     }
-    Path(__file__).parent.joinpath("results", "http.json").write_text(json.dumps(out, indent=2) + "\n")
+    result_path("http.json").write_text(json.dumps(out, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -34,8 +34,9 @@ from danube_connect_core.client import DanubeClient
 from danube_connect_core.testing import ConnectorProcess, http_get
 from danube_embedded_broker.testing import BrokerProcess
 from danube_source_mqtt.testing import Mosquitto, Publisher, mosquitto_binary, wait_ready
+from result_files import result_path
 
-RESULTS = Path(__file__).resolve().parent / "results" / "mqtt.json"
+RESULTS = result_path("mqtt.json")
 SENT = re.compile(r'^danube_connector_messages_sent_total\{[^}]*topic="/iot/[^"]*"\} ([0-9.e+]+)$', re.M)
 
 

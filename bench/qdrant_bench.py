@@ -29,6 +29,7 @@ from danube_embedded_broker.testing import BrokerProcess
 from danube_sink_qdrant import QdrantSettings, QdrantSink
 from danube_sink_qdrant.points import to_point
 from qdrant_client import AsyncQdrantClient, models
+from result_files import result_path
 
 TOPIC = "/default/bench-vectors"
 DIM = 64
@@ -145,7 +146,7 @@ async def main() -> None:
             "cpus": os.cpu_count(),
         },
     }
-    Path(__file__).parent.joinpath("results", "qdrant.json").write_text(json.dumps(out, indent=2) + "\n")
+    result_path("qdrant.json").write_text(json.dumps(out, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from danube_connect_core.schema_codec import JsonSchemaCodec
 from danube_connect_core.sink_runtime import SinkRuntime
 from danube_connect_core.testing import MemorySink, make_config
 from danube_embedded_broker.testing import BrokerProcess
+from result_files import result_path
 
 REPO = Path(__file__).resolve().parents[1]
 BATCH = 500
@@ -159,7 +160,7 @@ async def main(n: int) -> None:
         "runtime_over_direct": rt / floor,
         "validation_us": v,
     }
-    out = REPO / "bench" / "results" / "runtime_bench.json"
+    out = result_path("runtime_bench.json")
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
 

@@ -36,6 +36,7 @@ from danube_embedded_broker.testing import BrokerProcess
 from danube_sink_surrealdb.connector import SurrealDbSink
 from danube_sink_surrealdb.rows import to_row
 from danube_sink_surrealdb.settings import SurrealDbSettings
+from result_files import result_path
 from surrealdb import AsyncSurreal
 
 REPO = Path(__file__).resolve().parents[1]
@@ -244,7 +245,7 @@ async def main(n: int, batches: list[int]) -> None:
         "raw_consumer_per_s": raw,
         "by_batch_size": results,
     }
-    path = REPO / "bench" / "results" / "surrealdb.json"
+    path = result_path("surrealdb.json")
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(out, indent=2) + "\n")
 

@@ -43,9 +43,10 @@ from danube_connect_core.source_runtime import SourceRuntime
 from danube_connect_core.testing import make_config
 from danube_embedded_broker.testing import BrokerProcess
 from danube_source_webhook import WebhookSettings, WebhookSource
+from result_files import result_path
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results" / "webhook.json"
+RESULTS = result_path("webhook.json")
 SCHEMA = ROOT / "schemas" / "payment.json"
 API_KEY = "bench-api-key-0123456789"
 
