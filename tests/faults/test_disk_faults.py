@@ -1,26 +1,28 @@
 """A full or read-only disk under the embedded broker and under the Delta Lake sink: real processes, real
-kernel faults (a small tmpfs filled to ENOSPC by a ballast file, or remounted read-only), exact counts.
+kernel faults (a small tmpfs filled to ENOSPC by a ballast file or remounted read-only; an ext4 image the
+kernel turns read-only after an injected filesystem error), exact counts.
 
-What the broker does (decided here, documented in its README):
+What the broker does (documented in its README):
 
 - ENOSPC (or a quota) while storing -> the RPC answers RESOURCE_EXHAUSTED, "... No space left on device
   (<file>); nothing was stored"; a record cut short by the full disk is cut off the log at once, so the
   log never holds a torn record. Any other storage error (EROFS, EIO) -> UNAVAILABLE with the same shape.
-  Both codes are retried by clients (DANUBE_WIRE.md), so a producer with retries rides out the outage.
-  Sends succeed again as soon as the space (or write access) is back, without a restart.
+  Clients retry both codes (DANUBE_WIRE.md). Sends succeed again as soon as there is space, or the disk is
+  writable again, without a restart; each outage is logged once.
 - A data dir that is not writable at start -> exit 1 and one line "cannot start: ... data dir <dir> is not
-  writable ...", no traceback.
+  writable ...", no traceback. Stopping on a full or read-only disk exits 0 and loses nothing stored.
 
 What the Delta sink does: a full or read-only table directory while running is a target outage
-(invariant 5): retried with backoff, /ready 503, one log line per attempt, nothing acked or dead-lettered;
-once writable again the table holds exactly the produced records (the application transaction ids make a
-retried commit a no-op). A table directory on a read-only filesystem at start -> exit 1, one line, no
-traceback.
+(invariant 5): retried with backoff, /ready 503 naming the reason, one log line per attempt, nothing acked
+or dead-lettered; once writable again the table holds exactly the produced records (the application
+transaction ids make a retried commit a no-op). A table directory on a read-only filesystem at start ->
+exit 1, one line, no traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import subprocess
 import sys
@@ -61,9 +63,22 @@ def body(producer: str, seq: int) -> bytes:
     return head + bytes((seq + i) % 251 for i in range(PAYLOAD_BYTES - len(head)))
 
 
-def broker_log_problems(process: BrokerProcess) -> list[str]:
+@contextlib.contextmanager
+def broker_on(data_dir: Path, *args: str) -> Iterator[BrokerProcess]:
+    """A broker process on ``data_dir`` (start it yourself); killed at the end if it still runs."""
+    process = BrokerProcess(data_dir, args=args)
+    try:
+        yield process
+    finally:
+        if process.running:
+            process.kill()
+
+
+def stop_cleanly(process: BrokerProcess) -> None:
+    """SIGTERM: exit 0, and no traceback nor torn record in the broker's whole log."""
+    assert process.stop() == 0, process.log_tail()
     text = process.log_path.read_text(errors="replace")
-    return [line for line in text.splitlines() if "Traceback" in line or "torn tail" in line]
+    assert [line for line in text.splitlines() if "Traceback" in line or "torn tail" in line] == []
 
 
 async def drain(client: StubClient, subscription: str, count: int) -> list[bytes]:
@@ -110,9 +125,8 @@ class Producer:
 
 
 async def test_broker_disk_full_refuses_cleanly_and_recovers_without_restart(disk: Tmpfs) -> None:
-    process = BrokerProcess(disk.path)
     log_file = disk.path / "topics" / "default" / "disk" / "log.dat"
-    try:
+    with broker_on(disk.path) as process:
         url = process.start()
         async with StubClient(url) as client:
             ids = [await client.create_producer(TOPIC, name) for name in PRODUCERS]
@@ -167,11 +181,17 @@ async def test_broker_disk_full_refuses_cleanly_and_recovers_without_restart(dis
         async with StubClient(url) as client:
             assert await drain(client, "replay", 0) == []
             assert await drain(client, "live", 0) == []
-        assert process.stop() == 0, process.log_tail()
-        assert broker_log_problems(process) == []
-    finally:
-        if process.running:
-            process.kill()
+        stop_cleanly(process)
+
+
+async def seed(client: StubClient, count: int) -> int:
+    """A producer on TOPIC, subscription "after" (it starts at the end: created first), then messages
+    ``body("p", 0..count-1)``; returns the producer id."""
+    pid = await client.create_producer(TOPIC)
+    await client.subscribe(TOPIC, "after")
+    for i in range(count):
+        await client.send(pid, TOPIC, body("p", i))
+    return pid
 
 
 def run_broker_cli(data_dir: Path) -> subprocess.CompletedProcess[str]:
@@ -185,14 +205,10 @@ def run_broker_cli(data_dir: Path) -> subprocess.CompletedProcess[str]:
 
 
 async def test_broker_read_only_data_dir_at_start_exits_1_with_one_line(disk: Tmpfs) -> None:
-    process = BrokerProcess(disk.path)
-    try:
+    with broker_on(disk.path) as process:
         url = process.start()
         async with StubClient(url) as client:
-            pid = await client.create_producer(TOPIC)
-            await client.subscribe(TOPIC, "after")
-            for i in range(5):
-                await client.send(pid, TOPIC, body("p", i))
+            await seed(client, 5)
         assert process.stop() == 0, process.log_tail()
 
         disk.remount(read_only=True)
@@ -211,18 +227,13 @@ async def test_broker_read_only_data_dir_at_start_exits_1_with_one_line(disk: Tm
             pid = await client.create_producer(TOPIC)
             await client.send(pid, TOPIC, body("p", 5))
             assert sorted(await drain(client, "after", 6)) == sorted(body("p", i) for i in range(6))
-        assert process.stop() == 0, process.log_tail()
-        assert broker_log_problems(process) == []
-    finally:
-        if process.running:
-            process.kill()
+        stop_cleanly(process)
 
 
 async def test_broker_data_dir_turning_read_only_refuses_then_recovers(disk: Tmpfs) -> None:
     """The kernel refuses a read-only remount while a file in the mount is open for writing, so a running
     broker's data dir can turn read-only only while it holds no topic log: a fresh broker here."""
-    process = BrokerProcess(disk.path)
-    try:
+    with broker_on(disk.path) as process:
         url = process.start()
         disk.remount(read_only=True)
         async with StubClient(url) as client:
@@ -234,16 +245,9 @@ async def test_broker_data_dir_turning_read_only_refuses_then_recovers(disk: Tmp
             assert process.running, process.log_tail()
 
             disk.remount(read_only=False)  # no restart: the next attempt succeeds
-            pid = await client.create_producer(TOPIC)
-            await client.subscribe(TOPIC, "after")
-            for i in range(3):
-                await client.send(pid, TOPIC, body("p", i))
+            await seed(client, 3)
             assert sorted(await drain(client, "after", 3)) == sorted(body("p", i) for i in range(3))
-        assert process.stop() == 0, process.log_tail()
-        assert broker_log_problems(process) == []
-    finally:
-        if process.running:
-            process.kill()
+        stop_cleanly(process)
 
 
 async def test_broker_data_dir_failing_read_only_under_open_logs(tmp_path: Path) -> None:
@@ -252,39 +256,33 @@ async def test_broker_data_dir_failing_read_only_under_open_logs(tmp_path: Path)
     clears that, so recovery is: stop the broker, repair the filesystem, start again. ``--fsync always``:
     what was acknowledged is on the disk before the error (an aborted journal drops unwritten pages)."""
     require_ext4_capability()
-    with mounted_ext4(tmp_path / "disk", 16 * 1024 * 1024) as image:
-        process = BrokerProcess(image.path, args=["--fsync", "always"])
+    with (
+        mounted_ext4(tmp_path / "disk", 16 * 1024 * 1024) as image,
+        broker_on(image.path, "--fsync", "always") as process,
+    ):
         log_file = image.path / "topics" / "default" / "disk" / "log.dat"
-        try:
-            url = process.start()
-            async with StubClient(url) as client:
-                pid = await client.create_producer(TOPIC)
-                await client.subscribe(TOPIC, "after")
-                for i in range(10):
+        url = process.start()
+        async with StubClient(url) as client:
+            pid = await seed(client, 10)
+
+            image.fail_read_only()
+            for i in range(10, 13):
+                with pytest.raises(grpc.aio.AioRpcError) as refused:
                     await client.send(pid, TOPIC, body("p", i))
+                assert refused.value.code() == grpc.StatusCode.UNAVAILABLE, refused.value
+                details = refused.value.details() or ""
+                assert "Read-only file system" in details and str(log_file) in details, details
+            assert process.running, process.log_tail()
+        assert process.stop() == 0, process.log_tail()  # the final snapshots are refused: logged
 
-                image.fail_read_only()
-                for i in range(10, 13):
-                    with pytest.raises(grpc.aio.AioRpcError) as refused:
-                        await client.send(pid, TOPIC, body("p", i))
-                    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE, refused.value
-                    details = refused.value.details() or ""
-                    assert "Read-only file system" in details and str(log_file) in details, details
-                assert process.running, process.log_tail()
-            assert process.stop() == 0, process.log_tail()  # the final snapshots are refused: logged
-
-            image.repair()
-            process.start()
-            async with StubClient(url) as client:
-                pid = await client.create_producer(TOPIC)
-                await client.send(pid, TOPIC, body("p", 13))
-                expected = sorted(body("p", i) for i in [*range(10), 13])
-                assert sorted(await drain(client, "after", 11)) == expected
-            assert process.stop() == 0, process.log_tail()
-            assert broker_log_problems(process) == []
-        finally:
-            if process.running:
-                process.kill()
+        image.repair()
+        process.start()
+        async with StubClient(url) as client:
+            pid = await client.create_producer(TOPIC)
+            await client.send(pid, TOPIC, body("p", 13))
+            expected = sorted(body("p", i) for i in [*range(10), 13])
+            assert sorted(await drain(client, "after", 11)) == expected
+        stop_cleanly(process)
 
 
 # -- the Delta Lake sink -----------------------------------------------------------------------------
