@@ -31,9 +31,11 @@ message that says what is missing.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -198,28 +200,50 @@ def mounted_tmpfs(path: Path, size_bytes: int) -> Iterator[Tmpfs]:
         fs.unmount()
 
 
+def _attach_loop(image: Path) -> str:
+    """Attach ``image`` to a free loop device; returns the device path.
+
+    A container's /dev holds only the device nodes that existed when it started, while the kernel creates
+    free loop devices on demand: a missing node is created here. Raises ``MountError`` when no device can
+    be attached (another process may take a free device first: a few attempts).
+    """
+    error = ""
+    for _ in range(5):
+        found = _run(["losetup", "-f"])
+        if found.returncode != 0:
+            raise MountError(f"losetup -f failed: {found.stderr.strip()}")
+        device = found.stdout.strip()
+        if not Path(device).exists():
+            with contextlib.suppress(FileExistsError):
+                os.mknod(device, 0o660 | stat.S_IFBLK, os.makedev(7, int(device.removeprefix("/dev/loop"))))
+        done = _run(["losetup", device, str(image)])
+        if done.returncode == 0:
+            return device
+        error = done.stderr.strip()
+    raise MountError(f"losetup of {image} failed: {error}")
+
+
 class Ext4Image:
     """An ext4 image file mounted through a loop device; see the module docstring."""
 
-    def __init__(self, path: Path, image: Path) -> None:
+    def __init__(self, path: Path, image: Path, device: str) -> None:
         self.path = path
         self.image = image
+        self.device = device
         self.mounted = False
 
     def mount(self) -> None:
         """Mount the image read-write with ``errors=remount-ro`` (the kernel's reaction to an error)."""
-        done = _run(["mount", "-o", "loop,errors=remount-ro", str(self.image), str(self.path)])
+        done = _run(["mount", "-o", "errors=remount-ro", self.device, str(self.path)])
         if done.returncode != 0:
-            raise MountError(f"mount -o loop {self.image} at {self.path} failed: {done.stderr.strip()}")
+            reason = done.stderr.strip()
+            raise MountError(f"mount {self.device} ({self.image}) at {self.path} failed: {reason}")
         self.mounted = True
 
     @property
     def error_trigger(self) -> Path:
         """ext4's sysfs file that reports a filesystem error when written to."""
-        done = _run(["findmnt", "-n", "-o", "SOURCE", str(self.path)])
-        if done.returncode != 0:
-            raise MountError(f"findmnt {self.path} failed: {done.stderr.strip()}")
-        return Path("/sys/fs/ext4") / Path(done.stdout.strip()).name / "trigger_fs_error"
+        return Path("/sys/fs/ext4") / Path(self.device).name / "trigger_fs_error"
 
     def fail_read_only(self) -> None:
         """Report a filesystem error: the kernel makes the filesystem read-only at once (open files too)."""
@@ -231,13 +255,13 @@ class Ext4Image:
         Raises ``MountError`` when e2fsck cannot repair the image (exit code 4 or more).
         """
         self.unmount()
-        done = _run(["e2fsck", "-fy", str(self.image)])
+        done = _run(["e2fsck", "-fy", self.device])
         if done.returncode >= 4:
-            raise MountError(f"e2fsck {self.image} failed ({done.returncode}): {done.stdout}{done.stderr}")
+            raise MountError(f"e2fsck {self.device} failed ({done.returncode}): {done.stdout}{done.stderr}")
         self.mount()
 
     def unmount(self) -> None:
-        """Unmount (lazily when a process still holds files in it); the loop device is released with it."""
+        """Unmount (lazily when a process still holds files in it); the loop device stays attached."""
         if not self.mounted:
             return
         done = _run(["umount", str(self.path)])
@@ -260,11 +284,15 @@ def mounted_ext4(path: Path, size_bytes: int) -> Iterator[Ext4Image]:
         done = _run(["mkfs.ext4", "-q", "-F", str(image)])
         if done.returncode != 0:
             raise MountError(f"mkfs.ext4 {image} failed: {done.stderr.strip()}")
-        fs = Ext4Image(path, image)
-        fs.mount()
+        fs = Ext4Image(path, image, _attach_loop(image))
         try:
+            fs.mount()
             yield fs
         finally:
-            fs.unmount()
+            try:
+                fs.unmount()
+            finally:
+                # Detached now, or (still busy after a lazy unmount) as soon as the last user is gone.
+                _run(["losetup", "-d", fs.device])
     finally:
         image.unlink(missing_ok=True)
