@@ -8,7 +8,7 @@ from typing import Any
 
 from surrealdb import AsyncSurreal
 
-from danube_sink_surrealdb.failures import ConnectionProblem, StatementRejected, classify
+from danube_sink_surrealdb.failures import ConnectionProblem, StatementRejected, StorageProblem, classify
 from danube_sink_surrealdb.url import SurrealUrl
 
 __all__ = ["SurrealDatabase"]
@@ -21,7 +21,9 @@ class SurrealDatabase:
 
     Every call raises :class:`ConnectionProblem` (the connection is dropped and re-established by the
     next call) or :class:`StatementRejected`. An embedded engine is opened once and kept: it cannot lose
-    its connection, and its store must not be opened twice by one process.
+    its connection, and its store must not be opened twice by one process. The one exception is a
+    :class:`StorageProblem` (a full or read-only disk): the engine's commit log stays broken after it, so
+    the engine is closed and the next call opens the store again (retried until the disk is usable).
     """
 
     def __init__(
@@ -53,8 +55,10 @@ class SurrealDatabase:
         async with self._lock:
             if self._db is not None:
                 return
-            db: Any = AsyncSurreal(self.url.sdk_url)
+            db: Any = None
             try:
+                # Inside the try: an embedded store is opened here, and that fails on a full disk.
+                db = AsyncSurreal(self.url.sdk_url)
                 async with asyncio.timeout(self.timeout_s):
                     if not self.url.sdk_url.startswith(("http://", "https://")):
                         await db.connect()  # the HTTP client opens a request per call instead
@@ -64,10 +68,12 @@ class SurrealDatabase:
             except asyncio.CancelledError:
                 if _being_cancelled():
                     raise
-                await _close_quietly(db)
+                if db is not None:
+                    await _close_quietly(db)
                 raise ConnectionProblem("connection closed while connecting") from None
             except Exception as exc:
-                await _close_quietly(db)
+                if db is not None:
+                    await _close_quietly(db)
                 raise classify_connect(exc) from exc
             self._db = db
             log.info("connected to SurrealDB at %s (%s/%s)", self.url.display, self.namespace, self.database)
@@ -87,7 +93,9 @@ class SurrealDatabase:
             raise ConnectionProblem("connection to SurrealDB closed during the query") from None
         except Exception as exc:
             kind = classify(exc)
-            if isinstance(kind, ConnectionProblem):
+            if isinstance(kind, StorageProblem) and self.url.embedded:
+                await self._reopen_later(db, kind)
+            elif isinstance(kind, ConnectionProblem):
                 await self._drop(db)
             raise kind from exc
 
@@ -102,6 +110,16 @@ class SurrealDatabase:
         db, self._db = self._db, None
         if db is not None:
             await _close_quietly(db)
+
+    async def _reopen_later(self, db: Any, problem: StorageProblem) -> None:
+        """Close the embedded engine after its storage failed; the next call opens the store again."""
+        if db is not self._db:
+            return
+        self._db = None
+        log.warning(
+            "SurrealDB store %s failed (%s); it is reopened by the next call", self.url.display, problem
+        )
+        await _close_quietly(db)
 
     async def _drop(self, db: Any) -> None:
         if self.url.embedded or db is not self._db:
