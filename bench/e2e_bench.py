@@ -61,6 +61,7 @@ from danube_embedded_broker.testing import BrokerProcess
 from machine_info import describe, load_average
 from result_files import result_path
 from surrealdb import AsyncSurreal
+from surrealdb_bench import raw_consume
 
 ROOT = Path(__file__).resolve().parent.parent
 # The payments pipeline helpers of the end-to-end tests: the example configs, ports, readiness.
@@ -385,6 +386,10 @@ async def run_bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         step += 1
         runs.append(await run_step(p, sampler, tmp, 2 * base, args.step_seconds, step, "overload"))
         hwm = {name: proc_status_kib(pid, "VmHWM") for name, pid in p.pids().items()}
+        # The floor for the sink side, on the same broker with the same settings (window of 10 unacked
+        # per partition), while the pipeline idles: a bare consumer draining a 4-partition backlog.
+        consumer_floor = await raw_consume(p.broker.url, "/default/e2e-consumer-floor", args.floor_messages)
+        print(f"floor: bare consumer (receive + ack), same broker: {consumer_floor:.0f} msg/s", flush=True)
     finally:
         sampler_task.cancel()
         exit_codes = await stop_pipeline(p)
@@ -417,6 +422,8 @@ async def run_bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "warm_up": warm_up,
         "steps": steps,
         "sustained_rate_per_s": best["rate"] if best else None,
+        "consumer_floor_per_s": consumer_floor,
+        "consumer_floor_messages": args.floor_messages,
         "sustained_step": best["step"] if best else None,
         "overload": {
             "rate": overload["rate"],
@@ -488,10 +495,11 @@ def main() -> None:
     )
     parser.add_argument("--step-seconds", type=float, default=12.0)
     parser.add_argument("--soak", action="store_true", help="long steps (120 s) unless --step-seconds given")
-    parser.add_argument("--quick", action="store_true", help="smoke run: rates 50,100 and 3 s steps")
+    parser.add_argument("--floor-messages", type=int, default=3000, help="backlog of the consumer floor")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 50,100/s, 3 s steps")
     args = parser.parse_args()
     if args.quick:
-        args.rates, args.step_seconds = [50.0, 100.0], 3.0
+        args.rates, args.step_seconds, args.floor_messages = [50.0, 100.0], 3.0, 300
     elif args.soak and args.step_seconds == parser.get_default("step_seconds"):
         args.step_seconds = 120.0
     with tempfile.TemporaryDirectory(prefix="e2e-bench-") as tmp:
