@@ -19,7 +19,9 @@ Interface (stable; the fault tests import it):
   :func:`produce_records` publishes them on a reliable topic of :data:`PARTITIONS` partitions.
 - Process and broker helpers: :func:`start_ready`, :func:`sent_total`, :func:`wait_until`,
   :func:`backlog`, :func:`acked_ids` (the records the in-process broker holds as acknowledged by a
-  subscription: the invariant-1 check "acked implies stored").
+  subscription: the invariant-1 check "acked implies stored"), :func:`exit_code`, :func:`drain_and_stop`.
+- Verdicts: :func:`assert_exactly_once` (or at least once for a non-idempotent case),
+  :func:`assert_acked_stored`, :meth:`HttpTarget.assert_stable_keys`.
 """
 
 from __future__ import annotations
@@ -27,11 +29,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
 import subprocess
 import sys
 import time
 import uuid
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,7 +57,11 @@ __all__ = [
     "SinkTarget",
     "SurrealDbTarget",
     "acked_ids",
+    "assert_acked_stored",
+    "assert_exactly_once",
     "backlog",
+    "drain_and_stop",
+    "exit_code",
     "payload",
     "produce_records",
     "sent_total",
@@ -444,6 +452,14 @@ class HttpTarget(SinkTarget):
     async def stored_ids(self) -> list[int]:
         return list(self.state.stored.values())
 
+    def assert_stable_keys(self, n: int) -> None:
+        """Records ``0..n-1`` arrived under exactly ``n`` distinct keys: each record's repeats (if any)
+        carried its first key, so this target stored each once. Raises AssertionError naming offenders."""
+        unstable = {i: keys for i, keys in self.keys_by_record().items() if len(keys) != 1 or None in keys}
+        assert not unstable, f"{len(unstable)} records without one stable key, e.g. {_sample(unstable)}"
+        distinct = {d.key for d in self.state.deliveries}
+        assert len(distinct) == n, f"{len(distinct)} distinct Idempotency-Keys for {n} records"
+
     def keys_by_record(self) -> dict[int, set[str | None]]:
         """Record -> the Idempotency-Keys its deliveries carried (one each when redeliveries are stable)."""
         keys: dict[int, set[str | None]] = {}
@@ -558,3 +574,53 @@ def acked_ids(broker: Any, topic: str, subscription: str) -> list[int]:
                 message = pb.StreamMessage.FromString(t.log.read(offset))
                 out.append(int(orjson.loads(message.payload)["i"]))
     return out
+
+
+async def drain_and_stop(
+    proc: ConnectorProcess, broker: Any, topic: str, subscription: str, *, within: float
+) -> None:
+    """Wait until ``subscription`` has nothing left unacked on ``topic`` (an in-process broker), then
+    SIGTERM ``proc`` and require exit code 0. Raises AssertionError with the log tail otherwise."""
+
+    async def drained() -> bool:
+        return backlog(broker, topic, subscription) == 0
+
+    await wait_until(drained, f"{proc.connector} drained {topic}", within=within, proc=proc)
+    proc.signal(signal.SIGTERM)
+    code = await exit_code(proc, within=60.0)
+    assert code == 0, f"{proc.connector} exited {code} after SIGTERM:\n{proc.log_tail()}"
+
+
+async def exit_code(proc: ConnectorProcess, *, within: float) -> int:
+    """``proc``'s exit code; AssertionError with its log tail when it is still running after ``within`` s."""
+    try:
+        return await asyncio.to_thread(proc.wait, within)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"{proc.connector} still running after {within} s:\n{proc.log_tail()}") from None
+
+
+def _sample(values: Iterable[Any] | dict[Any, Any], n: int = 10) -> str:
+    items = list(values.items() if isinstance(values, dict) else values)
+    return ", ".join(map(str, sorted(items)[:n]))
+
+
+def assert_exactly_once(stored: list[int], n: int, *, idempotent: bool = True) -> None:
+    """``stored`` holds every record ``0..n-1`` and nothing else: exactly once each when the target is
+    idempotent, at least once otherwise. Raises AssertionError with counts and examples."""
+    counts = Counter(stored)
+    missing = set(range(n)) - counts.keys()
+    assert not missing, f"{len(missing)} of {n} records lost, e.g. {_sample(missing)}"
+    foreign = counts.keys() - set(range(n))
+    assert not foreign, f"records that were never produced: {_sample(foreign)}"
+    if idempotent:
+        repeated = {i: c for i, c in counts.items() if c > 1}
+        assert not repeated, f"{len(repeated)} records stored twice or more (i, copies): {_sample(repeated)}"
+        assert len(stored) == n
+
+
+def assert_acked_stored(acked: list[int], stored: list[int]) -> None:
+    """Invariant 1 seen from outside: every record the broker holds as acknowledged is in the target."""
+    missing = set(acked) - set(stored)
+    assert not missing, (
+        f"{len(missing)} records acknowledged to the broker but not in the target, e.g. {_sample(missing)}"
+    )
