@@ -26,10 +26,11 @@ Proved for each sink, exactly:
 - nothing was dead-lettered: ``danube_connector_dead_lettered_total`` is 0 and the dead-letter topic holds
   no message (invariant 5: a target outage is not poison).
 
-Retry setting (documented for operators in CONNECTORS.md as ``[retry]``): ``max_retries = 1000``,
-``retry_backoff_ms = 100``, ``max_backoff_ms = 1000`` - attempts at most ~1 s apart for at least ~8 min,
-so a 20 s outage is ridden out with a wide margin; the default budget (3 retries) would exit 1 instead
-(by design: the broker redelivers to the next process).
+The ``[retry]`` setting that makes a sink wait out an outage: ``max_retries = 1000``,
+``retry_backoff_ms = 100``, ``max_backoff_ms = 1000`` - attempts at most ~1 s apart (equal jitter: 0.5 to
+1 s) for at least ~8 min, so a 20 s outage is ridden out with a wide margin. With the default budget (3
+retries from 1 s) a sink exits 1 after a few seconds instead, without acking (by design: the broker
+redelivers to the next process).
 """
 
 from __future__ import annotations
