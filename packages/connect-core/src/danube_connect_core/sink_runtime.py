@@ -38,7 +38,7 @@ from danube_connect_core.retry import RetriesExhausted, retry_retryable
 from danube_connect_core.runtime_support import RuntimeServices, create_client
 from danube_connect_core.schema_cache import SchemaCache
 
-__all__ = ["SUBSCRIBE_RETRY_MAX_WAIT_S", "SinkRuntime", "subscribe_retry_delay"]
+__all__ = ["ACK_CONCURRENCY", "SUBSCRIBE_RETRY_MAX_WAIT_S", "SinkRuntime", "subscribe_retry_delay"]
 
 log = logging.getLogger("danube_connect.sink")
 
@@ -46,6 +46,13 @@ log = logging.getLogger("danube_connect.sink")
 #: unreachable). Kept small on purpose: a sink started before its source must become ready soon after the
 #: source created the topic, not after an exponential backoff of tens of seconds.
 SUBSCRIBE_RETRY_MAX_WAIT_S = 1.0
+
+#: At most this many acks of one batch are in flight at once. A batch holds up to ``batch_size`` records
+#: (thousands), and the protocol has one unary Ack RPC per message: sending them all at once floods the
+#: broker (the embedded broker's gRPC server answers CANCELLED to calls beyond ~1,000 waiting ones, and the
+#: client then gave those acks up, so the messages came back only after the ack timeout). A bounded window
+#: hides the round trip just as well (ARCHITECTURE.md, performance principles).
+ACK_CONCURRENCY = 64
 
 
 def subscribe_retry_delay(attempt: int, retry: RetrySettings) -> float:
@@ -502,15 +509,18 @@ class _MappingWorker:
         return items, [], None
 
     async def _ack(self, items: list[tuple[SinkRecord, Any]]) -> None:
-        """Acknowledge written or dead-lettered messages (concurrently: acks are independent)."""
+        """Acknowledge written or dead-lettered messages, :data:`ACK_CONCURRENCY` at a time (acks are
+        independent, so their order does not matter)."""
         from danube_connect_core.client import DanubeError
 
         rt = self.rt
         gauge = rt.metrics.inflight.labels(rt.metrics.connector, self.cc.topic)
+        window = asyncio.Semaphore(ACK_CONCURRENCY)
 
         async def one(msg: Any) -> None:
             try:
-                await self.consumer.ack(msg)
+                async with window:
+                    await self.consumer.ack(msg)
             except DanubeError as exc:
                 # The write succeeded; the broker will redeliver and the idempotent write absorbs it.
                 rt.metrics.error(self.cc.topic, "publish")
