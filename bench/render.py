@@ -404,13 +404,15 @@ def plot(doc: dict[str, Any], path: Path, results_digest: str) -> None:
     width = 0.27
     top.bar([i - width for i in x], [s["offered_per_s"] for s in steps], width, label="offered")
     top.bar(x, [s["accepted_per_s"] for s in steps], width, label="accepted (2xx)")
-    top.bar([i + width for i in x], [s["stored_per_s"] or 0 for s in steps], width, label="stored")
+    stored = [s["stored_per_s"] or 0 for s in steps]
+    top.bar([i + width for i in x], stored, width, label="stored (first send to last store)")
     for i, s in enumerate(steps):
         if s["rejected_503"]:
             top.annotate(
-                f"{s['rejected_503']:,} x 503", (i, s["accepted_per_s"]), ha="center", va="bottom", fontsize=8
+                f"{s['rejected_503']:,} x 503", (i, s["offered_per_s"]), ha="center", va="bottom", fontsize=8
             )
     top.set_ylabel("events/s")
+    top.margins(y=0.12)  # room for the 503 labels above the bars
     sustained = e["sustained_rate_per_s"]
     title = "webhook -> broker -> SurrealDB sink, per step"
     if sustained is not None:
