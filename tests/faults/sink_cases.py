@@ -21,7 +21,7 @@ Interface (stable; the fault tests import it):
   :func:`backlog`, :func:`acked_ids` (the records the in-process broker holds as acknowledged by a
   subscription: the invariant-1 check "acked implies stored"), :func:`exit_code`, :func:`drain_and_stop`.
 - Verdicts: :func:`assert_exactly_once` (or at least once for a non-idempotent case),
-  :func:`assert_acked_stored`, :meth:`HttpTarget.assert_stable_keys`.
+  :func:`assert_acked_stored`, :meth:`HttpTarget.assert_stable_keys`, :func:`assert_no_lost_acks`.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ __all__ = [
     "acked_ids",
     "assert_acked_stored",
     "assert_exactly_once",
+    "assert_no_lost_acks",
     "backlog",
     "drain_and_stop",
     "exit_code",
@@ -616,6 +617,13 @@ def assert_exactly_once(stored: list[int], n: int, *, idempotent: bool = True) -
         repeated = {i: c for i, c in counts.items() if c > 1}
         assert not repeated, f"{len(repeated)} records stored twice or more (i, copies): {_sample(repeated)}"
         assert len(stored) == n
+
+
+def assert_no_lost_acks(proc: ConnectorProcess) -> None:
+    """No ack of ``proc`` was given up on (the client logs "ack ... not delivered", the sink runtime
+    "ack failed"): a lost ack is redelivered only after the broker's ack timeout, so a drain then stalls."""
+    lost = [line for line in proc.lines if "not delivered" in line or "ack failed" in line]
+    assert not lost, f"{len(lost)} acks of {proc.connector} were given up on:\n" + "\n".join(lost[:5])
 
 
 def assert_acked_stored(acked: list[int], stored: list[int]) -> None:
