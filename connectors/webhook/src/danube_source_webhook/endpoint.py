@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 from danube_connect_core import exact_json
+from danube_connect_core.client.ratelog import RateLimitedLog
 from danube_connect_core.connector import SourceSender
 from danube_connect_core.errors import Fatal, InvalidData, Retryable, ShuttingDown
 from danube_connect_core.records import SourceRecord
@@ -73,6 +74,8 @@ class Endpoint:
     explainer: JsonSchemaCodec | None = None
     in_flight: int = 0
     on_broker_state: Callable[[bool], None] = field(default=lambda ok: None)
+    #: Publish failures arrive once per request during an outage: a few lines per second, with a count.
+    failure_log: RateLimitedLog = field(default_factory=lambda: RateLimitedLog(log, per_second=1.0, burst=5))
 
     @property
     def path(self) -> str:
@@ -122,7 +125,7 @@ class Endpoint:
             if phase[0] == "duplicate":
                 raise _unavailable("a request with the same idempotency key is in flight") from None
             self.on_broker_state(False)
-            log.warning("publish to %s not acknowledged within the request timeout", self.topic)
+            self.failure_log.warning("publish to %s not acknowledged within the request timeout", self.topic)
             raise _unavailable("the broker did not acknowledge in time") from None
 
     async def _accept(
@@ -196,7 +199,7 @@ class Endpoint:
             raise _unavailable("the connector is shutting down; the event was not accepted", retry) from None
         except Retryable as exc:
             self.on_broker_state(False)
-            log.warning("publish to %s failed: %s", self.topic, exc)
+            self.failure_log.warning("publish to %s failed: %s", self.topic, exc)
             retry = math.ceil(exc.retry_after) if exc.retry_after else UNAVAILABLE_RETRY_AFTER_S
             raise _unavailable("Danube is unavailable; the event was not accepted", retry) from None
         except Fatal as exc:

@@ -15,10 +15,11 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from danube_connect_core.client.ratelog import RateLimitedLog
 from danube_connect_core.connector import SourceSender
 
 from danube_source_webhook.endpoint import Endpoint
@@ -75,6 +76,15 @@ class BrokerProbe:
             await asyncio.gather(self._task, return_exceptions=True)
 
 
+class _ListeningServer(Protocol):
+    """What this module needs of the loop's server: asyncio's and uvloop's both have it (uvloop's is not
+    an ``asyncio.AbstractServer`` subclass, so the check is by shape)."""
+
+    sockets: Any
+
+    async def serve_forever(self) -> None: ...
+
+
 class ServerStopped(RuntimeError):
     """The webhook HTTP server stopped serving without being asked to."""
 
@@ -103,6 +113,9 @@ class WebhookServer:
         self.stopping = False
         self._runner: web.AppRunner | None = None
         self._serving: asyncio.Task[None] | None = None
+        # Under overload or a broker outage every request may be a 503: a few lines per second tell
+        # the story (with a count of the rest) without the logging itself costing the CPU.
+        self._unavailable_log = RateLimitedLog(log, per_second=1.0, burst=5)
         for endpoint in self.endpoints.values():
             endpoint.on_broker_state = probe.report
             metrics.declare(endpoint.path)
@@ -115,8 +128,8 @@ class WebhookServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await site.start()
-        server = getattr(site, "_server", None)
-        if not isinstance(server, asyncio.AbstractServer):
+        server: _ListeningServer | None = getattr(site, "_server", None)
+        if server is None or not callable(getattr(server, "serve_forever", None)):
             raise RuntimeError("aiohttp did not start a listening server")
         sockets = getattr(server, "sockets", None) or []
         if sockets:
@@ -134,7 +147,7 @@ class WebhookServer:
             raise RuntimeError("the webhook server was not started")
         return self._serving
 
-    async def _serve(self, server: asyncio.AbstractServer) -> None:
+    async def _serve(self, server: _ListeningServer) -> None:
         cause: BaseException | None = None
         try:
             # already serving: this only waits until the server is closed, which cancels its future
@@ -178,7 +191,9 @@ class WebhookServer:
         except WebhookError as exc:
             response = exc.response()
             if exc.status >= 500:
-                log.warning("%s %s -> %d %s", request.method, label, exc.status, exc.message)
+                self._unavailable_log.warning(
+                    "%s %s -> %d %s", request.method, label, exc.status, exc.message
+                )
             else:
                 log.debug("%s %s -> %d %s", request.method, label, exc.status, exc.message)
         except Exception:
