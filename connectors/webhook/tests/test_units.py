@@ -198,3 +198,29 @@ def test_console_script_check_exit_codes(tmp_path: Path) -> None:
     )
     assert failed.returncode == 2
     assert "webhook.hots: unknown key" in failed.stderr
+
+
+def test_the_server_listens_and_stops_on_uvloop() -> None:
+    """uvloop's server is not an ``asyncio.AbstractServer``; the webhook server must still start on it,
+    answer, and stop on request (not report that it stopped on its own)."""
+    import aiohttp
+    import uvloop
+    from danube_source_webhook.metrics import WebhookMetrics
+    from danube_source_webhook.server import BrokerProbe, WebhookServer
+    from prometheus_client import CollectorRegistry
+
+    async def scenario() -> tuple[int, int, bool]:
+        metrics = WebhookMetrics("uvloop-test", CollectorRegistry())
+        server = WebhookServer({}, metrics, BrokerProbe("127.0.0.1:1"), "127.0.0.1", 0)
+        port = await server.start()
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{port}/health") as health:
+                health_status = health.status
+            async with session.post(f"http://127.0.0.1:{port}/nowhere", data=b"{}") as missing:
+                missing_status = missing.status
+        await server.stop()
+        return health_status, missing_status, server.serving.cancelled()
+
+    health_status, missing_status, cancelled = uvloop.run(scenario())
+    assert (health_status, missing_status) == (200, 404)
+    assert cancelled, "stop() must end the serving task by cancelling it, not with ServerStopped"
