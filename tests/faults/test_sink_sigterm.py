@@ -3,6 +3,8 @@
 For each sink (surrealdb, delta-lake, qdrant, clickhouse, http) as a real ``danube-connect run`` process
 against its real target, with a 20 s ``processing.shutdown_timeout_ms``:
 
+- the sink is SIGTERMed once a quarter is written while records are in flight and the producer is still
+  producing (its last tenth is sent after the SIGTERM);
 - the SIGTERMed sink exits 0: the runtime exits 1 when its drain outlasts the shutdown timeout, so 0 means
   it stopped intake, finished the batch in flight, flushed and acked within the timeout (invariant 6);
 - at that exit, the records the broker holds as acknowledged are exactly the records in the target:
@@ -30,6 +32,7 @@ from sink_cases import (
     assert_acked_stored,
     assert_exactly_once,
     assert_no_lost_acks,
+    backlog,
     drain_and_stop,
     exit_code,
     produce_records,
@@ -39,6 +42,10 @@ from sink_cases import (
 )
 
 N = 4_000
+#: Records N * 0.9 .. N are produced only after the SIGTERM (the restart drains them).
+HELD_BACK = N * 9 // 10
+#: Records produced but not acked at the SIGTERM: at least this many.
+IN_FLIGHT = 100
 TOPIC = "/default/faults-sigterm"
 SUBSCRIPTION = "faults-sigterm"
 SHUTDOWN_TIMEOUT_MS = 20_000
@@ -61,14 +68,25 @@ async def test_sigterm_under_load_exits_0_with_every_acked_record_stored_and_res
         producing: asyncio.Task[None] | None = None
         try:
             port = await start_ready(first)
-            producing = asyncio.create_task(produce_records(broker.url, TOPIC, range(N)))
+            sigterm_sent = asyncio.Event()
+
+            async def produce_all() -> None:
+                # The last records wait for the SIGTERM, so the producer is still producing when it
+                # arrives however fast this machine produces.
+                await produce_records(broker.url, TOPIC, range(HELD_BACK))
+                await sigterm_sent.wait()
+                await produce_records(broker.url, TOPIC, range(HELD_BACK, N))
+
+            producing = asyncio.create_task(produce_all())
 
             async def flowing() -> bool:
-                return await sent_total(port) >= N // 4
+                # A quarter written, and records produced but not yet acked: the sink is mid-stream.
+                written = await sent_total(port) >= N // 4
+                return written and backlog(broker, TOPIC, SUBSCRIPTION) >= IN_FLIGHT
 
-            await wait_until(flowing, f"{N // 4} records written", within=240, proc=first)
-            assert not producing.done(), "the producer finished before the SIGTERM: not under load"
+            await wait_until(flowing, f"{N // 4} written and {IN_FLIGHT} in flight", within=240, proc=first)
             first.signal(signal.SIGTERM)
+            sigterm_sent.set()
             # Generous: the drain itself is bounded by the runtime (exit 1 past the timeout); this
             # deadline only adds the process's own teardown.
             code = await exit_code(first, within=SHUTDOWN_TIMEOUT_MS / 1000 + 60)
