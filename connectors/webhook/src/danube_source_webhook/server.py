@@ -124,7 +124,18 @@ class WebhookServer:
         limit = max((e.max_body_bytes for e in self.endpoints.values()), default=1024 * 1024)
         app = web.Application(client_max_size=limit)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
+        # aiohttp has no header-read timeout; its keep-alive timer runs from the moment a connection
+        # opens (and from each answer) and closes it if no complete request head arrived by then. Bound
+        # by the longest request timeout, it also closes connections trickling their headers
+        # (slowloris), and idle keep-alive connections after the same time.
+        head_timeout_s = max((e.request_timeout_s for e in self.endpoints.values()), default=30.0)
+        self._runner = web.AppRunner(
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=5.0,
+            keepalive_timeout=head_timeout_s,
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await site.start()

@@ -243,7 +243,9 @@ class WebhookSettings(_Strict):
     host: str = "0.0.0.0"
     port: int = Field(default=8080, ge=0, le=65535)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
-    #: Bound on reading the body plus the broker's acknowledgement; past it the answer is 503.
+    #: Bound on reading the body plus the broker's acknowledgement; past it the answer is 503. The
+    #: longest of the endpoints' also bounds the request head: a connection without a complete request
+    #: line and headers that long after opening (or after its previous answer) is closed.
     request_timeout_ms: int = Field(default=30_000, ge=1)
     max_in_flight: int = Field(default=256, ge=1)
     auth: AuthSettings | None = None
