@@ -187,8 +187,11 @@ async def consume(
         await client.close()
 
 
-def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, str]:
-    """(status, body) of a GET on 127.0.0.1 (blocking; call through asyncio.to_thread in async code)."""
+def http_get(port: int, path: str, timeout: float = 30.0) -> tuple[int, str]:
+    """(status, body) of a GET on 127.0.0.1 (blocking; call through asyncio.to_thread in async code).
+
+    The timeout is generous on purpose: a connector under test may be mid-write on a loaded 2-core machine,
+    and a slow answer is not the failure a test is looking for."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as resp:
             return int(resp.status), resp.read().decode()
