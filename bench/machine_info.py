@@ -60,14 +60,25 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
+#: What `make bench` writes (pathspecs excluded from the dirtiness check).
+_OUTPUTS = (
+    ":(exclude)bench/results.json",
+    ":(exclude)bench/results",
+    ":(exclude)bench/README.md",
+    ":(exclude)bench/e2e.png",
+)
+
+
 def git_commit() -> dict[str, Any]:
-    """HEAD's hash and whether the work tree had uncommitted changes (None when git is unavailable)."""
+    """HEAD's hash and whether the work tree had uncommitted changes (None when git is unavailable).
+
+    The benchmarks' own outputs do not count: a run rewrites them before this is asked."""
     try:
         head = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
         ).stdout.strip()
         status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *_OUTPUTS],
             cwd=ROOT,
             capture_output=True,
             text=True,
