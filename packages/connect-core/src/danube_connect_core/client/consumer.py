@@ -193,7 +193,14 @@ class _PartitionConsumer:
             return await stubs.nack(request, metadata=metadata, timeout=timeout)
 
         try:
-            await call_with_retry(once, self._owner.retry, f"{what} on {self.topic}", self._ctx.log)
+            # Acks and nacks are idempotent: a call the broker cancelled is simply sent again.
+            await call_with_retry(
+                once,
+                self._owner.retry,
+                f"{what} on {self.topic}",
+                self._ctx.log,
+                closing=self._ctx.pool_closed,
+            )
             return True
         except DanubeError as err:
             self._ctx.log.warning(

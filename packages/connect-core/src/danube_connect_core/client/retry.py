@@ -28,11 +28,17 @@ async def call_with_retry(
     what: str,
     log: RateLimitedLog | None = None,
     retry_codes: frozenset[grpc.StatusCode] = RETRYABLE_CODES,
+    closing: Callable[[], bool] | None = None,
 ) -> T:
     """Run ``operation`` until it succeeds, retrying on ``retry_codes`` at most ``policy.max_retries`` times.
 
     Raises :class:`RetriesExhausted` when the retries run out and :class:`NonRetryableError` at once for
     any other status. Non-gRPC exceptions propagate unchanged.
+
+    CANCELLED raises :class:`ClientClosed` when the client is closing (``closing()`` is true, or no
+    ``closing`` was given). Otherwise the call was cancelled by the server or the transport while this
+    client is open — seen when a broker sheds thousands of concurrent calls — and is retried like
+    UNAVAILABLE; give ``closing`` only for operations that are safe to repeat.
     """
     attempt = 0
     while True:
@@ -41,8 +47,9 @@ async def call_with_retry(
         except grpc.aio.AioRpcError as err:
             code = err.code()
             if code == grpc.StatusCode.CANCELLED:
-                raise ClientClosed(f"{what}: cancelled (client closing)", code=code) from err
-            if code not in retry_codes:
+                if closing is None or closing():
+                    raise ClientClosed(f"{what}: cancelled (client closing)", code=code) from err
+            elif code not in retry_codes:
                 raise NonRetryableError(f"{what} failed: {describe_rpc_error(err)}", code=code) from err
             if attempt >= policy.max_retries:
                 raise RetriesExhausted(
