@@ -49,9 +49,9 @@ SUBSCRIBE_RETRY_MAX_WAIT_S = 1.0
 
 #: At most this many acks of one batch are in flight at once. A batch holds up to ``batch_size`` records
 #: (thousands), and the protocol has one unary Ack RPC per message: sending them all at once floods the
-#: broker (the embedded broker's gRPC server answers CANCELLED to calls beyond ~1,000 waiting ones, and the
-#: client then gave those acks up, so the messages came back only after the ack timeout). A bounded window
-#: hides the round trip just as well (ARCHITECTURE.md, performance principles).
+#: broker (the embedded broker's gRPC server answers CANCELLED to calls beyond ~1,000 waiting ones; the
+#: client sends those again, after a backoff). A bounded window hides the round trip just as well
+#: (ARCHITECTURE.md, performance principles).
 ACK_CONCURRENCY = 64
 
 
