@@ -8,6 +8,10 @@ Every failure the client raises is a :class:`DanubeError`:
 - :class:`NonRetryableError`: the broker refused the request for a reason retrying cannot fix (bad topic
   name, permission denied, dispatch-strategy mismatch, bad credentials, ...). Fix the cause, do not retry.
 - :class:`ClientClosed`: the producer, consumer or client was closed.
+
+CANCELLED is not in the contract's table: when this client closed its channels it means ClientClosed;
+while the client is open it was the server or the transport (a broker shedding a flood of calls), and
+sends, acks and nacks retry it like UNAVAILABLE.
 """
 
 from __future__ import annotations

@@ -212,8 +212,13 @@ class _PartitionProducer:
                 except grpc.aio.AioRpcError as err:
                     code = err.code()
                     action = classify(code)
-                    if code == grpc.StatusCode.CANCELLED and self._ctx.pool_closed():
-                        raise ClientClosed("send cancelled: the client was closed", code=code) from err
+                    if code == grpc.StatusCode.CANCELLED:
+                        if self._ctx.pool_closed():
+                            raise ClientClosed("send cancelled: the client was closed", code=code) from err
+                        # Cancelled by the server or the transport while the client is open (seen: a
+                        # broker shedding ~1,000+ concurrent calls). Its outcome is as unknown as after
+                        # UNAVAILABLE, so it is retried the same way (at-least-once).
+                        action = Action.RETRY
                     if action is Action.FAIL:
                         raise NonRetryableError(
                             f"send to {self.topic} failed: {describe_rpc_error(err)}", code=code
