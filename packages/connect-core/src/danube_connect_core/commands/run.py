@@ -19,7 +19,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..lifecycle import EXIT_CONFIG, run_connector
+    """Run the connector; once it has started, this ends the process (``lifecycle.exit_process``)."""
+    from ..lifecycle import EXIT_CONFIG, exit_process, run_connector
     from ..registry import ConnectorNotFound, find_connector
 
     try:
@@ -27,4 +28,4 @@ def run(args: argparse.Namespace) -> int:
     except ConnectorNotFound as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    return run_connector(cls, args.config)
+    exit_process(run_connector(cls, args.config))
