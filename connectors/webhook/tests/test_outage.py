@@ -8,6 +8,7 @@ When it is back the connector recovers by itself, and every event that got a 2xx
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import pytest
@@ -20,8 +21,12 @@ PATH = "/hooks"
 
 
 async def test_broker_down_answers_503_and_recovers_without_losing_acknowledged_events(
-    broker_process: Any, start_webhook: StartWebhook, open_reader: OpenReader
+    broker_process: Any,
+    start_webhook: StartWebhook,
+    open_reader: OpenReader,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="danube_connect.webhook")
     url = await asyncio.to_thread(broker_process.start)
     hook = await start_webhook(
         url,
@@ -56,9 +61,14 @@ async def test_broker_down_answers_503_and_recovers_without_losing_acknowledged_
 
     await asyncio.to_thread(broker_process.stop)
     # sequential requests while the broker is down: each waits for its publish to fail, then 503
+    caplog.clear()
     for _ in range(3):
         status, _, _ = await send()
         assert status == 503
+    # Each failed publish is logged once, with its cause; not again as a bare "POST /hooks -> 503".
+    lines = [r.getMessage() for r in caplog.records]
+    assert [line for line in lines if line.startswith(f"publish to {TOPIC}")], lines
+    assert not [line for line in lines if "-> 503" in line], lines
     status, body, _ = await hook.request("GET", "/ready")
     assert status == 503 and body["checks"]["danube"]["ok"] is False
     # a burst past max_in_flight: the excess is refused at once instead of queueing

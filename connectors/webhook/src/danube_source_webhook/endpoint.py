@@ -126,7 +126,7 @@ class Endpoint:
                 raise _unavailable("a request with the same idempotency key is in flight") from None
             self.on_broker_state(False)
             self.failure_log.warning("publish to %s not acknowledged within the request timeout", self.topic)
-            raise _unavailable("the broker did not acknowledge in time") from None
+            raise _unavailable("the broker did not acknowledge in time", logged=True) from None
 
     async def _accept(
         self, request: web.Request, body: bytes, sender: SourceSender | None, phase: list[str]
@@ -201,10 +201,12 @@ class Endpoint:
             self.on_broker_state(False)
             self.failure_log.warning("publish to %s failed: %s", self.topic, exc)
             retry = math.ceil(exc.retry_after) if exc.retry_after else UNAVAILABLE_RETRY_AFTER_S
-            raise _unavailable("Danube is unavailable; the event was not accepted", retry) from None
+            raise _unavailable(
+                "Danube is unavailable; the event was not accepted", retry, logged=True
+            ) from None
         except Fatal as exc:
             log.error("publish to %s failed fatally: %s", self.topic, exc)
-            raise _unavailable("the connector is stopping; the event was not accepted") from None
+            raise _unavailable("the connector is stopping; the event was not accepted", logged=True) from None
         finally:
             self.in_flight -= 1
         self.on_broker_state(True)
@@ -224,12 +226,15 @@ class Endpoint:
         return [{"path": "", "message": exc.reason}]
 
 
-def _unavailable(message: str, retry_after: int = UNAVAILABLE_RETRY_AFTER_S) -> WebhookError:
+def _unavailable(
+    message: str, retry_after: int = UNAVAILABLE_RETRY_AFTER_S, *, logged: bool = False
+) -> WebhookError:
     return WebhookError(
         503,
         "unavailable",
         message,
         headers={"Retry-After": str(retry_after)},
+        logged=logged,
         retry_after_s=retry_after,
     )
 

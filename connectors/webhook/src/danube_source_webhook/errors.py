@@ -17,7 +17,11 @@ __all__ = ["WebhookError", "json_response"]
 
 
 class WebhookError(Exception):
-    """Raised inside the request pipeline; the server turns it into the response it describes."""
+    """Raised inside the request pipeline; the server turns it into the response it describes.
+
+    ``logged``: the code that raised it already logged the cause (a failed publish), so the server does
+    not log the same failure again as a bare status line.
+    """
 
     def __init__(
         self,
@@ -26,6 +30,7 @@ class WebhookError(Exception):
         message: str,
         *,
         headers: Mapping[str, str] | None = None,
+        logged: bool = False,
         **extra: Any,
     ) -> None:
         super().__init__(message)
@@ -33,6 +38,7 @@ class WebhookError(Exception):
         self.code = code
         self.message = message
         self.headers = dict(headers or {})
+        self.logged = logged
         self.extra = extra
 
     def response(self) -> web.Response:

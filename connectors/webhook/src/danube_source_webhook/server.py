@@ -201,11 +201,11 @@ class WebhookServer:
             response = await endpoint.handle(request, self.sender)
         except WebhookError as exc:
             response = exc.response()
-            if exc.status >= 500:
+            if exc.status >= 500 and not exc.logged:
                 self._unavailable_log.warning(
                     "%s %s -> %d %s", request.method, label, exc.status, exc.message
                 )
-            else:
+            else:  # a client error, or a failure whose cause was logged where it happened
                 log.debug("%s %s -> %d %s", request.method, label, exc.status, exc.message)
         except Exception:
             log.exception("unexpected error handling %s %s", request.method, label)
