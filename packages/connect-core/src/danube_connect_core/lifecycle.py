@@ -124,8 +124,8 @@ def exit_process(code: int) -> NoReturn:
     """End a connector process with ``code`` once its runtime has returned: flush logs and the standard
     streams, then ``os._exit`` without interpreter finalization.
 
-    Why not a plain ``sys.exit``: sinks embed native engines (surrealkv, chdb, delta-rs, qdrant's) that run
-    their own threads. A Rust task still running when the runtime returns (a query whose Python side timed
+    Why not a plain ``sys.exit``: sinks embed native engines (surrealkv, chdb, delta-rs) that run their
+    own threads. A Rust task still running when the runtime returns (a query whose Python side timed
     out or was cancelled) calls back into Python when it ends. While the interpreter finalizes, CPython ends
     such a thread with ``pthread_exit`` through Rust frames that cannot unwind; after it, pyo3 panics ("The
     Python interpreter is not initialized"). Either way the process aborts. Measured: a SurrealDB sink
