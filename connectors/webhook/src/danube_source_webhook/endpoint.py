@@ -2,8 +2,13 @@
 
 Order of checks (cheapest and least trusting first): method (405), rate limit (429), declared length
 (413), content type (415), header authentication (401, before the body is read), body within the limit
-(413), signature authentication over the raw body (401), JSON (400), idempotency (replay), in-flight bound
-(503), publish: schema (422, checked by the runtime before anything is sent) and the broker's ack.
+(413), signature authentication over the raw body (401), JSON (400; a form-encoded delivery is first
+unwrapped from its ``payload`` field), idempotency (replay), in-flight bound (503), publish: schema (422,
+checked by the runtime before anything is sent) and the broker's ack.
+
+What is published: the parsed JSON (re-serialised), or with ``publish_raw_body`` the body bytes exactly as
+received (still validated). Attributes: the endpoint, the request id, the idempotency key when there is
+one, and the headers listed in ``forward_headers`` as ``webhook.header.<lower-case name>``.
 
 Invariant 1: the 2xx answer is built only from the broker's acknowledgement (``sender.send`` returned).
 Every failure of the publish (broker unreachable, timeout, shutdown) answers 503 with Retry-After, so the
@@ -30,24 +35,33 @@ from danube_connect_core import exact_json
 from danube_connect_core.client.ratelog import RateLimitedLog
 from danube_connect_core.connector import SourceSender
 from danube_connect_core.errors import Fatal, InvalidData, Retryable, ShuttingDown
-from danube_connect_core.records import SourceRecord
+from danube_connect_core.records import PayloadKind, SourceRecord
 from danube_connect_core.schema_codec import JsonSchemaCodec
 
 from danube_source_webhook.auth import Authenticator
-from danube_source_webhook.body import check_content_type, check_declared_length, read_body
+from danube_source_webhook.body import (
+    BodyKind,
+    check_content_type,
+    check_declared_length,
+    form_payload,
+    read_body,
+)
 from danube_source_webhook.errors import WebhookError
 from danube_source_webhook.idempotency import Claimed, IdempotencyStore, Replay
-from danube_source_webhook.json_pointer import key_from
+from danube_source_webhook.json_pointer import compile_pointer, key_from, resolve
 from danube_source_webhook.rate_limit import TokenBucket
 from danube_source_webhook.settings import EndpointSettings
 
-__all__ = ["Endpoint", "PublishOutcome"]
+__all__ = ["Endpoint", "PublishOutcome", "request_id_of"]
 
 log = logging.getLogger("danube_connect.webhook")
 
 ATTR_ENDPOINT = "webhook.endpoint"
 ATTR_REQUEST_ID = "webhook.request_id"
 ATTR_IDEMPOTENCY_KEY = "webhook.idempotency_key"
+ATTR_HEADER_PREFIX = "webhook.header."
+#: Longest idempotency key accepted; a longer value (from a header or the body) is not a delivery id.
+MAX_IDEMPOTENCY_KEY_CHARS = 256
 MAX_VALIDATION_ERRORS = 20
 UNAVAILABLE_RETRY_AFTER_S = 2
 
@@ -85,8 +99,11 @@ class Endpoint:
     def topic(self) -> str:
         return self.settings.danube_topic
 
-    async def handle(self, request: web.Request, sender: SourceSender | None) -> web.Response:
-        """Run the pipeline; raises WebhookError for every non-2xx answer."""
+    async def handle(
+        self, request: web.Request, sender: SourceSender | None, request_id: str
+    ) -> web.Response:
+        """Run the pipeline; raises WebhookError for every non-2xx answer (the server adds ``X-Request-Id``
+        to every answer)."""
         if request.method != "POST":
             raise WebhookError(
                 405,
@@ -105,7 +122,7 @@ class Endpoint:
                     retry_after_s=int(wait),
                 )
         check_declared_length(request, self.max_body_bytes)
-        check_content_type(request)
+        body_kind = check_content_type(request)
         headers = request.headers
         if not self.auth.needs_body:
             self.auth.verify(headers, b"")
@@ -116,7 +133,7 @@ class Endpoint:
             async with asyncio.timeout(self.request_timeout_s):
                 body = await read_body(request, self.max_body_bytes)
                 phase[0] = "accept"
-                return await self._accept(request, body, sender, phase)
+                return await self._accept(request, body, body_kind, request_id, sender, phase)
         except TimeoutError:
             if phase[0] == "body":
                 raise WebhookError(
@@ -129,21 +146,35 @@ class Endpoint:
             raise _unavailable("the broker did not acknowledge in time", logged=True) from None
 
     async def _accept(
-        self, request: web.Request, body: bytes, sender: SourceSender | None, phase: list[str]
+        self,
+        request: web.Request,
+        body: bytes,
+        body_kind: BodyKind,
+        request_id: str,
+        sender: SourceSender | None,
+        phase: list[str],
     ) -> web.Response:
         headers = request.headers
         if self.auth.needs_body:
-            self.auth.verify(headers, body)
+            self.auth.verify(headers, body)  # over the bytes received, as the provider signed them
+        if body_kind == "form":
+            if self.settings.publish_raw_body:
+                raise WebhookError(
+                    415,
+                    "unsupported_media_type",
+                    f"{self.path} publishes the raw body, which must be JSON: "
+                    "set the webhook's content type to application/json",
+                )
+            body = form_payload(body)
         try:
             value = exact_json.loads(body)  # integers beyond 64 bits stay exact (orjson would round them)
         except exact_json.JSONDecodeError as exc:
             raise WebhookError(400, "invalid_json", f"body is not valid JSON: {exc.msg}") from None
 
-        request_id = _request_id(request)
         claim: Claimed | None = None
         idem_key: str | None = None
         if self.idempotency is not None:
-            idem_key = headers.get(self._idempotency_header)
+            idem_key = self._idempotency_key(headers, value)
             if idem_key:
                 phase[0] = "duplicate"
                 state = await self.idempotency.claim(idem_key)
@@ -151,28 +182,44 @@ class Endpoint:
                 if isinstance(state, Replay):
                     return _json(state.status, state.body, {"Idempotent-Replayed": "true"})
                 claim = state
+        payload: Any = body if self.settings.publish_raw_body else value
         try:
-            status, body_out = await self._publish(value, request_id, idem_key, sender)
+            status, body_out = await self._publish(value, payload, headers, request_id, idem_key, sender)
         except BaseException:
             if claim is not None:
                 claim.failed()
             raise
         if claim is not None:
             claim.succeeded(status, body_out)
-        return _json(status, body_out, {"X-Request-Id": request_id})
+        return _json(status, body_out, {})
 
-    @property
-    def _idempotency_header(self) -> str:
-        assert self.settings.idempotency is not None
-        return self.settings.idempotency.header
+    def _idempotency_key(self, headers: Any, value: Any) -> str | None:
+        """The delivery's idempotency key: from the body pointer, else the first header present. A
+        string or integer only (an object, a list or a huge value is no delivery id): None otherwise."""
+        settings = self.settings.idempotency
+        assert settings is not None
+        if settings.body_pointer is not None:
+            found = resolve(value, compile_pointer(settings.body_pointer))
+            if isinstance(found, str) or (isinstance(found, int) and not isinstance(found, bool)):
+                text = str(found)
+                if 0 < len(text) <= MAX_IDEMPOTENCY_KEY_CHARS:
+                    return text
+        for name in settings.headers:
+            given = headers.get(name)
+            if given and len(given) <= MAX_IDEMPOTENCY_KEY_CHARS:
+                return str(given)
+        return None
 
     async def _publish(
         self,
         value: Any,
+        payload: Any,
+        headers: Any,
         request_id: str,
         idem_key: str | None,
         sender: SourceSender | None,
     ) -> tuple[int, dict[str, Any]]:
+        """Publish ``payload`` (the parsed ``value``, or the raw body bytes) and wait for the broker."""
         if sender is None:
             raise _unavailable("the connector is starting; Danube producers are not ready yet")
         if self.in_flight >= self.max_in_flight:
@@ -182,8 +229,13 @@ class Endpoint:
         attributes = {ATTR_ENDPOINT: self.path, ATTR_REQUEST_ID: request_id}
         if idem_key:
             attributes[ATTR_IDEMPOTENCY_KEY] = idem_key
+        for name in self.settings.forward_headers:
+            given = headers.get(name)
+            if given is not None:
+                attributes[ATTR_HEADER_PREFIX + name.lower()] = given
         key = key_from(value, self.key_pointer) if self.key_pointer is not None else None
-        record = SourceRecord(self.topic, value, "json", attributes, key)
+        kind: PayloadKind = "bytes" if isinstance(payload, bytes) else "json"
+        record = SourceRecord(self.topic, payload, kind, attributes, key)
         self.in_flight += 1
         try:
             published = await sender.send(record)
@@ -239,7 +291,8 @@ def _unavailable(
     )
 
 
-def _request_id(request: web.Request) -> str:
+def request_id_of(request: web.Request) -> str:
+    """The caller's ``X-Request-Id`` when it is short and printable, else a new random id."""
     given = request.headers.get("X-Request-Id")
     if given and len(given) <= 128 and given.isprintable():
         return given

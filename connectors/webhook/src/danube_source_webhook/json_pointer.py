@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["MISSING", "compile_pointer", "key_from"]
+__all__ = ["MISSING", "compile_pointer", "key_from", "resolve"]
 
 MISSING: Any = object()
 

@@ -2,7 +2,8 @@
 
 Routing is done here rather than by aiohttp's router so that unknown paths (404) and wrong methods (405,
 with ``Allow``) get the same JSON error bodies as everything else. Every answer is counted in
-``danube_webhook_requests_total`` and timed in ``danube_webhook_request_duration_seconds``.
+``danube_webhook_requests_total`` and timed in ``danube_webhook_request_duration_seconds``, and every
+answer — success, idempotent replay, error, health — carries ``X-Request-Id`` (the caller's, or a new one).
 
 :attr:`WebhookServer.serving` is a task that ends with :class:`ServerStopped` if the listening socket stops
 serving other than through :meth:`WebhookServer.stop`; the connector hands it to ``RuntimeContext.watch``.
@@ -22,7 +23,7 @@ from aiohttp import web
 from danube_connect_core.client.ratelog import RateLimitedLog
 from danube_connect_core.connector import SourceSender
 
-from danube_source_webhook.endpoint import Endpoint
+from danube_source_webhook.endpoint import Endpoint, request_id_of
 from danube_source_webhook.errors import WebhookError, json_response
 from danube_source_webhook.metrics import UNMATCHED, WebhookMetrics
 
@@ -189,6 +190,12 @@ class WebhookServer:
         return self._runner is not None and self._serving is not None and not self._serving.done()
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        request_id = request_id_of(request)
+        response = await self._answer(request, request_id)
+        response.headers["X-Request-Id"] = request_id
+        return response
+
+    async def _answer(self, request: web.Request, request_id: str) -> web.Response:
         path = request.path
         if path in HEALTH_PATHS:
             return self._health(request)
@@ -198,7 +205,7 @@ class WebhookServer:
         try:
             if endpoint is None:
                 raise WebhookError(404, "not_found", f"no webhook endpoint at {path[:200]}")
-            response = await endpoint.handle(request, self.sender)
+            response = await endpoint.handle(request, self.sender, request_id)
         except WebhookError as exc:
             response = exc.response()
             if exc.status >= 500 and not exc.logged:

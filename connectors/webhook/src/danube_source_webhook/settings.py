@@ -18,6 +18,7 @@ from danube_source_webhook.signatures import standard_secret_key
 
 __all__ = [
     "API_KEY_ENV",
+    "IDEMPOTENCY_PRESETS",
     "ApiKeyAuthSettings",
     "AuthSettings",
     "EndpointSettings",
@@ -193,13 +194,66 @@ class RateLimitSettings(_Strict):
         return self.burst or max(1, int(self.rate_per_s))
 
 
-class IdempotencySettings(_Strict):
-    """De-duplicate on a request header within ``window_s``: a repeat answers the first 2xx again."""
+#: Where each provider puts the id that stays the same across its retries of one delivery.
+IDEMPOTENCY_PRESETS: dict[str, tuple[str | None, tuple[str, ...]]] = {
+    # preset: (JSON pointer into the body, request headers in order of preference)
+    "stripe": ("/id", ()),  # the event id "evt_..."; Stripe sends no idempotency header with deliveries
+    "github": (None, ("X-GitHub-Delivery",)),
+    "standard": (None, ("webhook-id", "svix-id")),  # Standard Webhooks, and Svix's names for it
+}
 
+
+class IdempotencySettings(_Strict):
+    """De-duplicate deliveries within ``window_s``: a repeat answers the first 2xx again.
+
+    The key is taken from the body at the JSON pointer ``pointer`` (e.g. ``"/id"``), else from the request
+    header ``header`` (default ``Idempotency-Key``). ``preset`` sets both for a provider: ``stripe`` (body
+    ``/id``), ``github`` (``X-GitHub-Delivery``), ``standard`` (``webhook-id``, or Svix's ``svix-id``); it
+    cannot be combined with ``pointer`` or ``header``. A delivery without a key is published without
+    de-duplication.
+    """
+
+    preset: Literal["stripe", "github", "standard"] | None = None
     header: str = "Idempotency-Key"
+    pointer: str | None = None
     window_s: int = Field(default=86400, ge=1)
     #: Bound on remembered keys (invariant 3); the oldest are forgotten first.
     max_entries: int = Field(default=100_000, ge=1)
+
+    @field_validator("pointer")
+    @classmethod
+    def _check_pointer(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError("must be a JSON pointer (RFC 6901) to the key inside the body, e.g. /id")
+        return value
+
+    @model_validator(mode="after")
+    def _check_preset(self) -> IdempotencySettings:
+        given = self.model_fields_set & {"header", "pointer"}
+        if self.preset is not None and given:
+            fields = " and ".join(sorted(given))
+            raise ValueError(f"preset {self.preset!r} sets the key itself; remove {fields}")
+        return self
+
+    @property
+    def body_pointer(self) -> str | None:
+        """The JSON pointer to read the key from, if any."""
+        if self.preset is not None:
+            return IDEMPOTENCY_PRESETS[self.preset][0]
+        return self.pointer
+
+    @property
+    def headers(self) -> tuple[str, ...]:
+        """The request headers to read the key from, in order, after the body pointer."""
+        if self.preset is not None:
+            return IDEMPOTENCY_PRESETS[self.preset][1]
+        if self.pointer is not None and "header" not in self.model_fields_set:
+            return ()  # a pointer alone: the body is the only source
+        return (self.header,)
+
+
+#: Request headers that carry credentials: never copied into a topic's attributes (invariant 7).
+_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
 
 
 class EndpointSettings(_Strict):
@@ -219,6 +273,13 @@ class EndpointSettings(_Strict):
     max_in_flight: int | None = Field(default=None, ge=1)
     #: 200 (default) or 202 on success.
     success_status: Literal[200, 202] = 200
+    #: Publish the body exactly as received (the bytes a signature was computed over) instead of the
+    #: parsed JSON re-serialised. The body is still parsed and validated against the topic's schema.
+    publish_raw_body: bool = False
+    #: Request headers copied to attributes ``webhook.header.<lower-case name>`` when present, e.g. the
+    #: provider's signature and delivery id so a consumer can re-verify a raw body. Credential headers
+    #: (Authorization, Cookie, the API key header) are refused.
+    forward_headers: list[str] = Field(default_factory=list)
 
     @field_validator("path")
     @classmethod
@@ -234,6 +295,16 @@ class EndpointSettings(_Strict):
     def _check_pointer(cls, value: str | None) -> str | None:
         if value is not None and value != "" and not value.startswith("/"):
             raise ValueError("must be a JSON pointer (RFC 6901), starting with /")
+        return value
+
+    @field_validator("forward_headers")
+    @classmethod
+    def _check_forward_headers(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not name or not all(c.isalnum() or c in "-_" for c in name):
+                raise ValueError(f"{name!r} is not a header name")
+            if name.lower() in _CREDENTIAL_HEADERS:
+                raise ValueError(f"{name} carries credentials and is never copied to attributes")
         return value
 
 
@@ -262,6 +333,15 @@ class WebhookSettings(_Strict):
             seen.add(endpoint.path)
         if self.auth is None:
             self._default_api_key = _optional_env(API_KEY_ENV)
+        for endpoint in self.endpoints:
+            auth = self.effective_auth(endpoint)
+            if isinstance(auth, ApiKeyAuthSettings) and auth.header.lower() in {
+                h.lower() for h in endpoint.forward_headers
+            }:
+                raise ValueError(
+                    f"endpoint {endpoint.path}: forward_headers names {auth.header}, "
+                    "which carries the API key"
+                )
         return self
 
     def effective_auth(self, endpoint: EndpointSettings) -> AuthSettings | None:

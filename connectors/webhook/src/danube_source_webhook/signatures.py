@@ -13,6 +13,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 from collections.abc import Iterable, Mapping
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "sign_github",
     "sign_standard",
     "sign_stripe",
+    "standard_headers",
     "standard_secret_key",
     "verify_github",
     "verify_standard",
@@ -31,6 +33,14 @@ GITHUB_HEADER = "X-Hub-Signature-256"
 STANDARD_ID = "webhook-id"
 STANDARD_TIMESTAMP = "webhook-timestamp"
 STANDARD_SIGNATURE = "webhook-signature"
+#: Svix (the reference implementation of Standard Webhooks) sends the same scheme under its own names.
+SVIX_ID = "svix-id"
+SVIX_TIMESTAMP = "svix-timestamp"
+SVIX_SIGNATURE = "svix-signature"
+
+#: A hex digest as the providers' own libraries compare it: they compare the lower-case hex string, so an
+#: upper-case digest is refused by them and by us.
+_LOWER_HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class SignatureError(Exception):
@@ -87,11 +97,8 @@ def verify_stripe(
             continue
         if name == "t":
             timestamp = value
-        elif name == "v1":
-            try:
-                v1.append(bytes.fromhex(value))
-            except ValueError:
-                continue
+        elif name == "v1" and _LOWER_HEX_SHA256.fullmatch(value):
+            v1.append(bytes.fromhex(value))
     if timestamp is None or not v1:
         raise SignatureError(f"malformed {STRIPE_HEADER} header (needs t= and v1=)")
     _check_timestamp(timestamp, now, tolerance_s)
@@ -113,12 +120,9 @@ def verify_github(headers: Mapping[str, str], body: bytes, secrets: Iterable[str
     if not header:
         raise SignatureError(f"missing {GITHUB_HEADER} header")
     scheme, sep, value = header.strip().partition("=")
-    if not sep or scheme != "sha256":
-        raise SignatureError(f"malformed {GITHUB_HEADER} header (needs sha256=<hex>)")
-    try:
-        given = bytes.fromhex(value)
-    except ValueError:
-        raise SignatureError(f"malformed {GITHUB_HEADER} header (needs sha256=<hex>)") from None
+    if not sep or scheme != "sha256" or not _LOWER_HEX_SHA256.fullmatch(value):
+        raise SignatureError(f"malformed {GITHUB_HEADER} header (needs sha256=<64 lower-case hex digits>)")
+    given = bytes.fromhex(value)
     if not _any_matches((_hmac_sha256(s.encode(), body) for s in secrets), [given]):
         raise SignatureError("signature does not match")
 
@@ -127,11 +131,13 @@ def verify_github(headers: Mapping[str, str], body: bytes, secrets: Iterable[str
 
 
 def standard_secret_key(secret: str) -> bytes:
-    """The HMAC key of a Standard Webhooks secret: base64 after the optional ``whsec_`` prefix.
+    """The HMAC key of a Standard Webhooks secret: base64 after the optional ``whsec_`` prefix, with or
+    without its ``=`` padding (providers show it either way).
 
     Raises ValueError when it is not base64 (reported as a configuration error).
     """
-    encoded = secret.removeprefix("whsec_")
+    encoded = secret.removeprefix("whsec_").rstrip("=")
+    encoded += "=" * (-len(encoded) % 4)
     try:
         return base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
@@ -149,15 +155,25 @@ def sign_standard(secret: str, body: bytes, msg_id: str, timestamp: int) -> dict
     }
 
 
+def standard_headers(headers: Mapping[str, str]) -> tuple[str | None, str | None, str | None]:
+    """Message id, timestamp and signature of a Standard Webhooks delivery: the ``webhook-*`` headers, or
+    Svix's ``svix-*`` names of the same three when no ``webhook-id`` is present."""
+    if headers.get(STANDARD_ID) is None and headers.get(SVIX_ID) is not None:
+        return headers.get(SVIX_ID), headers.get(SVIX_TIMESTAMP), headers.get(SVIX_SIGNATURE)
+    return headers.get(STANDARD_ID), headers.get(STANDARD_TIMESTAMP), headers.get(STANDARD_SIGNATURE)
+
+
 def verify_standard(
     headers: Mapping[str, str], body: bytes, keys: Iterable[bytes], *, now: float, tolerance_s: int
 ) -> None:
-    """``keys`` are already decoded with :func:`standard_secret_key`."""
-    msg_id = headers.get(STANDARD_ID)
-    timestamp = headers.get(STANDARD_TIMESTAMP)
-    signature = headers.get(STANDARD_SIGNATURE)
+    """``keys`` are already decoded with :func:`standard_secret_key`. Accepts the ``webhook-*`` and the
+    ``svix-*`` header names."""
+    msg_id, timestamp, signature = standard_headers(headers)
     if not msg_id or not timestamp or not signature:
-        raise SignatureError(f"missing {STANDARD_ID}, {STANDARD_TIMESTAMP} or {STANDARD_SIGNATURE} header")
+        raise SignatureError(
+            f"missing {STANDARD_ID}, {STANDARD_TIMESTAMP} or {STANDARD_SIGNATURE} header"
+            f" (or {SVIX_ID}, {SVIX_TIMESTAMP}, {SVIX_SIGNATURE})"
+        )
     _check_timestamp(timestamp, now, tolerance_s)
     given: list[bytes] = []
     for item in signature.split():
