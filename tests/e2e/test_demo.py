@@ -153,6 +153,12 @@ def test_payment_schema_is_the_same_everywhere() -> None:
     assert shared == PAYMENT_SCHEMA
 
 
+def test_stripe_event_schema_is_the_same_in_the_example_and_next_to_stripe_toml() -> None:
+    example = json.loads((ROOT / "example_e2e" / "schemas" / "stripe-event.json").read_text())
+    config_copy = ROOT / "connectors" / "webhook" / "config" / "schemas" / "stripe-event.json"
+    assert json.loads(config_copy.read_text()) == example
+
+
 def test_connect_core_imports_no_connector_package() -> None:
     code = (
         "import sys, danube_connect_core.cli as c; c.discover_commands();"
