@@ -366,6 +366,7 @@ async def test_validate_connect_reports_broker_and_target(broker_factory: Any, t
     )
     assert done.returncode == 0, done.stderr
     assert "broker: reachable" in done.stdout and "target: reachable" in done.stdout
+    assert done.stdout.rstrip().splitlines()[-1].startswith("OK: ")  # OK only after every check
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         dead_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
@@ -377,6 +378,8 @@ async def test_validate_connect_reports_broker_and_target(broker_factory: Any, t
         text=True,
         timeout=120,
     )
-    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.returncode == 2, done.stdout + done.stderr
     assert "broker: NOT reachable" in done.stdout
+    assert "OK" not in done.stdout  # never "OK" and then the failure
+    assert "the broker or the target is not usable" in done.stderr
     assert "Traceback" not in done.stderr

@@ -3,7 +3,8 @@
 The connector is found from ``--connector`` or from the file's sections (the installed connector whose
 section is present). Prints ``OK`` and exits 0, or prints one line naming the file and the key and exits 2.
 ``--connect`` also checks that the broker answers and that the connector's target is reachable (its
-``initialize`` and ``health_check``), exiting 1 when either is not.
+``initialize`` and ``health_check``), printing one line per check; ``OK`` comes only after every check
+passed, and any failed check exits 2 like a configuration problem (the file cannot be run as it is).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..config_loader import ConfigSpec, load_config
     from ..errors import ConfigError
-    from ..lifecycle import EXIT_CONFIG, EXIT_FATAL, EXIT_OK
+    from ..lifecycle import EXIT_CONFIG, EXIT_OK
     from ..registry import ConnectorClass, ConnectorNotFound, connector_for_section, find_connector
 
     cls: ConnectorClass | None = None
@@ -48,11 +49,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     what = f"connector {cls.name or cls.__name__}" if cls else "core settings only"
+    if args.connect and not asyncio.run(_connect_checks(config, cls)):
+        print(f"error: {args.file} ({what}): the broker or the target is not usable", file=sys.stderr)
+        return EXIT_CONFIG
     print(f"OK: {args.file} ({what})")
-    if not args.connect:
-        return EXIT_OK
-    ok = asyncio.run(_connect_checks(config, cls))
-    return EXIT_OK if ok else EXIT_FATAL
+    return EXIT_OK
 
 
 async def _connect_checks(config: object, cls: object) -> bool:
