@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 from danube_source_postgres_cdc.catalog import split_table_name
 from danube_source_postgres_cdc.lsn import format_lsn, parse_lsn
@@ -23,7 +24,8 @@ def test_scalar_conversions() -> None:
     assert c.convert(23, "42") == 42
     assert c.convert(701, "0.5") == 0.5 and c.convert(701, "NaN") == "NaN"
     assert c.convert(16, "t") is True and c.convert(16, False) is False
-    assert c.convert(3802, '{"a": [1, 2]}') == {"a": [1, 2]}
+    exact = '{"a": [1, 2.50], "b": 123456789012345678901234567890}'
+    assert orjson.dumps({"j": c.convert(3802, exact)}) == b'{"j":' + exact.encode() + b"}"  # verbatim
     assert c.convert(17, "\\x00ff") == "AP8=" and c.convert(17, "00ff") == "AP8="
     assert c.convert(1114, "2024-05-01 12:00:00.5") == "2024-05-01T12:00:00.5"
     assert c.convert(1184, "2024-05-01 12:00:00+00") == "2024-05-01T12:00:00+00:00"

@@ -21,7 +21,8 @@ the slot advance as soon as nothing handed over is outstanding, so WAL does not 
 
 Failure semantics: connection loss or a failed read raises Retryable (the runtime retries with backoff and
 reconnects); a slot dropped behind the connector's back is Fatal (its position is lost). Configuration
-problems found at start (wal_level, REPLICATION, missing table, missing wal2json) are ConfigError: exit 2.
+problems found at start (wal_level, REPLICATION, missing table, a table without a usable replica identity,
+missing wal2json) are ConfigError: exit 2.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import time
 from typing import Any
 
 import asyncpg
+import orjson
 from danube_connect_core.config import ConnectorConfig
 from danube_connect_core.connector import SourceConnector
 from danube_connect_core.errors import ConfigError, Fatal, Retryable
@@ -50,7 +52,7 @@ from danube_source_postgres_cdc.slot import SlotClient
 from danube_source_postgres_cdc.snapshot import SnapshotFilter, SnapshotReader
 from danube_source_postgres_cdc.state import StateTable
 from danube_source_postgres_cdc.values import ValueConverter
-from danube_source_postgres_cdc.wal2json_decoder import Wal2JsonDecoder, wal2json_options
+from danube_source_postgres_cdc.wal2json_decoder import NUMBERS_AS_STRINGS, Wal2JsonDecoder, wal2json_options
 
 __all__ = ["PostgresCdcSource"]
 
@@ -145,6 +147,7 @@ class PostgresCdcSource(SourceConnector):
                     file=self._file,
                     key=f"postgres.table_mappings[{i}].table",
                 )
+            _check_replica_identity(info, s, self._file, f"postgres.table_mappings[{i}].table")
             self._tables[(schema, name)] = info
             self._mappings[(schema, name)] = mapping
         await load_types(slot.conn, self._converter, {o for t in self._tables.values() for _, o in t.columns})
@@ -154,11 +157,15 @@ class PostgresCdcSource(SourceConnector):
             self._options = pgoutput_options(s.publication_name)
         else:
             self._decoder = Wal2JsonDecoder(self._tables)
-            self._options = wal2json_options(self._tables.values())
         if s.snapshot_mode != "never":
             self._state = StateTable(slot.conn, s.state_table, s.slot_name, self._file)
             await self._state.ensure()
         slot_info = await slot.slot()  # the slot exists (position P) before any snapshot is taken
+        if s.plugin == "wal2json":
+            as_strings = await slot.accepts_options(NUMBERS_AS_STRINGS)
+            self._options = wal2json_options(self._tables.values(), numbers_as_strings=as_strings)
+            if not as_strings:
+                _warn_special_numbers(self._tables.values())
         self._confirmed = self._acked_end = self._handed_end = slot_info.confirmed_lsn
         self._last_record_end = self._empty_end = slot_info.confirmed_lsn
         need_snapshot = False
@@ -396,10 +403,12 @@ class PostgresCdcSource(SourceConnector):
     ) -> SourceRecord:
         mapping = self._mappings[(table.schema, table.name)]
         key = routing_key(table, row)
+        # orjson writes json/jsonb values (Fragments) verbatim; the runtime validates these bytes against
+        # the topic's schema, if any, and publishes them as they are.
         return SourceRecord(
             mapping.danube_topic,
-            event,
-            "json",
+            orjson.dumps(event),
+            "bytes",
             attributes={"cdc.op": event["op"], "cdc.table": table.qualified, "cdc.lsn": format_lsn(lsn)},
             key=key,
         )
@@ -423,3 +432,46 @@ class PostgresCdcSource(SourceConnector):
                 self._confirmed = await self._slot.advance(self._acked_end)
                 self.stats["advances"] += 1
             await self._maybe_complete_snapshot()
+
+
+#: real, double precision, numeric (and arrays of them): the types whose NaN/Infinity wal2json < 2.6 loses.
+_SPECIAL_NUMBER_TYPES = {700, 701, 1700, 1021, 1022, 1231}
+
+
+def _warn_special_numbers(tables: Any) -> None:
+    columns = [
+        f"{t.qualified}.{name}" for t in tables for name, oid in t.columns if oid in _SPECIAL_NUMBER_TYPES
+    ]
+    if columns:
+        log.warning(
+            "this wal2json (< 2.6) writes NaN, Infinity and -Infinity as null: in %s they arrive as null "
+            'from the stream (the snapshot keeps them); use postgres.plugin = "pgoutput" or wal2json >= 2.6 '
+            "if these values occur",
+            ", ".join(columns),
+        )
+
+
+def _check_replica_identity(info: TableInfo, s: PostgresSettings, file: Any, key: str) -> None:
+    """Refuse a table whose UPDATEs and DELETEs cannot be captured (nothing identifies the old row).
+
+    With REPLICA IDENTITY DEFAULT and no primary key, or NOTHING, wal2json drops those changes without a
+    word, and a pgoutput publication would make the application's own UPDATE and DELETE on the table fail
+    ("does not have a replica identity"): neither may happen, so the connector does not start.
+    """
+    if info.replica_identity == "n":
+        why = "its REPLICA IDENTITY is NOTHING"
+    elif info.replica_identity == "d" and not info.primary_key:
+        why = "it has no primary key (REPLICA IDENTITY DEFAULT uses the primary key)"
+    else:
+        return
+    consequence = (
+        "a publication would make the application's UPDATE and DELETE on it fail"
+        if s.plugin == "pgoutput"
+        else "its UPDATEs and DELETEs would not be captured"
+    )
+    raise ConfigError(
+        f"table {info.qualified} cannot be captured: {why}, so {consequence}. Fix it with "
+        f"ALTER TABLE {info.quoted} REPLICA IDENTITY FULL (or add a primary key), then start again",
+        file=file,
+        key=key,
+    )

@@ -142,6 +142,22 @@ class SlotClient:
         )
         return [(r[0], r[1], r[2]) for r in rows]
 
+    async def accepts_options(self, options: list[str]) -> bool:
+        """Whether the slot's output plugin accepts ``options`` (it checks them when decoding starts).
+
+        Decodes nothing: the read ends at the slot's own confirmed position.
+        """
+        try:
+            await self.conn.fetch(
+                "SELECT 1 FROM pg_logical_slot_peek_changes($1, (SELECT confirmed_flush_lsn FROM"
+                " pg_replication_slots WHERE slot_name = $1), NULL, VARIADIC $2::text[])",
+                self.settings.slot_name,
+                options,
+            )
+        except asyncpg.InvalidParameterValueError:
+            return False
+        return True
+
     async def advance(self, lsn: int) -> int:
         """Move the slot's confirmed position to ``lsn`` (passed as text, cast to pg_lsn)."""
         value = await self.conn.fetchval(

@@ -10,9 +10,12 @@ PostgreSQL type             JSON value
 ==========================  ==================================================================
 smallint/integer/bigint/oid number
 real/double precision       number (``"NaN"``, ``"Infinity"``, ``"-Infinity"`` as strings)
-numeric, money              string, exactly as PostgreSQL prints it (no float rounding)
+numeric, money              string, exactly as PostgreSQL prints it (no float rounding; NaN and
+                            the infinities as those strings too)
 boolean                     true / false
-json, jsonb                 the JSON value itself (not a string holding JSON)
+json, jsonb                 the JSON value itself (not a string holding JSON), written as the text
+                            PostgreSQL holds: numbers keep every digit (``1.50``, 30-digit integers),
+                            a json column keeps its text as stored (key order, duplicate keys)
 bytea                       base64 string
 timestamp                   ISO-8601 string ``2024-05-01T12:00:00.5``
 timestamp with time zone    ISO-8601 string in UTC ``2024-05-01T12:00:00.5+00:00``
@@ -163,8 +166,12 @@ def _to_bool(value: Any) -> Any:
 
 
 def _to_json(value: Any) -> Any:
+    """The JSON text as an :class:`orjson.Fragment`: serialised verbatim, so no number goes through a
+    float. Events holding one are published as the bytes orjson writes (see ``connector._record``)."""
     if isinstance(value, str):
-        return orjson.loads(value)
+        return orjson.Fragment(value)
+    if isinstance(value, bytes):
+        return orjson.Fragment(value)
     return value
 
 

@@ -17,7 +17,7 @@ from danube_source_postgres_cdc.catalog import TableInfo
 from danube_source_postgres_cdc.changes import Column, RowChange, Transaction
 from danube_source_postgres_cdc.lsn import parse_lsn
 
-__all__ = ["Wal2JsonDecoder", "wal2json_options"]
+__all__ = ["NUMBERS_AS_STRINGS", "Wal2JsonDecoder", "wal2json_options"]
 
 log = logging.getLogger("danube_connect.postgres_cdc")
 
@@ -31,10 +31,17 @@ def _escape(name: str) -> str:
     return "".join(out)
 
 
-def wal2json_options(tables: Iterable[TableInfo]) -> list[str]:
+#: wal2json >= 2.6: numbers as strings. Older versions write NaN, Infinity and -Infinity of real, double
+#: precision and numeric columns as JSON null, which cannot be told apart from SQL NULL.
+NUMBERS_AS_STRINGS = ["numeric-data-types-as-string", "1"]
+
+
+def wal2json_options(tables: Iterable[TableInfo], *, numbers_as_strings: bool = False) -> list[str]:
     """The plugin options (name, value, name, value...) for ``pg_logical_slot_peek_changes``."""
     add_tables = ",".join(f"{_escape(t.schema)}.{_escape(t.name)}" for t in tables)
+    extra = NUMBERS_AS_STRINGS if numbers_as_strings else []
     return [
+        *extra,
         "format-version", "2",
         "include-xids", "1",
         "include-timestamp", "1",
