@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 __all__ = ["Column", "RowChange", "Transaction"]
 
-Op = Literal["c", "u", "d"]
+Op = Literal["c", "u", "d", "t"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +23,7 @@ class Column:
 
 @dataclass(slots=True)
 class RowChange:
-    """One INSERT (c), UPDATE (u) or DELETE (d) of a row.
+    """One INSERT (c), UPDATE (u) or DELETE (d) of a row, or a TRUNCATE (t) of the table (no rows).
 
     ``before`` is what the table's REPLICA IDENTITY logged (key columns, or every column with FULL), or
     None when nothing was logged; ``after`` is the new row (None for deletes).

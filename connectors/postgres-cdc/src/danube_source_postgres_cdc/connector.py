@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
 import logging
 import time
 from typing import Any
@@ -44,7 +45,14 @@ from danube_connect_core.records import Offset, SourceEnvelope, SourceRecord
 from danube_source_postgres_cdc.catalog import TableInfo, load_table, load_types, split_table_name
 from danube_source_postgres_cdc.changes import Column, RowChange, Transaction
 from danube_source_postgres_cdc.connection import open_connection
-from danube_source_postgres_cdc.envelope import build_event, routing_key, row_values
+from danube_source_postgres_cdc.envelope import (
+    DEBEZIUM_UNAVAILABLE,
+    DebeziumPosition,
+    build_debezium_event,
+    build_event,
+    routing_key,
+    row_values,
+)
 from danube_source_postgres_cdc.lsn import format_lsn
 from danube_source_postgres_cdc.pgoutput_decoder import PgOutputDecoder, pgoutput_options
 from danube_source_postgres_cdc.settings import PostgresSettings, TableMapping
@@ -60,6 +68,11 @@ log = logging.getLogger("danube_connect.postgres_cdc")
 
 WAL = "wal"
 SNAPSHOT = "snapshot"
+try:
+    #: ``source.version`` of Debezium envelopes: this connector's version.
+    VERSION = importlib.metadata.version("danube-source-postgres-cdc")
+except importlib.metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
+    VERSION = "0.0.0"
 _CONNECTION_ERRORS = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
@@ -117,6 +130,15 @@ class PostgresCdcSource(SourceConnector):
         s = self.settings = config.settings_as(PostgresSettings)
         self._connector_name = config.connector_name
         self._file = config.source_file
+        if s.envelope == "debezium" and s.tombstones_on_delete:
+            for i, mapping in enumerate(s.table_mappings):
+                if config.schema_for(mapping.danube_topic) is not None:
+                    raise ConfigError(
+                        f"{mapping.danube_topic} has a schema, and a tombstone (an empty payload) fits no "
+                        "schema: set postgres.tombstones_on_delete = false, or drop the topic's [[schemas]]",
+                        file=self._file,
+                        key=f"postgres.table_mappings[{i}].danube_topic",
+                    )
         conn = await open_connection(s, "slot", self._file)
         self._slot = SlotClient(conn, s, self._file)
         try:
@@ -256,21 +278,38 @@ class PostgresCdcSource(SourceConnector):
         n = self.settings.max_changes_per_poll
         chunk = await reader.next_chunk(n)
         out: list[SourceEnvelope] = []
-        for table, values in chunk:
+        final_chunk = len(chunk) < n
+        for index, (table, values) in enumerate(chunk):
             self._snapshot_seq += 1
             after, _ = row_values(self._converter, [Column(name, oid, v) for name, oid, v in values])
-            event = build_event(
-                op="r",
-                before=None,
-                after=after,
-                table=table,
-                db=self._db,
-                connector_name=self._connector_name,
-                lsn=reader.wal_lsn,
-                tx_id=None,
-                commit_ts_ms=reader.started_ms,
-                snapshot=True,
-            )
+            if self.settings.envelope == "debezium":
+                last = final_chunk and index == len(chunk) - 1
+                event = build_debezium_event(
+                    op="r",
+                    before=None,
+                    after=after,
+                    table=table,
+                    db=self._db,
+                    connector_name=self._connector_name,
+                    version=VERSION,
+                    lsn=reader.wal_lsn,
+                    commit_ts_ms=reader.started_ms,
+                    snapshot="last" if last else "true",
+                    position=None,
+                )
+            else:
+                event = build_event(
+                    op="r",
+                    before=None,
+                    after=after,
+                    table=table,
+                    db=self._db,
+                    connector_name=self._connector_name,
+                    lsn=reader.wal_lsn,
+                    tx_id=None,
+                    commit_ts_ms=reader.started_ms,
+                    snapshot=True,
+                )
             record = self._record(table, event, after, reader.wal_lsn)
             out.append(SourceEnvelope(record, Offset(SNAPSHOT, self._snapshot_seq)))
         if len(chunk) < n:
@@ -332,11 +371,12 @@ class PostgresCdcSource(SourceConnector):
             if changes and self._filter is not None and self._filter.visible(txn.xid):
                 changes = []  # already contained in the snapshot rows (snapshot.py)
             self.stats["transactions"] += 1
-            if changes:
-                last = len(changes) - 1
-                for i, change in enumerate(changes):
+            records = self._transaction_records(changes, txn)
+            if records:
+                last = len(records) - 1
+                for i, record in enumerate(records):
                     position = txn.end_lsn if i == last else self._handed_end
-                    out.append(SourceEnvelope(self._change_record(change, txn), Offset(WAL, position)))
+                    out.append(SourceEnvelope(record, Offset(WAL, position)))
                 self._last_record_end = txn.end_lsn
             else:
                 self._empty_end = txn.end_lsn
@@ -378,6 +418,64 @@ class PostgresCdcSource(SourceConnector):
         if target > self._confirmed:
             self._confirmed = await self._slot.advance(target)
             self.stats["advances"] += 1
+
+    def _transaction_records(self, changes: list[RowChange], txn: Transaction) -> list[SourceRecord]:
+        """The records of one transaction's changes, in commit order (with the Debezium envelope: a
+        tombstone after each delete when configured, and TRUNCATE events; the default envelope skips a
+        TRUNCATE with a warning)."""
+        assert self.settings is not None
+        debezium = self.settings.envelope == "debezium"
+        out: list[SourceRecord] = []
+        per_table: dict[tuple[str, str], int] = {}
+        for change in changes:
+            if change.op == "t" and not debezium:
+                log.warning(
+                    "TRUNCATE of %s.%s is not captured by the default envelope (no row events are emitted "
+                    'for it; envelope = "debezium" emits an op "t" event)',
+                    change.schema,
+                    change.table,
+                )
+                continue
+            if not debezium:
+                out.append(self._change_record(change, txn))
+                continue
+            key = (change.schema, change.table)
+            per_table[key] = per_table.get(key, 0) + 1
+            position = DebeziumPosition(
+                tx_id=txn.xid,
+                commit_lsn=txn.end_lsn,
+                previous_lsn=self._handed_end,
+                total_order=sum(per_table.values()),
+                data_collection_order=per_table[key],
+            )
+            record = self._debezium_record(change, txn, position)
+            out.append(record)
+            if change.op == "d" and self.settings.tombstones_on_delete:
+                attributes = {**record.attributes, "cdc.op": "tombstone"}
+                out.append(SourceRecord(record.topic, b"", "bytes", attributes=attributes, key=record.key))
+        return out
+
+    def _debezium_record(
+        self, change: RowChange, txn: Transaction, position: DebeziumPosition
+    ) -> SourceRecord:
+        table = self._tables[(change.schema, change.table)]
+        before, _ = row_values(self._converter, change.before, toast_placeholder=DEBEZIUM_UNAVAILABLE)
+        after, _ = row_values(self._converter, change.after, toast_placeholder=DEBEZIUM_UNAVAILABLE)
+        event = build_debezium_event(
+            op=change.op,
+            before=before,
+            after=after,
+            table=table,
+            db=self._db,
+            connector_name=self._connector_name,
+            version=VERSION,
+            lsn=change.lsn,
+            commit_ts_ms=txn.commit_ts_ms,
+            snapshot="false",
+            position=position,
+        )
+        row = None if change.op == "t" else (after if change.op != "d" else before)
+        return self._record(table, event, row, change.lsn)
 
     def _change_record(self, change: RowChange, txn: Transaction) -> SourceRecord:
         table = self._tables[(change.schema, change.table)]

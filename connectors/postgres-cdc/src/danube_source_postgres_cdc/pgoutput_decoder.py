@@ -134,6 +134,14 @@ class PgOutputDecoder:
                 change = self._change(kind, r, relations, parse_lsn(_lsn_text))
                 if change is not None:
                     current.changes.append(change)
+            elif kind == "T" and current is not None:
+                count = r.int32()
+                r.int8()  # options: CASCADE, RESTART IDENTITY
+                for _ in range(count):
+                    rel = relations.get(r.uint32())
+                    if rel is not None and (rel.schema, rel.table) in self.tables:
+                        lsn = parse_lsn(_lsn_text)
+                        current.changes.append(RowChange("t", rel.schema, rel.table, lsn, None, None))
         return out
 
     def _change(self, kind: str, r: _Reader, relations: dict[int, _Relation], lsn: int) -> RowChange | None:

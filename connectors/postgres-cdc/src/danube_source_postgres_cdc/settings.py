@@ -75,6 +75,12 @@ class PostgresSettings(BaseModel):
     #: Publish window per topic partition. 1 keeps the commit order per partition even across publish
     #: retries; larger windows are faster but a retried change may land after later ones.
     max_in_flight: int = Field(default=1, ge=1)
+    #: ``default``: this connector's event (README, "Events"); ``debezium``: the value a Debezium PostgreSQL
+    #: connector produces (JSON converter, schemas disabled), for consumers written for Debezium.
+    envelope: Literal["default", "debezium"] = "default"
+    #: Debezium envelope only: after each delete, a tombstone (an empty payload with the same routing key),
+    #: as Debezium's ``tombstones.on.delete`` (default true) does for compacted topics.
+    tombstones_on_delete: bool = True
     table_mappings: list[TableMapping] = Field(default_factory=list)
 
     @field_validator("password", mode="before")

@@ -8,7 +8,6 @@ an UPDATE's ``columns``: such a column (known from the catalog) is reported with
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -18,8 +17,6 @@ from danube_source_postgres_cdc.changes import Column, RowChange, Transaction
 from danube_source_postgres_cdc.lsn import parse_lsn
 
 __all__ = ["NUMBERS_AS_STRINGS", "Wal2JsonDecoder", "wal2json_options"]
-
-log = logging.getLogger("danube_connect.postgres_cdc")
 
 
 def _escape(name: str) -> str:
@@ -96,11 +93,9 @@ class Wal2JsonDecoder:
                 if change is not None:
                     current.changes.append(change)
             elif action == "T":
-                log.warning(
-                    "TRUNCATE of %s.%s is not captured (no row events are emitted for it)",
-                    msg.get("schema"),
-                    msg.get("table"),
-                )
+                key = (msg.get("schema", ""), msg.get("table", ""))
+                if key in self.tables:
+                    current.changes.append(RowChange("t", key[0], key[1], parse_lsn(lsn_text), None, None))
         return out
 
     def _change(self, action: str, msg: dict[str, Any], lsn: int) -> RowChange | None:
