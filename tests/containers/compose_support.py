@@ -68,9 +68,9 @@ def free_port(preferred: int | None = None) -> int:
         return int(s.getsockname()[1])
 
 
-def free_range(size: int, start: int = 20000, stop: int = 60000) -> str:
+def free_range(size: int, start: int = 20000, stop: int = 65000) -> str:
     """`first-last` of `size` consecutive ports free on 127.0.0.1 (for a scaled service's published port)."""
-    port = start + (os.getpid() * 37) % 20000
+    port = start + (os.getpid() * 37) % 10000
     while port + size < stop:
         if all(_is_free(p) for p in range(port, port + size)):
             return f"{port}-{port + size - 1}"
