@@ -192,14 +192,17 @@ class Project:
         return int(published)
 
     def leftovers(self) -> dict[str, list[str]]:
+        """Containers, networks and volumes of this project still present."""
         label = f"label=com.docker.compose.project={self.name}"
+        # An image built by `compose --build` carries the project label too, and every container started
+        # from it inherits it: only containers compose itself created have a container number.
+        numbered = "label=com.docker.compose.container-number"
         return {
-            kind: self.docker(*cmd, "--filter", label, "-q").stdout.split()
-            for kind, cmd in {
-                "containers": ("ps", "-a"),
-                "networks": ("network", "ls"),
-                "volumes": ("volume", "ls"),
-            }.items()
+            "containers": self.docker(
+                "ps", "-a", "--filter", label, "--filter", numbered, "-q"
+            ).stdout.split(),
+            "networks": self.docker("network", "ls", "--filter", label, "-q").stdout.split(),
+            "volumes": self.docker("volume", "ls", "--filter", label, "-q").stdout.split(),
         }
 
     def logs(self) -> str:
