@@ -5,6 +5,8 @@ Standard library only (runs on the local Python base image).
 """
 
 import json
+import signal
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -44,4 +46,7 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+# PID 1 in its container: without a handler SIGTERM would be ignored and `compose down` would wait
+# for its timeout, then SIGKILL.
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 ThreadingHTTPServer(("0.0.0.0", 8000), Handler).serve_forever()
