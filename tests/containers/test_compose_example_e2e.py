@@ -30,6 +30,7 @@ from compose_support import (
     http,
     metric_sum,
     require_engine,
+    sweep_stale,
     wait_for,
 )
 
@@ -77,6 +78,7 @@ class E2E:
 @pytest.fixture(scope="module")
 def e2e() -> Iterator[E2E]:
     require_engine()
+    sweep_stale("dce2e")
     webhook_port = free_port(8080)
     query_port = free_port()
     project = Project(

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compose_support import ROOT, Project, free_port, get_json, http, require_engine, wait_for
+from compose_support import ROOT, Project, free_port, get_json, http, require_engine, sweep_stale, wait_for
 
 pytestmark = pytest.mark.timeout(1200)
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "danube-connect.json"
@@ -42,6 +42,7 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
     require_engine()
+    sweep_stale("dcmon")
     webhook_port, prometheus_port = free_port(8080), free_port(9090)
     project = Project(
         f"dcmon{os.getpid()}",

@@ -25,6 +25,7 @@ from compose_support import (
     http,
     metric_sum,
     require_engine,
+    sweep_stale,
     wait_for,
 )
 
@@ -35,6 +36,7 @@ MESSAGES = 600
 @pytest.fixture(scope="module")
 def pipeline() -> Iterator[tuple[Project, int, int]]:
     require_engine()
+    sweep_stale("dcmqtt")
     mqtt_port, receiver_port = free_port(), free_port()
     project = Project(
         f"dcmqtt{os.getpid()}",
