@@ -164,7 +164,7 @@ ensure_bases() {
     fi
     # Service images from Debian packages on the base; BuildKit's cache makes an unchanged one instant.
     local target
-    for target in nginx mosquitto prometheus; do
+    for target in nginx mosquitto prometheus postgres; do
         "$DOCKER" build --quiet --network host --target "$target" --build-arg BASE=danube-local/python:latest \
             -t "danube-local/$target:latest" -f deploy/docker/local/Dockerfile deploy/docker/local >/dev/null \
             || die "building danube-local/$target failed"

@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from compose_support import require_engine  # noqa: E402
+from compose_support import require_engine
 
 
 @pytest.fixture(scope="session")

@@ -3,11 +3,12 @@
 HEALTHCHECK turns healthy and /ready answers on the published metrics port.
 
 The valid runs share one user-defined network: the embedded-broker image (alias `broker`), a mosquitto
-container (`mqtt`, for the MQTT source) and a plain HTTP server (`receiver`, for the HTTP sink). The
-SurrealDB, Delta Lake and Qdrant sinks use their embedded stores inside the container, so those connectors
-must become ready (/ready 200). PostgreSQL and ClickHouse servers have no image here: those two connectors
-run with a retry budget longer than the test and must stay alive and healthy (degraded) while /ready says
-503. Ports are published on 127.0.0.1 only and reached there.
+container (`mqtt`, for the MQTT source), PostgreSQL 15 with wal2json (`postgres`, for the CDC source; both
+from Debian packages, deploy/docker/local/Dockerfile) and a plain HTTP server (`receiver`, for the HTTP
+sink). The SurrealDB, Delta Lake and Qdrant sinks use their embedded stores inside the container. All of
+those must become ready (/ready 200). ClickHouse has no server image here: that sink runs with a retry
+budget longer than the test and must stay alive and healthy (degraded) while /ready says 503. Ports are
+published on 127.0.0.1 only and reached there.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ pytestmark = pytest.mark.usefixtures("engine")
 CONFIGS = Path(__file__).resolve().parent / "image_configs"
 LOCAL_PYTHON = os.environ.get("DANUBE_LOCAL_PYTHON_IMAGE", "danube-local/python:latest")
 LOCAL_MOSQUITTO = os.environ.get("DANUBE_LOCAL_MOSQUITTO_IMAGE", "danube-local/mosquitto:latest")
+LOCAL_POSTGRES = os.environ.get("DANUBE_LOCAL_POSTGRES_IMAGE", "danube-local/postgres:latest")
 
 
 @dataclass(frozen=True)
@@ -57,8 +59,8 @@ IMAGES = [
     Image(i["name"], i["dir"], tuple(i["ports"]))
     for i in tomllib.loads((ROOT / "deploy" / "docker" / "images.toml").read_text())["image"]
 ]
-# Their servers have no image on this machine: ready must say 503, the process must stay up and healthy.
-TARGET_ABSENT = {"danube-source-postgres-cdc", "danube-sink-clickhouse"}
+# No ClickHouse server image on this machine: ready must say 503, the process must stay up and healthy.
+TARGET_ABSENT = {"danube-sink-clickhouse"}
 # Sinks become ready once subscribed, and a topic exists once something produced to it: a one-shot
 # container of the broker image (it carries the client) creates the sinks' topics.
 CREATE_TOPICS = """
@@ -159,12 +161,21 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
             [*common, "--name", f"{run_id}-svc-mqtt", "--network-alias", "mqtt",
              "-v", f"{mosquitto_conf}:/mosquitto/config:ro", LOCAL_MOSQUITTO,
              "mosquitto", "-c", "/mosquitto/config/mosquitto.conf"],
+            [*common, "--name", f"{run_id}-svc-postgres", "--network-alias", "postgres", LOCAL_POSTGRES],
             [*common, "--name", f"{run_id}-svc-receiver", "--network-alias", "receiver", "--user", "65534",
              LOCAL_PYTHON, "python3", "-m", "http.server", "8000"],
         ]  # fmt: skip
         for args in helpers:
             started = run(*args)
             assert started.returncode == 0, started.stderr
+        # The CDC source refuses to start without its database: create it before the connectors start.
+        postgres = f"{run_id}-svc-postgres"
+        wait_for("PostgreSQL accepting connections",
+                 lambda: run("exec", postgres, "pg_isready", "-q").returncode == 0, timeout=120)  # fmt: skip
+        for sql in ("CREATE DATABASE shop", "CREATE TABLE public.orders (id int PRIMARY KEY, total int)"):
+            created = run("exec", postgres, "psql", "-v", "ON_ERROR_STOP=1", "-d",
+                          "shop" if "TABLE" in sql else "postgres", "-c", sql)  # fmt: skip
+            assert created.returncode == 0, created.stderr
         for image in IMAGES:
             name = f"{run_id}-{image.short}"
             args = [*common, "--name", name, "-p", f"127.0.0.1::{image.health_port}"]

@@ -89,7 +89,9 @@ def test_deploy_stack_has_monitoring() -> None:
     assert {"danube-broker", "prometheus", "grafana"} <= set(services)
 
 
-OVERRIDES = sorted(p for p in ROOT.glob("*/**/no-registry.override.yml") if (p.parent / "docker-compose.yml").exists())
+OVERRIDES = sorted(
+    p for p in ROOT.glob("*/**/no-registry.override.yml") if (p.parent / "docker-compose.yml").exists()
+)
 
 
 def test_no_registry_overrides_are_discovered() -> None:
