@@ -14,7 +14,8 @@
 #  2. Local base images, rebuilt only when their recipe changed (a hash of the recipe is a label):
 #       danube-local/python   Debian bookworm (debootstrap minbase) + python3 — stands in for python:3.11-slim
 #       danube-local/uv       the uv binary bootstrap.sh installed — stands in for ghcr.io/astral-sh/uv
-#       danube-local/nginx, danube-local/mosquitto, danube-local/prometheus   Debian packages on the base
+#       danube-local/nginx, /mosquitto, /prometheus, /postgres   Debian packages on the base (stand-ins
+#       for the compose files' third-party images and the CDC image test; deploy/docker/local/Dockerfile)
 #     The Debian mirror is read from this machine's apt sources at run time.
 #  3. The 9 images from their Dockerfiles, unchanged: the bases come in as build arguments, the package
 #     index is reached with --network host and this machine's CA bundle passed as a BuildKit secret
@@ -111,14 +112,13 @@ apt_mirror() {
 
 image_label() { "$DOCKER" image inspect --format "{{ index .Config.Labels \"$2\" }}" "$1" 2>/dev/null || true; }
 
-# Everything that decides the content of the bases; a change rebuilds them.
-base_key() {
-    {
-        declare -f build_python_base build_uv_base
-        echo "$SUITE"
-        cat deploy/docker/local/Dockerfile
-        "$UV" --version
-    } | sha256sum | cut -c1-16
+# Everything that decides a base's content, hashed; a change rebuilds that base (and only that one).
+python_key() {
+    { declare -f build_python_base; echo "$SUITE"; apt_mirror; } | sha256sum | cut -c1-16
+}
+
+uv_key() {
+    { declare -f build_uv_base; "$UV" --version; sha256sum <"$UV"; } | sha256sum | cut -c1-16
 }
 
 build_python_base() {
@@ -154,20 +154,22 @@ ensure_bases() {
     UV=$(command -v uv) || die "uv not on PATH (bash scripts/bootstrap.sh)"
     mkdir -p "$STATE"
     local key t0
-    key=$(base_key)
     t0=$SECONDS
+    key=$(python_key)
     if [ "$(image_label danube-local/python:latest danube.local.key)" != "$key" ]; then
         build_python_base "$key"
     fi
+    key=$(uv_key)
     if [ "$(image_label danube-local/uv:latest danube.local.key)" != "$key" ]; then
         build_uv_base "$key"
     fi
     # Service images from Debian packages on the base; BuildKit's cache makes an unchanged one instant.
     local target
     for target in nginx mosquitto prometheus postgres; do
-        "$DOCKER" build --quiet --network host --target "$target" --build-arg BASE=danube-local/python:latest \
-            -t "danube-local/$target:latest" -f deploy/docker/local/Dockerfile deploy/docker/local >/dev/null \
-            || die "building danube-local/$target failed"
+        "$DOCKER" build --progress plain --network host --target "$target" \
+            --build-arg BASE=danube-local/python:latest -t "danube-local/$target:latest" \
+            -f deploy/docker/local/Dockerfile deploy/docker/local >"$STATE/build-local-$target.log" 2>&1 \
+            || { tail -30 "$STATE/build-local-$target.log" >&2; die "building danube-local/$target failed"; }
     done
     log "local bases ready in $((SECONDS - t0)) s"
 }
@@ -188,18 +190,18 @@ build_images() {
     t0=$SECONDS
     while read -r name dir; do
         t1=$SECONDS
-        "$DOCKER" build --quiet --network host "${secret[@]}" \
+        "$DOCKER" build --progress plain --network host "${secret[@]}" \
             --build-arg PYTHON_IMAGE=danube-local/python:latest \
             --build-arg UV_IMAGE=danube-local/uv:latest \
             --build-arg "REVISION=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
-            -f "$dir/Dockerfile" -t "$REGISTRY/$name:$TAG" . >/dev/null \
-            || die "building $name ($dir/Dockerfile) failed"
+            -f "$dir/Dockerfile" -t "$REGISTRY/$name:$TAG" . >"$STATE/build-$name.log" 2>&1 \
+            || { tail -40 "$STATE/build-$name.log" >&2; die "building $name ($dir/Dockerfile) failed"; }
         log "built $REGISTRY/$name:$TAG in $((SECONDS - t1)) s"
     done < <(image_list)
     log "all images built in $((SECONDS - t0)) s"
-    printf '%-48s %10s\n' IMAGE SIZE
+    printf '%-56s %10s\n' IMAGE SIZE
     while read -r name _; do
-        printf '%-48s %10s\n' "$REGISTRY/$name:$TAG" \
+        printf '%-56s %10s\n' "$REGISTRY/$name:$TAG" \
             "$("$DOCKER" image inspect --format '{{.Size}}' "$REGISTRY/$name:$TAG" | awk '{printf "%.0f MB", $1/1e6}')"
     done < <(image_list)
 }
