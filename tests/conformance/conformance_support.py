@@ -148,6 +148,20 @@ async def status_of(call: Awaitable[Any]) -> grpc.StatusCode:
     return grpc.StatusCode.OK
 
 
+async def owned_topic(target: Target, label: str, reliable: bool = True) -> tuple[str, str]:
+    """A new topic created through our client (which follows lookups); returns (topic, owner URL).
+
+    Raw-stub cases talk to the owner: in a cluster, the other brokers answer CreateProducer for a topic
+    they do not serve with UNAVAILABLE ("served by another broker, redo the Lookup request").
+    """
+    topic = target.topic(label)
+    async with target.client() as client:
+        await client.create_producer(topic, "seed", reliable=reliable)
+    async with StubClient(target.service_url) as stub:
+        answer = await stub.lookup(topic)
+    return topic, str(answer.connect_url).rstrip("/")
+
+
 async def create_producer(stub: StubClient, topic: str, name: str = "p", reliable: bool = True) -> int:
     """Raw CreateProducer as our client does it: UNAVAILABLE is retried (a bounded number of times).
 

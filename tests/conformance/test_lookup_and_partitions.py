@@ -7,22 +7,22 @@ from collections import defaultdict
 
 import grpc
 import pytest
-from conformance_support import Target, receive_n, status_of
+from conformance_support import Target, owned_topic, receive_n, status_of
 from danube_connect_core.client import fnv1a_64
 from danube_embedded_broker.testing import StubClient
 from danube_embedded_broker.wire import pb
 
 
-async def test_lookup_of_an_existing_topic_connects_to_this_broker(target: Target) -> None:
-    topic = target.topic("lookup")
-    async with target.client() as client:
-        producer = await client.create_producer(topic, "p", reliable=True)
-        await producer.send(b"x")
-    async with StubClient(target.service_url) as stub:
+async def test_lookup_of_an_existing_topic_connects_to_its_owner(target: Target) -> None:
+    """Exactly one broker answers Connect (with its own URL); the others answer Redirect to it."""
+    topic, owner = await owned_topic(target, "lookup")
+    brokers = [target.service_url, *target.peer_urls]
+    assert owner in brokers
+    async with StubClient(owner) as stub:
         answer = await stub.lookup(topic)
     assert answer.response_type == pb.TopicLookupResponse.LookupType.Connect
-    assert answer.connect_url.rstrip("/") == target.service_url
-    assert answer.broker_url.rstrip("/") == target.service_url
+    assert answer.connect_url.rstrip("/") == owner
+    assert answer.broker_url.rstrip("/") == owner
     assert not answer.proxy
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from conformance_support import Target, create_producer, status_of
+from conformance_support import Target, create_producer, owned_topic, status_of
 from danube_connect_core.client import DanubeError, NonRetryableError, RetriesExhausted
 from danube_embedded_broker.testing import StubClient
 from danube_embedded_broker.wire import pb
@@ -19,8 +19,8 @@ EXCLUSIVE = pb.ConsumerRequest.SubscriptionType.Exclusive
 
 async def test_send_from_an_unknown_producer_is_not_found(target: Target) -> None:
     """NOT_FOUND makes our producer re-create itself (the broker lost it, e.g. after a restart)."""
-    topic = target.topic("ghost")
-    async with StubClient(target.service_url) as stub:
+    topic, owner = await owned_topic(target, "ghost")
+    async with StubClient(owner) as stub:
         await create_producer(stub, topic)
         code = await status_of(stub.send(123_456_789, topic, b"x"))
     assert code == grpc.StatusCode.NOT_FOUND
@@ -55,9 +55,8 @@ async def test_producer_on_a_malformed_topic_is_invalid_argument(target: Target,
 
 
 async def test_producer_with_the_other_dispatch_strategy_is_refused(target: Target) -> None:
-    topic = target.topic("strategy")
-    async with StubClient(target.service_url) as stub:
-        await create_producer(stub, topic, "p1", reliable=True)
+    topic, owner = await owned_topic(target, "strategy", reliable=True)
+    async with StubClient(owner) as stub:
         code = await status_of(stub.create_producer(topic, "p2", reliable=False))
     assert code == grpc.StatusCode.FAILED_PRECONDITION
 
@@ -68,6 +67,8 @@ async def test_first_create_of_a_new_topic_is_ok_or_unavailable_then_ok(target: 
     async with StubClient(target.service_url) as stub:
         first = await status_of(stub.create_producer(topic, "p"))
         assert first in (grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE)
+        owner = str((await stub.lookup(topic)).connect_url).rstrip("/")
+    async with StubClient(owner) as stub:
         assert await create_producer(stub, topic) > 0
 
 
@@ -85,9 +86,8 @@ async def test_message_over_four_mib_is_out_of_range_without_retry(target: Targe
 
 
 async def test_second_exclusive_consumer_is_permission_denied(target: Target) -> None:
-    topic = target.topic("excl")
-    async with StubClient(target.service_url) as stub:
-        await create_producer(stub, topic)
+    topic, owner = await owned_topic(target, "excl")
+    async with StubClient(owner) as stub:
         await stub.subscribe(topic, "s", name="c1", sub_type=EXCLUSIVE)
         code = await status_of(stub.subscribe(topic, "s", name="c2", sub_type=EXCLUSIVE))
     assert code == grpc.StatusCode.PERMISSION_DENIED
@@ -100,8 +100,8 @@ async def test_health_of_an_unknown_producer_is_close(target: Target) -> None:
 
 
 async def test_health_of_a_live_producer_is_ok(target: Target) -> None:
-    topic = target.topic("healthy")
-    async with StubClient(target.service_url) as stub:
+    topic, owner = await owned_topic(target, "healthy")
+    async with StubClient(owner) as stub:
         producer_id = await create_producer(stub, topic)
         status = await stub.health(pb.HealthCheckRequest.ClientType.Producer, producer_id)
     assert status == pb.HealthCheckResponse.ClientStatus.OK
