@@ -1,6 +1,6 @@
 # The few commands people type. Each target is a thin wrapper over scripts/ so that a machine
 # without make can run the same thing with bash.
-.PHONY: help test lint format typecheck proto bench demo
+.PHONY: help test lint format typecheck proto bench demo images test-containers
 
 help:
 	@echo "make test       - bootstrap (uv, workspace, system services) and run the whole test suite"
@@ -9,6 +9,8 @@ help:
 	@echo "make bench      - run the benchmarks in bench/ (not tests), write bench/results.json, render bench/README.md"
 	@echo "                  (make bench QUICK=1: small sizes into a scratch dir, a smoke run)"
 	@echo "make demo       - Stripe-style webhooks -> Danube -> SurrealDB on embedded defaults"
+	@echo "make images     - build the 9 container images (local base images where no registry is reachable)"
+	@echo "make test-containers - build the images, then run tests/containers on a Docker Engine"
 
 test:
 	bash scripts/test.sh
@@ -34,3 +36,9 @@ bench:
 
 demo:
 	bash scripts/demo.sh
+
+images:
+	bash scripts/images.sh
+
+test-containers:
+	bash scripts/images.sh test

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Send random Stripe-style payment events to the webhook source and print how many of each were accepted.
-#   ./send-webhook.sh                 # 100 events to http://localhost:8080/webhooks/stripe/payments
+#   ./send-webhook.sh                 # 100 events to http://127.0.0.1:8080/webhooks/stripe/payments
 #   COUNT=500 WEBHOOK_URL=http://127.0.0.1:9000/webhooks/stripe/payments ./send-webhook.sh
 # Exit code: 0 when every event was accepted (HTTP 2xx), 1 otherwise.
 set -euo pipefail
 
-WEBHOOK_URL="${WEBHOOK_URL:-http://localhost:8080/webhooks/stripe/payments}"
+WEBHOOK_URL="${WEBHOOK_URL:-http://127.0.0.1:8080/webhooks/stripe/payments}"
 API_KEY="${WEBHOOK_API_KEY:-demo-api-key-e2e-12345}"
 COUNT="${COUNT:-100}"
 EVENTS=(payment.succeeded payment.failed payment.refunded payment.canceled)

@@ -3,7 +3,8 @@
 #  1. uv: installed with pip into the user site when missing (the only thing we put outside the repo).
 #  2. the workspace, every member: `uv sync --locked --all-packages` (fails loudly when uv.lock is stale).
 #  3. with BOOTSTRAP_SYSTEM=1: the system services the integration tests start themselves
-#     (mosquitto, PostgreSQL 15 with wal2json): installed with apt when running as root; otherwise
+#     (mosquitto, PostgreSQL 15 with wal2json) and what the container tier needs (Docker Engine from
+#     Debian's docker.io, debootstrap for the local base images): installed with apt when running as root; otherwise
 #     listed with the command that installs them, and the tests that need them skip (or fail under CI=true).
 set -euo pipefail
 
@@ -23,6 +24,10 @@ missing_system_packages() {
     command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
     ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
     ls /usr/lib/postgresql/15/lib/wal2json.so >/dev/null 2>&1 || missing+=(postgresql-15-wal2json)
+    # Container tier (scripts/images.sh, tests/containers): dockerd + containerd + runc, and the client at
+    # /usr/bin/docker with BuildKit built in; debootstrap makes the local base images.
+    [ -x /usr/sbin/dockerd ] && [ -x /usr/bin/docker ] || missing+=(docker.io)
+    command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
     echo "${missing[@]:-}"
 }
 
@@ -39,6 +44,8 @@ ensure_system_packages() {
         # Debian starts a default cluster and a broker on install; the tests run their own private ones.
         (service postgresql stop || true) >/dev/null 2>&1
         (service mosquitto stop || true) >/dev/null 2>&1
+        # scripts/images.sh starts a private dockerd when none answers; Debian's service may not start here.
+        (service docker stop || true) >/dev/null 2>&1
     else
         echo "bootstrap: missing system packages: $missing" >&2
         echo "bootstrap: install them with: sudo apt-get install -y $missing" >&2

@@ -68,9 +68,9 @@ def free_port(preferred: int | None = None) -> int:
         return int(s.getsockname()[1])
 
 
-def free_range(size: int, start: int = 20000, stop: int = 60000) -> str:
+def free_range(size: int, start: int = 20000, stop: int = 65000) -> str:
     """`first-last` of `size` consecutive ports free on 127.0.0.1 (for a scaled service's published port)."""
-    port = start + (os.getpid() * 37) % 20000
+    port = start + (os.getpid() * 37) % 10000
     while port + size < stop:
         if all(_is_free(p) for p in range(port, port + size)):
             return f"{port}-{port + size - 1}"
@@ -143,8 +143,36 @@ def samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
     ]
 
 
+def sweep_stale(prefix: str) -> list[str]:
+    """Remove what projects named `<prefix><pid>` left behind when the pytest process `<pid>` is gone (a run
+    killed before its `down`). Projects of live processes, and anything not named so, are left alone."""
+    label = "com.docker.compose.project"
+    names: set[str] = set()
+    for kind in (("ps", "-a"), ("network", "ls"), ("volume", "ls")):
+        fmt = f'{{{{.Label "{label}"}}}}'
+        cmd = [docker(), *kind, "--filter", f"label={label}", "--format", fmt]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout
+        names.update(out.split())
+    removed = []
+    for name in sorted(names):
+        pid = name.removeprefix(prefix)
+        if not name.startswith(prefix) or not pid.isdigit() or Path(f"/proc/{pid}").exists():
+            continue
+        flt = ["--filter", f"label={label}={name}", "-q"]
+        for ls, rm in ((("ps", "-a"), ("rm", "-f", "-v")), (("network", "ls"), ("network", "rm")),
+                       (("volume", "ls"), ("volume", "rm", "-f"))):  # fmt: skip
+            ids = subprocess.run(
+                [docker(), *ls, *flt], capture_output=True, text=True, timeout=60
+            ).stdout.split()
+            if ids:
+                subprocess.run([docker(), *rm, *ids], capture_output=True, timeout=120)
+        removed.append(name)
+    return removed
+
+
 class Project:
-    """One compose project: `docker compose -p NAME -f FILE...` run in `cwd` with extra environment."""
+    """One compose project: `docker compose -p NAME -f FILE...` run in `cwd` with extra environment.
+    The name is `<prefix><pid of this pytest>`, so `sweep_stale` can tell a dead run's project."""
 
     def __init__(self, name: str, cwd: Path, files: Iterable[str], env: dict[str, str]) -> None:
         self.name = name
@@ -192,14 +220,17 @@ class Project:
         return int(published)
 
     def leftovers(self) -> dict[str, list[str]]:
+        """Containers, networks and volumes of this project still present."""
         label = f"label=com.docker.compose.project={self.name}"
+        # An image built by `compose --build` carries the project label too, and every container started
+        # from it inherits it: only containers compose itself created have a container number.
+        numbered = "label=com.docker.compose.container-number"
         return {
-            kind: self.docker(*cmd, "--filter", label, "-q").stdout.split()
-            for kind, cmd in {
-                "containers": ("ps", "-a"),
-                "networks": ("network", "ls"),
-                "volumes": ("volume", "ls"),
-            }.items()
+            "containers": self.docker(
+                "ps", "-a", "--filter", label, "--filter", numbered, "-q"
+            ).stdout.split(),
+            "networks": self.docker("network", "ls", "--filter", label, "-q").stdout.split(),
+            "volumes": self.docker("volume", "ls", "--filter", label, "-q").stdout.split(),
         }
 
     def logs(self) -> str:

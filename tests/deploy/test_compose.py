@@ -87,3 +87,27 @@ def test_example_e2e_journey_services() -> None:
 def test_deploy_stack_has_monitoring() -> None:
     services = _model(ROOT / "deploy" / "compose" / "docker-compose.yml")["services"]
     assert {"danube-broker", "prometheus", "grafana"} <= set(services)
+
+
+OVERRIDES = sorted(
+    p for p in ROOT.glob("*/**/no-registry.override.yml") if (p.parent / "docker-compose.yml").exists()
+)
+
+
+def test_no_registry_overrides_are_discovered() -> None:
+    names = {rel(p) for p in OVERRIDES}
+    assert {"deploy/compose/no-registry.override.yml", "example_e2e/no-registry.override.yml"} <= names
+
+
+@pytest.mark.parametrize("path", OVERRIDES, ids=[rel(p) for p in OVERRIDES])
+def test_no_registry_override_merges(path: Path) -> None:
+    """The override CI runs where no registry is reachable (tests/containers) merges with its compose file;
+    the connectors still build from this checkout and publish on loopback only."""
+    result = subprocess.run(
+        [compose_binary(), "-f", "docker-compose.yml", "-f", path.name, "config", "--format", "json"],
+        cwd=path.parent, env=_env(), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, f"{rel(path)}: {result.stderr.strip()}"
+    for name, service in json.loads(result.stdout)["services"].items():
+        for port in service.get("ports", []):
+            assert port.get("host_ip") == "127.0.0.1", f"{rel(path)}: {name} publishes {port} beyond loopback"

@@ -55,11 +55,18 @@ async def test_auto_create_off(broker_factory: object) -> None:
 
 
 async def test_lookup_connects_to_this_broker(broker: EmbeddedBroker, client: StubClient) -> None:
+    await client.create_producer("/default/anything", "p")
     response = await client.lookup("/default/anything")
     assert response.response_type == pb.TopicLookupResponse.LookupType.Connect
     assert response.connect_url == broker.url
     assert response.broker_url == broker.url
     assert not response.proxy
+
+
+async def test_lookup_of_a_missing_topic_is_not_found(client: StubClient) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await client.lookup("/default/missing")
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
 async def test_partitions(client: StubClient) -> None:

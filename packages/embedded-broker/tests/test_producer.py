@@ -62,12 +62,16 @@ async def test_send_fills_in_msg_id_and_publish_time(client: StubClient, broker:
     call.cancel()
 
 
-async def test_ten_mib_passes_and_oversize_is_refused_cleanly(client: StubClient) -> None:
+async def test_four_mib_limit_and_oversize_is_refused_cleanly(client: StubClient) -> None:
+    """As on a real Danube broker: an encoded request over 4 MiB is OUT_OF_RANGE (tonic's decode limit)."""
     pid = await client.create_producer("/default/big", "p")
-    await client.send(pid, "/default/big", b"x" * (10 * 1024 * 1024))
+    await client.send(pid, "/default/big", b"x" * (4 * 1024 * 1024 - 1024))
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await client.send(pid, "/default/big", b"x" * (4 * 1024 * 1024 + 1))
+    assert err.value.code() == grpc.StatusCode.OUT_OF_RANGE
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await client.send(pid, "/default/big", b"x" * (10 * 1024 * 1024 + 1))
-    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.code() == grpc.StatusCode.OUT_OF_RANGE
     # Far beyond gRPC's own receive limit: gRPC refuses it, the broker keeps serving.
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await client.send(pid, "/default/big", b"x" * (30 * 1024 * 1024))
@@ -97,3 +101,13 @@ async def test_stop_ends_streams_and_rpcs_fail_unavailable(broker_factory: objec
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await client.lookup("/default/t")
         assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_payload_over_max_message_bytes_is_invalid_argument(broker_factory: object) -> None:
+    broker: EmbeddedBroker = await broker_factory(max_message_bytes=1000)  # type: ignore[operator]
+    async with StubClient(broker.url) as client:
+        pid = await client.create_producer("/default/small", "p")
+        await client.send(pid, "/default/small", b"x" * 1000)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await client.send(pid, "/default/small", b"x" * 1001)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -186,8 +186,14 @@ class BrokerCore:
 
     # -- discovery ------------------------------------------------------------------------------------
     def lookup(self, topic: str) -> str:
-        """The URL to connect to for ``topic`` (always this broker); INVALID_ARGUMENT for a bad name."""
-        parse_topic(topic)
+        """The URL to connect to for ``topic`` (always this broker).
+
+        INVALID_ARGUMENT for a bad name; NOT_FOUND when the topic does not exist, as a real Danube broker
+        answers (clients then create the topic through their service URL).
+        """
+        name = parse_topic(topic).full
+        if name not in self.topics:
+            raise BrokerError(_NOT_FOUND, f"Unable to find the requested topic: {name}")
         return self.url
 
     def topic_exists(self, topic: str) -> bool:

@@ -44,6 +44,10 @@ _STABLE_STREAM_S = 5.0
 """A stream that lived this long (or delivered a message) resets the reconnect backoff."""
 
 
+class _MovedError(Exception):
+    """An ack or nack for a broker the partition's consumer has left (it re-subscribed elsewhere)."""
+
+
 class _Closed:
     """Queue sentinel: the consumer was closed."""
 
@@ -132,13 +136,14 @@ class _PartitionConsumer:
                     metadata=await self._ctx.auth.metadata(self.address.proxy_header),
                 )
                 self._call = call
+                broker_url = self.address.connect_url
                 async for message in call:
                     delivered = True
-                    await self._queue.put(
-                        ReceivedMessage.from_proto(
-                            message, owner.topic, self.topic, self.partition, owner.subscription
-                        )
+                    received = ReceivedMessage.from_proto(
+                        message, owner.topic, self.topic, self.partition, owner.subscription
                     )
+                    received.broker_url = broker_url
+                    await self._queue.put(received)
                 log.info("consumer %s: stream of %s ended; re-subscribing", owner.consumer_name, self.topic)
             except asyncio.CancelledError:
                 task = asyncio.current_task()
@@ -179,12 +184,16 @@ class _PartitionConsumer:
             self._ctx.log.info("consumer %s on %s: broker says CLOSE", self._owner.consumer_name, self.topic)
             self.request_resubscribe()
 
-    async def settle(self, request: pb.AckRequest | pb.NackRequest, what: str) -> bool:
-        address = self.address
-        if address is None:
-            return False
+    async def settle(self, request: pb.AckRequest | pb.NackRequest, what: str, broker_url: str) -> bool:
+        """Ack or nack a message received from ``broker_url``; False when it could not be delivered."""
 
         async def once() -> object:
+            address = self.address
+            if address is None or (broker_url and address.connect_url != broker_url):
+                # Re-subscribed on another broker (the topic moved in a cluster). Its log offsets are not
+                # the old broker's, so the ack must not go there; the old broker is gone or no longer
+                # serves the topic. Whatever was not acked is redelivered by the topic's owner.
+                raise _MovedError(f"{self.topic} is now served by {address.connect_url if address else '-'}")
             stubs = self._ctx.pool.get(address.connect_url).broker
             metadata = await self._ctx.auth.metadata(address.proxy_header)
             timeout = self._ctx.options.rpc_timeout_s
@@ -202,6 +211,9 @@ class _PartitionConsumer:
                 closing=self._ctx.pool_closed,
             )
             return True
+        except _MovedError as err:
+            self._ctx.log.info("%s on %s dropped (the broker will redeliver): %s", what, self.topic, err)
+            return False
         except DanubeError as err:
             self._ctx.log.warning(
                 "%s on %s not delivered (the broker will redeliver): %s", what, self.topic, err
@@ -314,7 +326,7 @@ class Consumer:
         request = pb.AckRequest(
             request_id=self._ack_id, msg_id=message.msg_id, subscription_name=self.subscription
         )
-        return await self._part_of(message).settle(request, "ack")
+        return await self._part_of(message).settle(request, "ack", message.broker_url)
 
     async def nack(
         self, message: ReceivedMessage, delay_ms: int | None = None, reason: str | None = None
@@ -331,7 +343,7 @@ class Consumer:
             delay_ms=delay_ms,
             reason=reason,
         )
-        return await self._part_of(message).settle(request, "nack")
+        return await self._part_of(message).settle(request, "nack", message.broker_url)
 
     async def close(self) -> None:
         """Stop every stream and the health loop; pending :meth:`receive` calls raise ClientClosed.

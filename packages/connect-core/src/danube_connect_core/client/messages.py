@@ -79,6 +79,8 @@ class ReceivedMessage:
     non-reliable topics). ``publish_time`` is passed through as the broker sends it (ms or µs).
     ``request_id`` is the producer's sequence number for the message, as stored with it by the broker.
     Acknowledge with :meth:`Consumer.ack` or :meth:`Consumer.nack`; ``msg_id`` is the wire MsgID they use.
+    When the topic moved to another broker since (a Danube cluster reassigns the topics of a stopped broker),
+    the ack is not sent and returns False: offsets are per broker log, and the new owner redelivers.
     """
 
     payload: bytes
@@ -95,6 +97,8 @@ class ReceivedMessage:
     subscription: str
     msg_id: pb.MsgID
     request_id: int = 0
+    broker_url: str = ""
+    """The broker that delivered the message: acks and nacks go only there (set by the consumer)."""
 
     @classmethod
     def from_proto(
