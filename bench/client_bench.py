@@ -97,7 +97,8 @@ async def run(url: str, n: int) -> dict[str, float]:
 
 
 def _run_loop(coro: Any) -> dict[str, float]:
-    """uvloop where available (ARCHITECTURE.md performance principles), else asyncio's default loop."""
+    """uvloop where available (the load generator only; connectors run on plain asyncio), else asyncio's
+    default loop."""
     try:
         import uvloop
     except ImportError:

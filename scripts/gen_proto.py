@@ -6,7 +6,7 @@ the result with the committed files, so the stubs can never drift from the .prot
 protoc writes sibling imports as top-level modules (`import DanubeApi_pb2`); we rewrite them to
 package-relative imports so the stubs live inside danube_connect_core without touching sys.path.
 The proto files keep their registered names (DanubeApi.proto, SchemaRegistry.proto), exactly as the
-official client registers them; see DANUBE_WIRE.md §1 for why the two must not share a process.
+official client registers them; see docs/wire-contract.md §1 for why the two must not share a process.
 """
 
 from __future__ import annotations

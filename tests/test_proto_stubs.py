@@ -13,7 +13,7 @@ from types import ModuleType
 ROOT = Path(__file__).resolve().parent.parent
 
 # Printed as JSON by a subprocess, for our stubs or the official client's (the two register the same
-# proto file names and cannot share a process, see DANUBE_WIRE.md §1).
+# proto file names and cannot share a process, see docs/wire-contract.md §1).
 _DESCRIBE = """
 import json, sys
 from google.protobuf import descriptor_pb2

@@ -7,8 +7,8 @@ What the broker does (documented in its README):
 - ENOSPC (or a quota) while storing -> the RPC answers RESOURCE_EXHAUSTED, "... No space left on device
   (<file>); nothing was stored"; a record cut short by the full disk is cut off the log at once, so the
   log never holds a torn record. Any other storage error (EROFS, EIO) -> UNAVAILABLE with the same shape.
-  Clients retry both codes (DANUBE_WIRE.md). Sends succeed again as soon as there is space, or the disk is
-  writable again, without a restart; each outage is logged once.
+  Clients retry both codes (docs/wire-contract.md §2). Sends succeed again as soon as there is space, or
+  the disk is writable again, without a restart; each outage is logged once.
 - A data dir that is not writable at start -> exit 1 and one line "cannot start: ... data dir <dir> is not
   writable ...", no traceback. Stopping on a full or read-only disk exits 0 and loses nothing stored.
 

@@ -2,8 +2,8 @@
 
 The official client runs in subprocesses (scripts in `official/`, one JSON object per stdout line): its
 wheel registers the same proto file names as our stubs in protobuf's default pool, so it never shares
-this process (DANUBE_WIRE.md §1). Our side talks through the raw generated stubs (grpc.aio), not through
-connect-core's client, so that these tests pin the broker's wire behaviour on their own.
+this process (docs/wire-contract.md §1). Our side talks through the raw generated stubs (grpc.aio), not
+through connect-core's client, so that these tests pin the broker's wire behaviour on their own.
 
 One broker process serves the whole module (fast redelivery so the nack test is quick); every test
 uses its own topics, named so that no topic is a prefix of another (the official consumer does not

@@ -2,7 +2,7 @@
 
 These scripts run in their own interpreter (`python script.py ...`): the official wheel registers the
 same proto file names as our stubs in protobuf's default pool, so it never shares a process with
-`danube_connect_core` (DANUBE_WIRE.md §1). Every script prints one JSON object per line on stdout;
+`danube_connect_core` (docs/wire-contract.md §1). Every script prints one JSON object per line on stdout;
 the last line is `{"event": "done", ...}` on success or `{"event": "error", ...}` (exit code 2).
 """
 

@@ -2,7 +2,7 @@
 
 Each module of ``danube_connect_core/commands/`` that defines ``NAME``, ``HELP``, ``configure(parser)``
 and ``run(args) -> int`` is a subcommand; adding one is adding a module, nothing here changes.
-Exit codes (CONNECTORS.md): 0 success, 1 runtime error, 2 usage/configuration error.
+Exit codes (docs/operations.md §5): 0 success, 1 runtime error, 2 usage/configuration error.
 """
 
 from __future__ import annotations

@@ -140,7 +140,8 @@ class ConnectorConfig(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Overrides are applied by the loader from a fixed list (CONNECTORS.md), never implicitly.
+        # Overrides are applied by the loader from a fixed list (config_loader.CORE_ENV_OVERRIDES), never
+        # implicitly.
         return (init_settings,)
 
     @property

@@ -31,7 +31,7 @@ __all__ = [
 
 CONFIG_PATH_ENV = "CONNECTOR_CONFIG_PATH"
 
-#: Environment variable -> dotted key in the core config (CONNECTORS.md).
+#: Environment variable -> dotted key in the core config (listed in packages/connect-core/README.md).
 CORE_ENV_OVERRIDES: dict[str, str] = {
     "DANUBE_SERVICE_URL": "danube_service_url",
     "CONNECTOR_NAME": "connector_name",

@@ -133,8 +133,8 @@ def exit_process(code: int) -> NoReturn:
     unwind") in a fault test; a script that leaves one such query behind aborted in 3 of 8 runs
     with ``sys.exit`` and in none with this function. By this point everything is acked, committed and
     closed, so skipping finalization loses nothing, and the exit code is the drain's result
-    (CONNECTORS.md), not the native libraries' teardown. A thread a library leaves behind cannot hold the
-    process open either.
+    (docs/operations.md §5), not the native libraries' teardown. A thread a library leaves behind cannot
+    hold the process open either.
     """
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):

@@ -1,4 +1,4 @@
-"""The Prometheus metrics every connector exports (names fixed by CONNECTORS.md).
+"""The Prometheus metrics every connector exports (names listed in docs/operations.md §7).
 
 Each runtime owns its own CollectorRegistry, so several runtimes in one process (tests) do not collide.
 Labels: ``connector`` and ``topic``; errors add ``kind`` from :data:`ERROR_KINDS`.

@@ -51,7 +51,7 @@ SUBSCRIBE_RETRY_MAX_WAIT_S = 1.0
 #: (thousands), and the protocol has one unary Ack RPC per message: sending them all at once floods the
 #: broker (the embedded broker's gRPC server answers CANCELLED to calls beyond ~1,000 waiting ones; the
 #: client sends those again, after a backoff). A bounded window hides the round trip just as well
-#: (ARCHITECTURE.md, performance principles).
+#: (docs/architecture.md §4, performance principles).
 ACK_CONCURRENCY = 64
 
 

@@ -91,7 +91,8 @@ async def test_partitioned_produce_consume(broker: Any) -> None:
 
 
 def official_routes(keys: list[str], partitions: int) -> list[int]:
-    """Partitions the official client's router picks, computed in a subprocess (see DANUBE_WIRE.md §1)."""
+    """Partitions the official client's router picks, computed in a subprocess (docs/wire-contract.md
+    §1)."""
     code = (
         "import json, sys\n"
         "from danube.message_router import MessageRouter\n"

@@ -1,7 +1,7 @@
 """Interop with the official danube-client through the embedded broker, both ways.
 
 The official client always runs in a subprocess (its generated stubs and ours cannot share protobuf's
-default pool, DANUBE_WIRE.md §1).
+default pool, docs/wire-contract.md §1).
 """
 
 from __future__ import annotations
