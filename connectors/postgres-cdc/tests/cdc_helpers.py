@@ -71,6 +71,17 @@ class Collector:
             await self._client.close()
 
 
+async def take_raw(consumer: Any, count: int, within: float = 60.0) -> list[Any]:
+    """Receive and ack ``count`` messages as they are (payload bytes, attributes, routing key)."""
+    got: list[Any] = []
+    async with asyncio.timeout(within):
+        while len(got) < count:
+            msg = await consumer.receive()
+            await consumer.ack(msg)
+            got.append(msg)
+    return got
+
+
 def settings(dsn: str, mappings: list[dict[str, Any]], **extra: Any) -> PostgresSettings:
     data: dict[str, Any] = {"dsn": dsn, "table_mappings": mappings, "poll_interval_ms": 20, **extra}
     return PostgresSettings.model_validate(data)

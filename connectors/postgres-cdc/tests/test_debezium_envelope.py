@@ -6,12 +6,11 @@ by its tombstone, truncate; transaction metadata in commit order.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import orjson
 import pytest
-from cdc_helpers import settings, wait_ready
+from cdc_helpers import settings, take_raw, wait_ready
 from danube_connect_core.client import DanubeClient
 from danube_connect_core.errors import ConfigError
 from danube_connect_core.testing import make_config, start_runtime
@@ -37,16 +36,6 @@ SOURCE_FIELDS = {
     "xmin",
 }
 TRANSACTION_FIELDS = {"id", "total_order", "data_collection_order"}
-
-
-async def _take(consumer: Any, count: int, within: float = 60.0) -> list[Any]:
-    got: list[Any] = []
-    async with asyncio.timeout(within):
-        while len(got) < count:
-            msg = await consumer.receive()
-            await consumer.ack(msg)
-            got.append(msg)
-    return got
 
 
 @pytest.mark.parametrize("plugin", ["wal2json", "pgoutput"])
@@ -82,8 +71,8 @@ async def test_debezium_envelope_field_by_field(pg_db: Any, broker: Any, plugin:
             await conn.execute("DELETE FROM orders WHERE id = 2")
         await conn.execute("TRUNCATE lines")
         # orders: r(1), c(2), u(1), d(2), tombstone(2); lines: c(2,1), t
-        orders = await _take(consumers["orders"], 5)
-        lines = await _take(consumers["lines"], 2)
+        orders = await take_raw(consumers["orders"], 5)
+        lines = await take_raw(consumers["lines"], 2)
     finally:
         await running.stop()
         await client.close()

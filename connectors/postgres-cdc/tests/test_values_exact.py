@@ -8,13 +8,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
 import orjson
 import pytest
-from cdc_helpers import settings, wait_ready
+from cdc_helpers import settings, take_raw, wait_ready
 from danube_connect_core.client import DanubeClient
 from danube_connect_core.errors import ConfigError
 from danube_connect_core.testing import make_config, start_runtime
@@ -43,16 +42,6 @@ async def _insert(conn: Any, first_id: int) -> None:
         )
 
 
-async def _take(consumer: Any, count: int, within: float = 60.0) -> list[Any]:
-    got: list[Any] = []
-    async with asyncio.timeout(within):
-        while len(got) < count:
-            msg = await consumer.receive()
-            await consumer.ack(msg)
-            got.append(msg)
-    return got
-
-
 @pytest.mark.parametrize("plugin", ["wal2json", "pgoutput"])
 async def test_special_numbers_and_exact_json_on_every_path(
     pg_db: Any, broker: Any, plugin: str, caplog: pytest.LogCaptureFixture
@@ -72,7 +61,7 @@ async def test_special_numbers_and_exact_json_on_every_path(
     try:
         await wait_ready(running.port)
         await _insert(conn, 10)  # read from the slot
-        messages = await _take(consumer, 6)
+        messages = await take_raw(consumer, 6)
     finally:
         await running.stop()
         await client.close()

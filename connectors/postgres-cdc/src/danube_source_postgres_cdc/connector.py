@@ -47,6 +47,7 @@ from danube_source_postgres_cdc.changes import Column, RowChange, Transaction
 from danube_source_postgres_cdc.connection import open_connection
 from danube_source_postgres_cdc.envelope import (
     DEBEZIUM_UNAVAILABLE,
+    UNCHANGED_TOAST,
     DebeziumPosition,
     build_debezium_event,
     build_event,
@@ -282,34 +283,17 @@ class PostgresCdcSource(SourceConnector):
         for index, (table, values) in enumerate(chunk):
             self._snapshot_seq += 1
             after, _ = row_values(self._converter, [Column(name, oid, v) for name, oid, v in values])
-            if self.settings.envelope == "debezium":
-                last = final_chunk and index == len(chunk) - 1
-                event = build_debezium_event(
-                    op="r",
-                    before=None,
-                    after=after,
-                    table=table,
-                    db=self._db,
-                    connector_name=self._connector_name,
-                    version=VERSION,
-                    lsn=reader.wal_lsn,
-                    commit_ts_ms=reader.started_ms,
-                    snapshot="last" if last else "true",
-                    position=None,
-                )
-            else:
-                event = build_event(
-                    op="r",
-                    before=None,
-                    after=after,
-                    table=table,
-                    db=self._db,
-                    connector_name=self._connector_name,
-                    lsn=reader.wal_lsn,
-                    tx_id=None,
-                    commit_ts_ms=reader.started_ms,
-                    snapshot=True,
-                )
+            last = final_chunk and index == len(chunk) - 1
+            event = self._event(
+                op="r",
+                before=None,
+                after=after,
+                table=table,
+                lsn=reader.wal_lsn,
+                commit_ts_ms=reader.started_ms,
+                tx_id=None,
+                snapshot="last" if last else "true",
+            )
             record = self._record(table, event, after, reader.wal_lsn)
             out.append(SourceEnvelope(record, Offset(SNAPSHOT, self._snapshot_seq)))
         if len(chunk) < n:
@@ -448,53 +432,66 @@ class PostgresCdcSource(SourceConnector):
                 total_order=sum(per_table.values()),
                 data_collection_order=per_table[key],
             )
-            record = self._debezium_record(change, txn, position)
+            record = self._change_record(change, txn, position)
             out.append(record)
             if change.op == "d" and self.settings.tombstones_on_delete:
                 attributes = {**record.attributes, "cdc.op": "tombstone"}
                 out.append(SourceRecord(record.topic, b"", "bytes", attributes=attributes, key=record.key))
         return out
 
-    def _debezium_record(
-        self, change: RowChange, txn: Transaction, position: DebeziumPosition
+    def _change_record(
+        self, change: RowChange, txn: Transaction, position: DebeziumPosition | None = None
     ) -> SourceRecord:
         table = self._tables[(change.schema, change.table)]
-        before, _ = row_values(self._converter, change.before, toast_placeholder=DEBEZIUM_UNAVAILABLE)
-        after, _ = row_values(self._converter, change.after, toast_placeholder=DEBEZIUM_UNAVAILABLE)
-        event = build_debezium_event(
+        placeholder = DEBEZIUM_UNAVAILABLE if position is not None else UNCHANGED_TOAST
+        before, _ = row_values(self._converter, change.before, toast_placeholder=placeholder)
+        after, toast = row_values(self._converter, change.after, toast_placeholder=placeholder)
+        event = self._event(
             op=change.op,
             before=before,
             after=after,
             table=table,
-            db=self._db,
-            connector_name=self._connector_name,
-            version=VERSION,
             lsn=change.lsn,
             commit_ts_ms=txn.commit_ts_ms,
+            tx_id=txn.xid,
             snapshot="false",
             position=position,
+            unchanged_toast=toast,
         )
         row = None if change.op == "t" else (after if change.op != "d" else before)
         return self._record(table, event, row, change.lsn)
 
-    def _change_record(self, change: RowChange, txn: Transaction) -> SourceRecord:
-        table = self._tables[(change.schema, change.table)]
-        before, _ = row_values(self._converter, change.before)
-        after, toast = row_values(self._converter, change.after)
-        event = build_event(
-            op=change.op,
-            before=before,
-            after=after,
-            table=table,
-            db=self._db,
-            connector_name=self._connector_name,
-            lsn=change.lsn,
-            tx_id=txn.xid,
-            commit_ts_ms=txn.commit_ts_ms,
-            snapshot=False,
-            unchanged_toast=toast,
+    def _event(
+        self,
+        *,
+        op: str,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+        table: TableInfo,
+        lsn: int,
+        commit_ts_ms: int | None,
+        tx_id: int | None,
+        snapshot: str,
+        position: DebeziumPosition | None = None,
+        unchanged_toast: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """The event in the configured envelope; ``snapshot`` is ``"true"``, ``"last"`` or ``"false"``."""
+        assert self.settings is not None
+        common: dict[str, Any] = {
+            "op": op,
+            "before": before,
+            "after": after,
+            "table": table,
+            "db": self._db,
+            "connector_name": self._connector_name,
+            "lsn": lsn,
+            "commit_ts_ms": commit_ts_ms,
+        }
+        if self.settings.envelope == "debezium":
+            return build_debezium_event(**common, version=VERSION, snapshot=snapshot, position=position)
+        return build_event(
+            **common, tx_id=tx_id, snapshot=snapshot != "false", unchanged_toast=unchanged_toast
         )
-        return self._record(table, event, after if change.op != "d" else before, change.lsn)
 
     def _record(
         self, table: TableInfo, event: dict[str, Any], row: dict[str, Any] | None, lsn: int
