@@ -199,6 +199,9 @@ build_images() {
         log "built $REGISTRY/$name:$TAG in $((SECONDS - t1)) s"
     done < <(image_list)
     log "all images built in $((SECONDS - t0)) s"
+    # A rebuild leaves the previous image of each tag dangling: drop ours (by label), never anyone else's.
+    "$DOCKER" image prune -f --filter "label=org.opencontainers.image.vendor=Danube Connect" >/dev/null || true
+    "$DOCKER" image prune -f --filter "label=danube.local.key" >/dev/null || true
     printf '%-56s %10s\n' IMAGE SIZE
     while read -r name _; do
         printf '%-56s %10s\n' "$REGISTRY/$name:$TAG" \

@@ -14,7 +14,9 @@ published on 127.0.0.1 only and reached there.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 import tomllib
 import uuid
 from collections.abc import Iterator
@@ -125,14 +127,14 @@ def test_help_exits_0(image: Image) -> None:
 
 
 @pytest.mark.parametrize("image", IMAGES, ids=lambda i: i.name)
-def test_bad_config_exits_2_with_the_reason(image: Image, tmp_path: Path) -> None:
+def test_bad_config_exits_2_with_the_reason(image: Image, shared_dir: Path) -> None:
     if image.is_broker:
         # The broker takes its configuration as arguments.
         result = run("run", "--rm", "--network", "none", image.ref, "--fsync", "sometimes")
         assert result.returncode == 2, result.stderr
         assert "argument --fsync: invalid choice: 'sometimes'" in result.stderr
         return
-    config = _config_dir(tmp_path, image)
+    config = _config_dir(shared_dir / f"bad-{image.short}", image)
     bad = (config / "connector.toml").read_text() + '\n[processing]\nmetrics_port = "not-a-port"\n'
     (config / "connector.toml").write_text(bad)
     result = run("run", "--rm", "--network", "none", "-v", f"{config}:/etc/danube-connector:ro", image.ref)
@@ -142,19 +144,31 @@ def test_bad_config_exits_2_with_the_reason(image: Image, tmp_path: Path) -> Non
 
 
 @pytest.fixture(scope="module")
-def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def shared_dir() -> Iterator[Path]:
+    """A directory the containers' user (uid 10001) can read. Not under pytest's base temp dir: that one is
+    private (0700) and another pytest session on the machine may reset its mode at any time."""
+    path = Path(tempfile.mkdtemp(prefix="danube-image-test-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def running(shared_dir: Path) -> Iterator[dict[str, str]]:
     """Every image started with a valid configuration at once (they become healthy in parallel);
     container name per image name. Everything carries a run label and is removed on every exit path."""
     run_id = f"dct-{uuid.uuid4().hex[:8]}"
     label = f"danube.test.run={run_id}"
     network = run_id
-    base = tmp_path_factory.mktemp("image-configs")
+    base = shared_dir / "valid"
     names: dict[str, str] = {}
     try:
         assert run("network", "create", "--label", label, network).returncode == 0
         common = ["run", "-d", "--label", label, "--network", network]
         mosquitto_conf = base / "mosquitto"
-        mosquitto_conf.mkdir()
+        mosquitto_conf.mkdir(parents=True)
         (mosquitto_conf / "mosquitto.conf").write_text("listener 1883 0.0.0.0\nallow_anonymous true\n")
         _readable(mosquitto_conf)
         helpers = [
@@ -256,12 +270,6 @@ def _readable(path: Path) -> None:
     path.chmod(0o755)
     for child in path.iterdir():
         child.chmod(0o644)
-    # pytest's base temp dir is private to its user (0700): the container user must traverse it.
-    for parent in path.parents:
-        if parent == Path("/") or parent == Path("/tmp"):
-            break
-        if parent.stat().st_uid == os.getuid():
-            parent.chmod(parent.stat().st_mode | 0o711)
 
 
 def _host_port(container: str, port: int) -> int:

@@ -73,3 +73,19 @@ def test_image_conventions(image) -> None:  # type: ignore[no-untyped-def]
     assert entrypoint == [image.name], "the entry point is the member's console script"
     if image.templated:
         assert "CONNECTOR_CONFIG_PATH=/etc/danube-connector/connector.toml" in text
+
+
+@pytest.mark.parametrize("image", PRESENT, ids=lambda i: i.name)
+def test_image_builds_from_local_bases(image) -> None:  # type: ignore[no-untyped-def]
+    """Production defaults are the official images; a machine without a registry passes its own bases as
+    build arguments (scripts/images.sh), so nothing may tie the file to one base or pull anything else."""
+    text = image.dockerfile.read_text()
+    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim-bookworm$", text, re.M)
+    assert re.search(r"^ARG UV_IMAGE=ghcr\.io/astral-sh/uv:\S+$", text, re.M)
+    assert not re.search(r"^#\s*syntax\s*=", text, re.M | re.I), "a syntax line pulls a frontend"
+    assert "UV_PYTHON=" not in text, "the interpreter comes from the base's PATH, not a hard-wired path"
+    froms = re.findall(r"^FROM\s+(\S+)", text, re.M)
+    assert set(froms) <= {"${UV_IMAGE}", "${PYTHON_IMAGE}"}, f"stages from build args only: {froms}"
+    # The package index CA: a secret mounted for the install step only, never copied into a layer.
+    assert "--mount=type=secret,id=ca-bundle" in text
+    assert not re.search(r"^(COPY|ADD)\s.*(\.crt|\.pem|ca-bundle)", text, re.M | re.I)
