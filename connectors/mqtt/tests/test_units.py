@@ -49,7 +49,8 @@ def test_a_topic_matches_itself_hash_and_plus_per_level(levels: list[str]) -> No
 
 def test_payload_auto_json_then_text_then_bytes() -> None:
     attrs = mqtt_attributes("t/1", 1, False)
-    assert build_record("/iot/x", "auto", "t/1", b'{"a": 1}', attrs).payload == {"a": 1}
+    json_record = build_record("/iot/x", "auto", "t/1", b'{"a": 1.50}', attrs)
+    assert (json_record.kind, json_record.payload) == ("bytes", b'{"a": 1.50}')  # as received
     text = build_record("/iot/x", "auto", "t/1", b"on", attrs)
     assert (text.kind, text.payload) == ("string", "on")
     raw = build_record("/iot/x", "auto", "t/1", b"\xff\x00", attrs)
@@ -58,7 +59,10 @@ def test_payload_auto_json_then_text_then_bytes() -> None:
 
 
 def test_payload_formats_and_schema_types() -> None:
-    assert read_format("json_schema", "string") == "json"
+    assert read_format("json_schema", "string") == "json_schema"
+    assert read_format("avro", "auto") == "json_schema"
+    assert read_format("number", "auto") == "number"
+    assert build_record("/iot/x", "number", "t", b"1.50", {}).payload == 1.5
     assert read_format("string", "auto") == "string"
     assert read_format("bytes", "json") == "bytes"
     assert read_format(None, "string") == "string"

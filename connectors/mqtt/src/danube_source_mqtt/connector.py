@@ -75,8 +75,9 @@ class MqttSource(SourceConnector):
             raise ConfigError(
                 f"cannot load TLS files: {exc}", file=config.source_file, key="mqtt.tls"
             ) from None
+        router = Router(routes)
         self.intake = Intake(
-            Router(routes),
+            router,
             retry=config.retry,
             tolerance=config.errors.tolerance,
             dead_letter_topic=config.dead_letter_topic,
@@ -84,7 +85,7 @@ class MqttSource(SourceConnector):
             max_pending=s.max_pending_messages,
         )
         client_id = s.client_id or config.connector_name
-        self.session = MqttSession(s, client_id, self.intake, tls)
+        self.session = MqttSession(s, client_id, self.intake, tls, router.identifiers)
         self.session.start()
         # Wait for the first attempt so /ready is right from the start; an unreachable broker is not an
         # error here (the session keeps retrying), refused credentials are.

@@ -132,7 +132,15 @@ class Intake:
             if ticket is not None:
                 sequencer.done(ticket)
             return
-        route = self._router.route(topic)
+        properties = getattr(message, "properties", None)
+        identifiers = getattr(properties, "SubscriptionIdentifier", None) if properties else None
+        route, duplicate = self._router.route_copy(topic, identifiers)
+        if duplicate:
+            # Another copy of this message (sent for the winning mapping's subscription) is published;
+            # this one is only acknowledged, in its place in the ack order.
+            if ticket is not None:
+                sequencer.done(ticket)
+            return
         if route is None:
             # A subscription left in a persistent session by an earlier configuration, or an overlap.
             if topic not in self._unmapped_warned and len(self._unmapped_warned) < 1000:

@@ -36,12 +36,20 @@ class MqttSession:
         client_id: str,
         intake: Intake,
         tls: ssl.SSLContext | None,
+        identifiers: list[int] | None = None,
     ) -> None:
         self._settings = settings
         self._client_id = client_id
         self._intake = intake
         self._tls = tls
-        self._subscriptions = [Subscription(m.mqtt_topic, m.qos) for m in settings.topic_mappings]
+        # MQTT 5: each mapping subscribes with its own subscription identifier (see router.py).
+        idents: list[int | None] = [None] * len(settings.topic_mappings)
+        if identifiers:
+            idents = list(identifiers)
+        self._subscriptions = [
+            Subscription(m.mqtt_topic, m.qos, ident)
+            for m, ident in zip(settings.topic_mappings, idents, strict=True)
+        ]
         self._connection: MqttConnection | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
