@@ -29,6 +29,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from danube_source_mqtt.paho_client import ManualAckClient
 from danube_source_mqtt.settings import MqttSettings
+from danube_source_mqtt.tls_errors import tls_refusal
 
 __all__ = ["ConnectFailed", "ConnectionClosed", "MqttConnection", "build_tls_context"]
 
@@ -154,9 +155,18 @@ class MqttConnection:
             ) from None
         except (OSError, ssl.SSLError, ValueError) as exc:
             self.abort()
+            refused = tls_refusal(exc, s)
+            if refused is not None:
+                raise refused from None
             raise ConnectFailed(f"cannot connect to {s.broker_host}:{s.broker_port}: {exc}") from None
         except ConnectionClosed as exc:
             self.abort()
+            # A broker refusing (or missing) the client certificate closes the connection after the
+            # handshake: the TLS alert is what the read got.
+            tls_error = self._client.tls_error
+            refused = tls_refusal(tls_error, s) if tls_error is not None else None
+            if refused is not None:
+                raise refused from None
             raise ConnectFailed(str(exc)) from None
         if code.is_failure:
             self.abort()

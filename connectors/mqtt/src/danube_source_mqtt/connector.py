@@ -29,6 +29,7 @@ from danube_source_mqtt.payload import read_format
 from danube_source_mqtt.router import Route, Router
 from danube_source_mqtt.session import MqttSession
 from danube_source_mqtt.settings import MqttSettings
+from danube_source_mqtt.tls_errors import TlsRefused
 
 __all__ = ["MqttSource", "main"]
 
@@ -91,8 +92,13 @@ class MqttSource(SourceConnector):
         # error here (the session keeps retrying), refused credentials are.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.session.first_attempt.wait(), s.connect_timeout_s + 1)
-        if self.session.fatal is not None:
-            raise Fatal(str(self.session.fatal))
+        fatal = self.session.fatal
+        if isinstance(fatal, TlsRefused):
+            # A certificate problem on the first connection: the configuration (or the broker's
+            # certificate) must change; restarting cannot help (exit 2).
+            raise ConfigError(str(fatal), file=config.source_file, key=fatal.key)
+        if fatal is not None:
+            raise Fatal(str(fatal))
 
     async def producer_configs(self) -> list[ProducerConfig]:
         return list(self._producers)
