@@ -112,8 +112,9 @@ class MqttConnection:
         self._reading = False
         self._paused = False
         #: While waiting for SUBACK the socket is read even when intake is paused: the SUBACK sits behind
-        #: the messages a resumed session delivers at once, and the broker's in-flight window (MQTT 5
-        #: Receive Maximum = max_pending_messages; mosquitto's max_inflight_messages for 3.1.1) bounds them.
+        #: the messages a resumed session delivers at once (bounded for QoS 1/2 by the broker's in-flight
+        #: window; MQTT 5: Receive Maximum = max_pending_messages). Pausing here would never read the
+        #: SUBACK: the attempt timed out after connect_timeout_s and the connection was dropped.
         self._subscribing = False
         self.subscription_identifiers_available = True
         self._misc: asyncio.Task[None] | None = None

@@ -6,6 +6,8 @@ Guarantees, with the invariants of ARCHITECTURE.md:
   publish (or, for a message that can never be published, its dead-letter record). Acks go out in
   arrival order (:class:`~danube_source_mqtt.ack_sequencer.AckSequencer`). A message whose publish
   failed for good is never acknowledged: the broker redelivers it (persistent session) after a restart.
+- Once per message: a copy sent only for another mapping's subscription (overlapping MQTT 5 filters,
+  see router.py) is acknowledged in its place in the ack order and not published.
 - Ordering: for a mapping with one partition, messages of one MQTT topic are published one after the
   other (a lane per MQTT topic); different MQTT topics and partitioned mappings publish concurrently.
 - Invariant 3: at most ``max_pending_messages`` messages are between MQTT and Danube; at that number the

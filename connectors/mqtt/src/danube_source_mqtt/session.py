@@ -2,6 +2,8 @@
 
 Every (re)connection subscribes to all mapped filters again, whatever the broker says about a resumed
 session: a clean session has lost them, and a changed configuration may have added some. With MQTT 5
+each mapping's subscription carries its subscription identifier (see router.py), so a copy of a message
+says which subscription it was sent for. With MQTT 5
 retained messages are not re-sent for subscriptions that already exist (retain handling 1); with 3.1.1 a
 resubscribe makes the broker send retained messages again (they carry ``mqtt.retain = true``).
 
