@@ -1,9 +1,11 @@
 """Fault injection with real processes: the connector (``danube-connect run mqtt``) as a subprocess,
 real mosquitto, the embedded Danube broker.
 
-- SIGKILL of the connector in the middle of 1,000 QoS 1 messages on two mapped filters, then a restart
-  with the same persistent session: every message arrives on its Danube topic (exact set comparison);
-  duplicates are allowed (at-least-once), counted and reported.
+- SIGKILL of the connector in the middle of 5,000 QoS 1 messages on two mapped filters (MQTT 3.1.1 and 5),
+  then a restart with the same persistent session: every message arrives on its Danube topic (exact set
+  comparison); duplicates (at-least-once) are at most what can be in flight at the kill
+  (``max_pending_messages``), and the restarted connector connects once (its first connection does not
+  stall on a SUBACK queued behind the redelivered messages and get dropped).
 - mosquitto restarted mid-stream *without* persistence (the session and its subscriptions are gone):
   the connector reconnects, resubscribes, and the messages published after the restart arrive.
 """
@@ -19,13 +21,18 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from danube_connect_core.testing import ConnectorProcess
 from danube_source_mqtt.testing import DanubeCollector, Mosquitto, Publisher, wait_ready
 
 TOTAL = 1000
+KILL_TOTAL = 5000
+KILL_PENDING = 200
 
 
-def write_config(path: Path, url: str, mqtt_port: int, name: str) -> Path:
+def write_config(
+    path: Path, url: str, mqtt_port: int, name: str, protocol: str = "3.1.1", max_pending: int = 1000
+) -> Path:
     path.write_text(
         f"""
 danube_service_url = "{url}"
@@ -39,6 +46,8 @@ log_level = "info"
 broker_host = "127.0.0.1"
 broker_port = {mqtt_port}
 client_id = "{name}"
+protocol = "{protocol}"
+max_pending_messages = {max_pending}
 clean_session = false
 keep_alive = 5
 reconnect_min_delay_ms = 100
@@ -89,11 +98,14 @@ def received_ids(collectors: list[DanubeCollector]) -> tuple[set[tuple[str, int]
     return set(seen), duplicates
 
 
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
 async def test_sigkill_mid_stream_then_restart_loses_nothing(
-    mosquitto: Mosquitto, broker_factory: Any, tmp_path: Path
+    mosquitto: Mosquitto, broker_factory: Any, tmp_path: Path, protocol: str
 ) -> None:
     broker = await broker_factory(namespaces=("default", "iot"))
-    config = write_config(tmp_path / "mqtt.toml", broker.url, mosquitto.port, "mqtt-kill")
+    config = write_config(
+        tmp_path / "mqtt.toml", broker.url, mosquitto.port, "mqtt-kill", protocol, KILL_PENDING
+    )
     first, _ = await start_connector(config)
     collectors = [
         await DanubeCollector(broker.url, "/iot/temperature", "check").start(),
@@ -105,7 +117,7 @@ async def test_sigkill_mid_stream_then_restart_loses_nothing(
     def publish() -> None:
         # A steady stream, so the kill lands with messages in flight between MQTT and Danube.
         infos = []
-        for i in range(TOTAL):
+        for i in range(KILL_TOTAL):
             infos.append(publisher.publish(*message(i), qos=1))
             if i % 50 == 49:
                 infos[-1].wait_for_publish(30)
@@ -117,7 +129,7 @@ async def test_sigkill_mid_stream_then_restart_loses_nothing(
     try:
         sender = asyncio.create_task(asyncio.to_thread(publish))
         async with asyncio.timeout(60):
-            while sum(len(c.messages) for c in collectors) < 300:
+            while sum(len(c.messages) for c in collectors) < 1000:
                 await asyncio.sleep(0.005)
         first.signal(signal.SIGKILL)
         assert await asyncio.to_thread(first.wait, 10) == -signal.SIGKILL
@@ -125,8 +137,8 @@ async def test_sigkill_mid_stream_then_restart_loses_nothing(
         second, _ = await start_connector(config)
         await sender
         assert published.is_set()
-        want = {(expected_topic(i), i) for i in range(TOTAL)}
-        async with asyncio.timeout(90):
+        want = {(expected_topic(i), i) for i in range(KILL_TOTAL)}
+        async with asyncio.timeout(180):
             while True:
                 got, duplicates = received_ids(collectors)
                 if want <= got:
@@ -134,8 +146,15 @@ async def test_sigkill_mid_stream_then_restart_loses_nothing(
                 await asyncio.sleep(0.05)
         got, duplicates = received_ids(collectors)
         assert got == want
+        # Only what the killed process had taken and not acknowledged comes again: at most the pending
+        # bound (before the fix, the restart's first connection was dropped with its redeliveries already
+        # published: up to twice the bound).
+        assert duplicates <= KILL_PENDING, duplicates
+        connects = [line for line in second.lines if "MQTT connected to" in line]
+        assert len(connects) == 1, second.log_tail(40)
+        assert not any("MQTT connection to" in line and "lost" in line for line in second.lines)
         print(
-            f"\nSIGKILL after {before_restart} delivered: {len(got)} unique of {TOTAL}, "
+            f"\nSIGKILL after {before_restart} delivered: {len(got)} unique of {KILL_TOTAL}, "
             f"{duplicates} published twice (at-least-once), "
             f"{sum(c.redelivered for c in collectors)} Danube redeliveries to the checker ignored"
         )

@@ -49,7 +49,8 @@ def test_a_topic_matches_itself_hash_and_plus_per_level(levels: list[str]) -> No
 
 def test_payload_auto_json_then_text_then_bytes() -> None:
     attrs = mqtt_attributes("t/1", 1, False)
-    assert build_record("/iot/x", "auto", "t/1", b'{"a": 1}', attrs).payload == {"a": 1}
+    json_record = build_record("/iot/x", "auto", "t/1", b'{"a": 1.50}', attrs)
+    assert (json_record.kind, json_record.payload) == ("bytes", b'{"a": 1.50}')  # as received
     text = build_record("/iot/x", "auto", "t/1", b"on", attrs)
     assert (text.kind, text.payload) == ("string", "on")
     raw = build_record("/iot/x", "auto", "t/1", b"\xff\x00", attrs)
@@ -58,7 +59,10 @@ def test_payload_auto_json_then_text_then_bytes() -> None:
 
 
 def test_payload_formats_and_schema_types() -> None:
-    assert read_format("json_schema", "string") == "json"
+    assert read_format("json_schema", "string") == "json_schema"
+    assert read_format("avro", "auto") == "json_schema"
+    assert read_format("number", "auto") == "number"
+    assert build_record("/iot/x", "number", "t", b"1.50", {}).payload == 1.5
     assert read_format("string", "auto") == "string"
     assert read_format("bytes", "json") == "bytes"
     assert read_format(None, "string") == "string"
@@ -79,3 +83,38 @@ def test_acks_go_out_in_arrival_order() -> None:
     assert sent == [1, 2, 3]
     seq.done(tickets[3])
     assert sent == [1, 2, 3, 4] and seq.waiting == 0
+
+
+def test_a_copy_is_published_only_for_the_winning_subscription() -> None:
+    from danube_source_mqtt.router import Route, Router, subscription_identifiers
+    from danube_source_mqtt.settings import TopicMapping
+
+    mappings = [
+        TopicMapping(mqtt_topic="raw/#", danube_topic="/iot/raw"),
+        TopicMapping(mqtt_topic="#", danube_topic="/iot/all"),
+    ]
+    router = Router([Route(m, m.topic_filter, "auto") for m in mappings])
+    raw_id, all_id = router.identifiers
+    assert router.route_copy("raw/x", [raw_id]) == (router.routes[0], False)
+    assert router.route_copy("raw/x", [all_id]) == (None, True)  # the copy for "#": ack only
+    assert router.route_copy("raw/x", [all_id, raw_id]) == (router.routes[0], False)  # one copy for both
+    assert router.route_copy("other/y", [all_id]) == (router.routes[1], False)
+    # No identifier (3.1.1) or only another configuration's: routed by topic, never dropped.
+    assert router.route_copy("raw/x", None) == (router.routes[0], False)
+    stale = subscription_identifiers(["#", "raw/#"])
+    assert not set(stale) & set(router.identifiers)
+    assert router.route_copy("raw/x", [stale[0]]) == (router.routes[0], False)
+    assert router.route_copy("nothing", None) == (router.routes[1], False)
+    assert all(1 <= i <= 268_435_455 for i in router.identifiers)
+
+
+def test_repeated_user_properties_keep_every_value() -> None:
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    props.UserProperty = [("k", "1"), ("one", "x"), ("k", "2")]
+    attrs = mqtt_attributes("t", 1, False, props)
+    assert attrs["mqtt.user.k"] == '["1","2"]'
+    assert attrs["mqtt.user.one"] == "x"
+    assert attrs["mqtt.user_properties"] == '[["k","1"],["one","x"],["k","2"]]'

@@ -29,6 +29,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from danube_source_mqtt.paho_client import ManualAckClient
 from danube_source_mqtt.settings import MqttSettings
+from danube_source_mqtt.tls_errors import tls_refusal
 
 __all__ = ["ConnectFailed", "ConnectionClosed", "MqttConnection", "build_tls_context"]
 
@@ -51,6 +52,8 @@ class ConnectionClosed(Exception):
 class Subscription:
     filter: str
     qos: int
+    #: MQTT 5 subscription identifier (one per mapping, see router.py); None: none sent.
+    identifier: int | None = None
 
 
 def build_tls_context(settings: MqttSettings) -> ssl.SSLContext | None:
@@ -108,6 +111,12 @@ class MqttConnection:
         self._sock: Any = None
         self._reading = False
         self._paused = False
+        #: While waiting for SUBACK the socket is read even when intake is paused: the SUBACK sits behind
+        #: the messages a resumed session delivers at once (bounded for QoS 1/2 by the broker's in-flight
+        #: window; MQTT 5: Receive Maximum = max_pending_messages). Pausing here would never read the
+        #: SUBACK: the attempt timed out after connect_timeout_s and the connection was dropped.
+        self._subscribing = False
+        self.subscription_identifiers_available = True
         self._misc: asyncio.Task[None] | None = None
         self.session_present = False
 
@@ -147,9 +156,18 @@ class MqttConnection:
             ) from None
         except (OSError, ssl.SSLError, ValueError) as exc:
             self.abort()
+            refused = tls_refusal(exc, s)
+            if refused is not None:
+                raise refused from None
             raise ConnectFailed(f"cannot connect to {s.broker_host}:{s.broker_port}: {exc}") from None
         except ConnectionClosed as exc:
             self.abort()
+            # A broker refusing (or missing) the client certificate closes the connection after the
+            # handshake: the TLS alert is what the read got.
+            tls_error = self._client.tls_error
+            refused = tls_refusal(tls_error, s) if tls_error is not None else None
+            if refused is not None:
+                raise refused from None
             raise ConnectFailed(str(exc)) from None
         if code.is_failure:
             self.abort()
@@ -162,28 +180,53 @@ class MqttConnection:
         return session_present
 
     async def subscribe(self, subscriptions: list[Subscription]) -> None:
-        """Subscribe to every filter in one SUBSCRIBE; Fatal when the broker refuses one of them."""
-        if self.v5:
-            # retainHandling=1: retained messages only for a new subscription, not again on a resubscribe.
-            topics: Any = [
-                (sub.filter, SubscribeOptions(qos=sub.qos, retainHandling=1)) for sub in subscriptions
-            ]
+        """Subscribe to every filter; Fatal when the broker refuses one of them.
+
+        MQTT 5 with subscription identifiers (and a broker that supports them): one SUBSCRIBE per filter,
+        each with its identifier (a SUBSCRIBE carries at most one). Otherwise one SUBSCRIBE for all. The
+        socket is read while waiting for the SUBACKs even when intake is paused (see ``_subscribing``).
+        """
+        packets: list[tuple[list[Subscription], Properties | None]]
+        with_ids = self.v5 and self.subscription_identifiers_available
+        if with_ids and all(sub.identifier is not None for sub in subscriptions):
+            packets = []
+            for sub in subscriptions:
+                sub_props = Properties(PacketTypes.SUBSCRIBE)  # type: ignore[no-untyped-call]
+                sub_props.SubscriptionIdentifier = sub.identifier
+                packets.append(([sub], sub_props))
         else:
-            topics = [(sub.filter, sub.qos) for sub in subscriptions]
-        rc, mid = self._client.subscribe(topics)
-        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
-            raise ConnectFailed(f"subscribe failed: {mqtt.error_string(rc)}")
-        waiter: asyncio.Future[list[ReasonCode]] = self._loop.create_future()
-        self._suback[mid] = waiter
-        async with asyncio.timeout(self._settings.connect_timeout_s):
-            await asyncio.wait([waiter, self._closed], return_when=asyncio.FIRST_COMPLETED)  # type: ignore[type-var]
-        if not waiter.done():
-            raise ConnectFailed(f"connection closed while subscribing: {self._closed.result()}")
-        for sub, code in zip(subscriptions, waiter.result(), strict=False):
-            if code.is_failure:
-                raise Fatal(f"the broker refused the subscription {sub.filter!r}: {code.getName()}")
-            if code.value < sub.qos:
-                log.warning("subscription %r granted QoS %d (asked %d)", sub.filter, code.value, sub.qos)
+            packets = [(subscriptions, None)]
+        waiters: list[tuple[list[Subscription], asyncio.Future[list[ReasonCode]]]] = []
+        for subs, props in packets:
+            if self.v5:
+                # retainHandling=1: retained messages only for a new subscription, not on a resubscribe.
+                topics: Any = [(s.filter, SubscribeOptions(qos=s.qos, retainHandling=1)) for s in subs]
+            else:
+                topics = [(s.filter, s.qos) for s in subs]
+            rc, mid = self._client.subscribe(topics, properties=props)
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
+                raise ConnectFailed(f"subscribe failed: {mqtt.error_string(rc)}")
+            waiter: asyncio.Future[list[ReasonCode]] = self._loop.create_future()
+            self._suback[mid] = waiter
+            waiters.append((subs, waiter))
+        self._subscribing = True
+        self._start_reader()
+        try:
+            async with asyncio.timeout(self._settings.connect_timeout_s):
+                for _, waiter in waiters:
+                    await asyncio.wait([waiter, self._closed], return_when=asyncio.FIRST_COMPLETED)  # type: ignore[type-var]
+                    if not waiter.done():
+                        raise ConnectFailed(f"connection closed while subscribing: {self._closed.result()}")
+        finally:
+            self._subscribing = False
+            if self._paused:
+                self.pause_reading()
+        for subs, waiter in waiters:
+            for sub, code in zip(subs, waiter.result(), strict=False):
+                if code.is_failure:
+                    raise Fatal(f"the broker refused the subscription {sub.filter!r}: {code.getName()}")
+                if code.value < sub.qos:
+                    log.warning("subscription %r granted QoS %d (asked %d)", sub.filter, code.value, sub.qos)
 
     async def wait_closed(self) -> str:
         """Wait until the connection is lost; returns the reason."""
@@ -239,12 +282,15 @@ class MqttConnection:
     def pause_reading(self) -> None:
         """Stop reading from the socket (the broker's messages wait in its queue / the TCP window)."""
         self._paused = True
-        if self._reading and self._sock is not None:
+        if self._reading and self._sock is not None and not self._subscribing:
             self._loop.remove_reader(self._sock)
             self._reading = False
 
     def resume_reading(self) -> None:
         self._paused = False
+        self._start_reader()
+
+    def _start_reader(self) -> None:
         if not self._reading and self._sock is not None and not self.closed:
             self._loop.add_reader(self._sock, self._readable)
             self._reading = True
@@ -288,7 +334,7 @@ class MqttConnection:
 
     def _readable(self) -> None:
         try:
-            while not self._paused and self._sock is not None:
+            while (not self._paused or self._subscribing) and self._sock is not None:
                 self._client.loop_read()
                 pending = getattr(self._sock, "pending", None)
                 if pending is None or pending() == 0:
@@ -311,6 +357,8 @@ class MqttConnection:
 
     def _handle_connect(self, client: mqtt.Client, userdata: Any, flags: Any, code: Any, props: Any) -> None:
         def done() -> None:
+            if props is not None and getattr(props, "SubscriptionIdentifierAvailable", 1) == 0:
+                self.subscription_identifiers_available = False
             if not self._connack.done():
                 self._connack.set_result((code, bool(flags.session_present)))
 

@@ -29,6 +29,7 @@ from danube_source_mqtt.payload import read_format
 from danube_source_mqtt.router import Route, Router
 from danube_source_mqtt.session import MqttSession
 from danube_source_mqtt.settings import MqttSettings
+from danube_source_mqtt.tls_errors import TlsRefused
 
 __all__ = ["MqttSource", "main"]
 
@@ -75,8 +76,9 @@ class MqttSource(SourceConnector):
             raise ConfigError(
                 f"cannot load TLS files: {exc}", file=config.source_file, key="mqtt.tls"
             ) from None
+        router = Router(routes)
         self.intake = Intake(
-            Router(routes),
+            router,
             retry=config.retry,
             tolerance=config.errors.tolerance,
             dead_letter_topic=config.dead_letter_topic,
@@ -84,14 +86,19 @@ class MqttSource(SourceConnector):
             max_pending=s.max_pending_messages,
         )
         client_id = s.client_id or config.connector_name
-        self.session = MqttSession(s, client_id, self.intake, tls)
+        self.session = MqttSession(s, client_id, self.intake, tls, router.identifiers)
         self.session.start()
         # Wait for the first attempt so /ready is right from the start; an unreachable broker is not an
         # error here (the session keeps retrying), refused credentials are.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.session.first_attempt.wait(), s.connect_timeout_s + 1)
-        if self.session.fatal is not None:
-            raise Fatal(str(self.session.fatal))
+        fatal = self.session.fatal
+        if isinstance(fatal, TlsRefused):
+            # A certificate problem on the first connection: the configuration (or the broker's
+            # certificate) must change; restarting cannot help (exit 2).
+            raise ConfigError(str(fatal), file=config.source_file, key=fatal.key)
+        if fatal is not None:
+            raise Fatal(str(fatal))
 
     async def producer_configs(self) -> list[ProducerConfig]:
         return list(self._producers)

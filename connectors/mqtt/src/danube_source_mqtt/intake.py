@@ -6,10 +6,14 @@ Guarantees, with the invariants of ARCHITECTURE.md:
   publish (or, for a message that can never be published, its dead-letter record). Acks go out in
   arrival order (:class:`~danube_source_mqtt.ack_sequencer.AckSequencer`). A message whose publish
   failed for good is never acknowledged: the broker redelivers it (persistent session) after a restart.
+- Once per message: a copy sent only for another mapping's subscription (overlapping MQTT 5 filters,
+  see router.py) is acknowledged in its place in the ack order and not published.
 - Ordering: for a mapping with one partition, messages of one MQTT topic are published one after the
   other (a lane per MQTT topic); different MQTT topics and partitioned mappings publish concurrently.
-- Invariant 3: at most ``max_pending_messages`` messages are between MQTT and Danube; at that number the
-  connection stops reading from its socket, and resumes at half of it.
+- Invariant 3: at most ``max_pending_messages`` messages are between MQTT and Danube, and at most that
+  many QoS 1/2 messages are unacknowledged (a message already in Danube may wait for an earlier one's
+  ack): at that number the connection stops reading from its socket, and resumes at half of it. So a
+  crash leaves at most ``max_pending_messages`` messages in Danube that the broker will send again.
 - Invariants 4/5: a payload that cannot be read as its topic requires, or that its schema rejects, goes
   to the dead-letter topic with ``error.*`` attributes (``[errors] tolerance = "none"`` stops instead).
 - Danube outages: publishes are retried with ``[retry]`` backoff; when the budget is exhausted the intake
@@ -102,6 +106,8 @@ class Intake:
         """The session opened ``connection``: apply the current pause state to it."""
         self._connection = connection
         self._sequencers.setdefault(connection, AckSequencer(connection.ack))
+        if self.paused and self._held() <= self._resume_at and not self._stopping and self.fatal is None:
+            self.paused = False  # the unacknowledged messages that paused intake went with the old one
         if self.paused or self._stopping or self.fatal is not None:
             connection.pause_reading()
 
@@ -132,7 +138,15 @@ class Intake:
             if ticket is not None:
                 sequencer.done(ticket)
             return
-        route = self._router.route(topic)
+        properties = getattr(message, "properties", None)
+        identifiers = getattr(properties, "SubscriptionIdentifier", None) if properties else None
+        route, duplicate = self._router.route_copy(topic, identifiers)
+        if duplicate:
+            # Another copy of this message (sent for the winning mapping's subscription) is published;
+            # this one is only acknowledged, in its place in the ack order.
+            if ticket is not None:
+                sequencer.done(ticket)
+            return
         if route is None:
             # A subscription left in a persistent session by an earlier configuration, or an overlap.
             if topic not in self._unmapped_warned and len(self._unmapped_warned) < 1000:
@@ -146,7 +160,7 @@ class Intake:
         delivery = _Delivery(connection, sequencer, ticket, route, topic, bytes(message.payload), attributes)
         self.pending += 1
         self.peak_pending = max(self.peak_pending, self.pending)
-        if self.pending >= self.max_pending:
+        if self._held() >= self.max_pending:
             self._pause()
         if self._sender is None:
             self._backlog.append(delivery)
@@ -254,10 +268,16 @@ class Intake:
         if ack and d.ticket is not None and d.sequencer is not None:
             d.sequencer.done(d.ticket)
         self.pending -= 1
-        if self.paused and self.pending <= self._resume_at and not self._stopping and self.fatal is None:
+        if self.paused and self._held() <= self._resume_at and not self._stopping and self.fatal is None:
             self._resume()
 
     # -- flow control and failure ------------------------------------------------------------------
+
+    def _held(self) -> int:
+        """Messages not yet in Danube, or QoS 1/2 messages not yet acknowledged on the current connection
+        (MQTT 3.1.1 has no Receive Maximum: this is what bounds the duplicates after a crash)."""
+        sequencer = self._sequencers.get(self._connection) if self._connection is not None else None
+        return max(self.pending, sequencer.waiting if sequencer is not None else 0)
 
     def _pause(self) -> None:
         if not self.paused:

@@ -13,6 +13,8 @@ mosquitto exercise both.
 
 from __future__ import annotations
 
+import ssl
+
 from paho.mqtt import _packet
 from paho.mqtt import client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
@@ -32,6 +34,18 @@ class ManualAckClient(mqtt.Client):
             reconnect_on_failure=False,
             manual_ack=True,
         )
+        #: The TLS error that ended the connection while reading (paho reports it only as "connection
+        #: lost"); a broker refusing the client certificate shows up here, after the handshake.
+        self.tls_error: ssl.SSLError | None = None
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        try:
+            return super()._sock_recv(bufsize)
+        except ssl.SSLWantReadError:
+            raise
+        except ssl.SSLError as exc:
+            self.tls_error = exc
+            raise
 
     def _handle_publish(self) -> MQTTErrorCode:
         qos = (self._in_packet["command"] & 0x06) >> 1

@@ -2,6 +2,8 @@
 
 Every (re)connection subscribes to all mapped filters again, whatever the broker says about a resumed
 session: a clean session has lost them, and a changed configuration may have added some. With MQTT 5
+each mapping's subscription carries its subscription identifier (see router.py), so a copy of a message
+says which subscription it was sent for. With MQTT 5
 retained messages are not re-sent for subscriptions that already exist (retain handling 1); with 3.1.1 a
 resubscribe makes the broker send retained messages again (they carry ``mqtt.retain = true``).
 
@@ -36,12 +38,20 @@ class MqttSession:
         client_id: str,
         intake: Intake,
         tls: ssl.SSLContext | None,
+        identifiers: list[int] | None = None,
     ) -> None:
         self._settings = settings
         self._client_id = client_id
         self._intake = intake
         self._tls = tls
-        self._subscriptions = [Subscription(m.mqtt_topic, m.qos) for m in settings.topic_mappings]
+        # MQTT 5: each mapping subscribes with its own subscription identifier (see router.py).
+        idents: list[int | None] = [None] * len(settings.topic_mappings)
+        if identifiers:
+            idents = list(identifiers)
+        self._subscriptions = [
+            Subscription(m.mqtt_topic, m.qos, ident)
+            for m, ident in zip(settings.topic_mappings, idents, strict=True)
+        ]
         self._connection: MqttConnection | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
