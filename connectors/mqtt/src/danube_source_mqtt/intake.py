@@ -1,6 +1,6 @@
 """From MQTT message to Danube publish to MQTT ack: routing, ordering lanes, the pending bound, dead letters.
 
-Guarantees, with the invariants of ARCHITECTURE.md:
+Guarantees, with the invariants of docs/architecture.md:
 
 - Invariant 1: a QoS 1/2 message is acknowledged to the MQTT broker only after Danube acknowledged its
   publish (or, for a message that can never be published, its dead-letter record). Acks go out in
