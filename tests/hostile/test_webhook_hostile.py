@@ -17,6 +17,7 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs
 
 import aiohttp
 import jsonschema_rs
@@ -66,6 +67,23 @@ def is_json_media(value: str) -> bool:
     return True
 
 
+def is_form_media(value: str) -> bool:
+    """README: ``application/x-www-form-urlencoded`` (GitHub's form deliveries), whatever its parameters."""
+    return value.partition(";")[0].strip().lower() == "application/x-www-form-urlencoded"
+
+
+def form_payload(body: bytes) -> bytes | None:
+    """README: a form body holds exactly one field, ``payload=<JSON>``; None otherwise (400)."""
+    try:
+        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    values = fields.get("payload")
+    if set(fields) != {"payload"} or values is None or len(values) != 1:
+        return None
+    return values[0].encode()
+
+
 @dataclass(frozen=True)
 class Req:
     method: str
@@ -82,13 +100,17 @@ class Req:
             return 405
         if len(self.body) > LIMIT:
             return 413
-        if self.content_type is None or not is_json_media(self.content_type):
+        form = self.content_type is not None and is_form_media(self.content_type)
+        if self.content_type is None or not (form or is_json_media(self.content_type)):
             return 415
         # HTTP strips a field value's surrounding whitespace (RFC 9110 5.5): "key " is the key
         if self.api_key is None or self.api_key.strip(" \t") != API_KEY:
             return 401
+        body = form_payload(self.body) if form else self.body
+        if body is None:
+            return 400
         try:
-            value = orjson.loads(self.body)
+            value = orjson.loads(body)
         except orjson.JSONDecodeError:
             return 400
         return 200 if VALIDATOR.is_valid(value) else 422
