@@ -8,8 +8,9 @@ is stored (ARCHITECTURE.md invariant 1: callers may acknowledge upstream then). 
 the broker keeps messages in memory only and may drop them (at-most-once end to end).
 
 Failures are retried at most ``RetryPolicy.max_retries`` times with exponential backoff and jitter:
-UNAVAILABLE, DEADLINE_EXCEEDED and RESOURCE_EXHAUSTED are retried as they are; NOT_FOUND (the broker lost
-the producer, e.g. after a restart) and a CLOSE health status re-create the producer first. A retried
+DEADLINE_EXCEEDED and RESOURCE_EXHAUSTED are retried as they are; NOT_FOUND (the broker lost the producer,
+e.g. after a restart), UNAVAILABLE (the broker is gone: in a cluster its topics move to another broker) and a
+CLOSE health status re-create the producer first, looking the topic up again. A retried
 message whose first attempt reached the broker before the connection broke can be stored twice:
 delivery is at-least-once, never at-most-once, for reliable topics. When retries run out, ``send`` raises
 :class:`RetriesExhausted` and the producer stays usable: a later ``send`` tries again. Other statuses
@@ -223,7 +224,12 @@ class _PartitionProducer:
                         raise NonRetryableError(
                             f"send to {self.topic} failed: {describe_rpc_error(err)}", code=code
                         ) from err
-                    if action is Action.RECREATE and self._attachment is not None:
+                    # UNAVAILABLE re-creates too: in a Danube cluster the topic of a stopped broker moves
+                    # to a live one, and only a new lookup finds it (retrying the dead broker's channel
+                    # never succeeds). On a single broker the re-creation just waits for it to return.
+                    if (action is Action.RECREATE or code == grpc.StatusCode.UNAVAILABLE) and (
+                        self._attachment is not None
+                    ):
                         self._attachment.stale = True
                     if attempt >= self._retry.max_retries:
                         raise RetriesExhausted(
