@@ -196,9 +196,10 @@ async def test_max_unacked_messages_bounds_the_in_flight_window(target: Target) 
 async def test_concurrent_sends_are_all_delivered(target: Target, request: pytest.FixtureRequest) -> None:
     """A producer window > 1 (sources default to 64) keeps several SendMessage calls on one topic at once.
 
-    Danube 0.15.1 assigns the WAL offset and notifies live readers in two steps, so concurrent appends can
-    reach a tailing subscription out of order and some are never dispatched to it (our runs: 266-303 of
-    500 delivered with a window of 16, all 500 with a window of 1). Expected to fail there until fixed.
+    Danube 0.15.1's reliable dispatcher reads new messages from a broadcast channel; when a burst makes it
+    lag ("broadcast error: channel lagged by N" in the broker log) those messages never reach the
+    subscription (our runs: 266-303 of 500 delivered with a window of 16, all 500 with a window of 1).
+    Expected to fail there until fixed.
     """
     if not target.embedded:
         reason = "Danube 0.15.1 skips messages appended concurrently (docs/operations.md)"
