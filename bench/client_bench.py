@@ -6,7 +6,9 @@
    Goal: >= 2.5x (the window hides the one-RPC-per-message round trip).
 
 The broker runs in its own process (the real console script). Results go to bench/results/client_bench.json.
-Usage: uv run python bench/client_bench.py [--messages N]
+Usage: uv run python bench/client_bench.py [--messages N] [--broker-url URL]
+``--broker-url`` measures an already running broker (e.g. a real Danube) instead of starting the embedded
+one; its results go to bench/results/client_bench_external.json.
 """
 
 from __future__ import annotations
@@ -37,11 +39,18 @@ async def raw_stub_rate(url: str, topic: str, n: int) -> float:
     """Messages/s through the bare generated stub: CONCURRENCY workers, each one RPC at a time."""
     async with grpc.aio.insecure_channel(url.removeprefix("http://")) as channel:
         stub = pb_grpc.ProducerServiceStub(channel)  # type: ignore[no-untyped-call]
-        created = await stub.CreateProducer(
-            pb.ProducerRequest(
-                request_id=1, producer_name="raw", topic_name=topic, dispatch_strategy=pb.Reliable
-            )
+        request = pb.ProducerRequest(
+            request_id=1, producer_name="raw", topic_name=topic, dispatch_strategy=pb.Reliable
         )
+        for attempt in range(20):
+            try:
+                created = await stub.CreateProducer(request)
+                break
+            except grpc.aio.AioRpcError as err:
+                # a real Danube answers a new topic's first CreateProducer with UNAVAILABLE (redo lookup)
+                if err.code() != grpc.StatusCode.UNAVAILABLE or attempt == 19:
+                    raise
+                await asyncio.sleep(0.2)
         counter = iter(range(n))
 
         async def worker() -> None:
@@ -112,14 +121,26 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--messages", type=int, default=3000)
+    parser.add_argument("--broker-url", default=None, help="an already running broker (default: embedded)")
     args = parser.parse_args()
+    if args.broker_url:
+        results = _run_loop(run(args.broker_url, args.messages))
+    else:
+        results = _run_embedded(args.messages)
+    _report(results, args.messages, "client_bench_external.json" if args.broker_url else "client_bench.json")
+
+
+def _run_embedded(messages: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         broker = BrokerProcess(Path(tmp) / "data", args=["--fsync", "interval", "--log-level", "WARNING"])
         url = broker.start()
         try:
-            results = _run_loop(run(url, args.messages))
+            return _run_loop(run(url, messages))
         finally:
             broker.stop()
+
+
+def _report(results: dict[str, float], messages: int, file_name: str) -> None:
     print(f"raw stub            {results['raw_stub_msgs_per_s']:9.0f} msg/s  ({CONCURRENCY} in flight)")
     print(f"our producer (w=32) {results['ours_window32_msgs_per_s']:9.0f} msg/s")
     print(f"ratio ours/raw      {results['ours_vs_raw_ratio']:9.2f}   (goal >= 0.9)")
@@ -127,10 +148,10 @@ def main() -> None:
     print(f"window 32           {results['window32_msgs_per_s']:9.0f} msg/s")
     print(f"ratio w32/w1        {results['window32_vs_window1_ratio']:9.2f}   (goal >= 2.5)")
     print(f"(machine load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
-    out = result_path("client_bench.json")
+    out = result_path(file_name)
     out.parent.mkdir(exist_ok=True)
     record = {
-        "messages": args.messages,
+        "messages": messages,
         "concurrency": CONCURRENCY,
         "machine": platform.platform(),
         "load_average": os.getloadavg()[0],

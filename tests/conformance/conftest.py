@@ -9,7 +9,7 @@ Environment (see README.md in this folder):
 - ``DANUBE_CONFORMANCE_RESTART_CMD``: a shell command that stops and starts the broker (and returns once
   it was started again). Unset with an external broker: the restart cases are skipped.
 - ``DANUBE_CONFORMANCE_PEER_URLS``: comma-separated client URLs of the *other* brokers of the same cluster,
-  for the redirect cases (skipped without it; the embedded broker is a single node).
+  for the redirect cases (the embedded default starts a peer that answers lookups with Redirect to it).
 - ``DANUBE_CONFORMANCE_NAMESPACE``: an existing namespace for the suite's topics (default ``default``).
 - ``DANUBE_CONFORMANCE_ACK_TIMEOUT_S``: the broker's ack timeout (default 30, Danube's default; the
   embedded default runs with 2).
@@ -19,6 +19,7 @@ Environment (see README.md in this folder):
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,6 +59,12 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
         main.stop()
         main.start()
 
+    # The peer plays another broker of a cluster: it advertises the main broker's URL, so its lookups
+    # answer Redirect to the main broker (the redirect cases seed their topics on it: embedded brokers
+    # share no metadata, a Danube cluster's brokers do). Its own URL is its port, not the ready line's.
+    peer_port = _free_port()
+    peer = BrokerProcess(base / "peer", port=peer_port, args=(*args, "--advertised-url", main.url))
+    peer.start()
     try:
         yield Target(
             service_url=main.url,
@@ -67,10 +74,18 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
             max_unacked=EMBEDDED_MAX_UNACKED,
             embedded=True,
             restart=restart,
+            peer_urls=[f"http://127.0.0.1:{peer_port}"],
         )
     finally:
-        if main.running and main.stop() != 0:
-            main.kill()
+        for process in (peer, main):
+            if process.running and process.stop() != 0:
+                process.kill()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -191,3 +191,23 @@ async def test_max_unacked_messages_bounds_the_in_flight_window(target: Target) 
         assert await consumer.ack(held[0])
         more = await receive(consumer)
         assert more.payload not in {m.payload for m in held}
+
+
+async def test_concurrent_sends_are_all_delivered(target: Target, request: pytest.FixtureRequest) -> None:
+    """A producer window > 1 (sources default to 64) keeps several SendMessage calls on one topic at once.
+
+    Danube 0.15.1's reliable dispatcher reads new messages from a broadcast channel; when a burst makes it
+    lag ("broadcast error: channel lagged by N" in the broker log) those messages never reach the
+    subscription (our runs: 266-303 of 500 delivered with a window of 16, all 500 with a window of 1).
+    Expected to fail there until fixed.
+    """
+    if not target.embedded:
+        reason = "Danube 0.15.1 skips messages appended concurrently (docs/operations.md)"
+        request.applymarker(pytest.mark.xfail(reason=reason, strict=False))
+    topic = target.topic("window16")
+    async with target.client() as client:
+        producer = await client.create_producer(topic, "p", reliable=True, max_in_flight=16)
+        consumer = await client.subscribe(topic, "s", consumer_name="c")
+        await asyncio.gather(*(producer.send(f"c{i}".encode()) for i in range(300)))
+        received = await receive_n(consumer, 300)
+    assert sorted(m.payload for m in received) == sorted(f"c{i}".encode() for i in range(300))

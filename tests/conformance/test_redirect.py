@@ -1,4 +1,5 @@
-"""A topic owned by one broker, asked about through another (needs DANUBE_CONFORMANCE_PEER_URLS)."""
+"""A topic owned by one broker, asked about through another (DANUBE_CONFORMANCE_PEER_URLS, or the embedded
+default's peer broker)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,14 @@ def peers(target: Target) -> list[str]:
     return target.peer_urls
 
 
+async def _share_metadata(target: Target, topic: str) -> None:
+    """Embedded peers share no metadata (a Danube cluster's brokers do): make the topic known to them."""
+    if target.embedded:
+        for url in target.peer_urls:
+            async with StubClient(url) as stub:
+                await stub.create_producer(topic, "metadata")
+
+
 async def _owner(url: str, topic: str) -> str:
     async with StubClient(url) as stub:
         answer = await stub.lookup(topic)
@@ -26,6 +35,7 @@ async def test_lookup_through_another_broker_redirects_to_the_owner(target: Targ
     async with target.client() as client:
         producer = await client.create_producer(topic, "p", reliable=True)
         await producer.send(b"x")
+    await _share_metadata(target, topic)
     owner = await _owner(target.service_url, topic)
     brokers = [target.service_url, *peers]
     assert owner in brokers
@@ -47,6 +57,7 @@ async def test_our_client_through_each_broker_reaches_the_owner(target: Target, 
     topic = target.topic("redirect")
     async with target.client() as client:
         await client.create_producer(topic, "seed", reliable=True)
+    await _share_metadata(target, topic)
     owner = await _owner(target.service_url, topic)
     others = [u for u in [target.service_url, *peers] if u != owner]
     assert others

@@ -24,6 +24,10 @@ async def test_producer_follows_a_topic_to_its_new_broker(broker_factory: Any) -
     topic = "/default/moving"
     options = ClientOptions(retry=RetryPolicy(max_retries=6, base_backoff_ms=20, max_backoff_ms=200))
 
+    async with StubClient(service_url) as stub:
+        # The lookup broker knows the topic (a Danube cluster's metadata does; a missing topic is NOT_FOUND,
+        # and the client would then create it on the service URL itself).
+        await stub.create_producer(topic)
     async with DanubeClient(new_owner.url) as direct:
         # The topic must exist on the new owner before a consumer can subscribe there.
         await (await direct.create_producer(topic, "seed", reliable=True)).send(b"seed")
@@ -61,7 +65,7 @@ async def test_consumer_follows_a_topic_and_drops_acks_for_the_old_broker(broker
         await (await direct.create_producer(topic, "seed", reliable=True)).send(b"seed")
         await (await direct.subscribe(topic, "sub", consumer_name="pre")).close()
     async with StubClient(service_url) as stub:
-        await stub.create_producer(topic)  # the lookup broker knows the topic too (TopicPartitions)
+        await stub.create_producer(topic)  # the lookup broker knows the topic (lookup, TopicPartitions)
 
     async with DanubeClient(service_url, options) as client:
         producer = await client.create_producer(topic, "p", reliable=True)

@@ -117,7 +117,9 @@ class EmbeddedBroker:
         self._core = core
         core.load()
 
-        pb_grpc.add_DiscoveryServicer_to_server(DiscoveryService(core), server)  # type: ignore[no-untyped-call, unused-ignore]
+        # A broker advertising another broker's URL plays a cluster's non-owner: it answers Redirect.
+        redirect = self.url != f"http://{advertised_host}:{self.port}"
+        pb_grpc.add_DiscoveryServicer_to_server(DiscoveryService(core, redirect), server)  # type: ignore[no-untyped-call, unused-ignore]
         pb_grpc.add_ProducerServiceServicer_to_server(ProducerService(core), server)  # type: ignore[no-untyped-call, unused-ignore]
         pb_grpc.add_ConsumerServiceServicer_to_server(ConsumerService(core), server)  # type: ignore[no-untyped-call, unused-ignore]
         pb_grpc.add_HealthCheckServicer_to_server(HealthService(core), server)  # type: ignore[no-untyped-call, unused-ignore]
