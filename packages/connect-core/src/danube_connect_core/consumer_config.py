@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import uuid
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -27,6 +29,23 @@ class ConsumerConfig:
     expected_schema_subject: str | None = None
     batch_size: int | None = None
     flush_interval_ms: int | None = None
+
+    def name_for(self, connector_name: str) -> str:
+        """The consumer name to subscribe with: ``consumer_name`` when configured, else a default.
+
+        The broker takes a subscriber with a name it already knows for the same consumer reconnecting (it
+        replaces it). So the default differs per running instance for Shared, KeyShared and Failover,
+        whose point is several instances (``<connector>-<subscription>-<host>-<random>``: two replicas
+        with one name would take each other's place and receive the same messages); it stays
+        ``<connector>-<subscription>`` for Exclusive, where a restarted instance should take over from
+        the one it replaces.
+        """
+        if self.consumer_name:
+            return self.consumer_name
+        base = f"{connector_name}-{self.subscription}"
+        if self.subscription_type is SubscriptionType.EXCLUSIVE:
+            return base
+        return f"{base}-{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
 
 
 class SinkTopicMapping(BaseModel):

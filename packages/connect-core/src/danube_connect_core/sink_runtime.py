@@ -271,7 +271,7 @@ class _MappingWorker:
         from danube_connect_core.client import DanubeError, RetriesExhausted
 
         rt = self.rt
-        name = self.cc.consumer_name or f"{rt.config.connector_name}-{self.cc.subscription}"
+        name = self.cc.name_for(rt.config.connector_name)
         attempt = 0
         waiting_log = RateLimitedLog(log, per_second=1 / 30, burst=1)
         while not self.intake_stop.is_set():

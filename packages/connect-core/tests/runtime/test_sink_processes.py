@@ -383,3 +383,38 @@ async def test_validate_connect_reports_broker_and_target(broker_factory: Any, t
     assert "OK" not in done.stdout  # never "OK" and then the failure
     assert "the broker or the target is not usable" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+async def test_two_instances_of_one_sink_share_the_subscription_without_duplicates(
+    broker_factory: Any, tmp_path: Path
+) -> None:
+    """Scaling out: the same configuration started twice (only the output differs). Each instance
+    subscribes under its own default consumer name, so the broker spreads the messages over both; with one
+    shared name it took the second for the first reconnecting and delivered messages to both."""
+    broker = await broker_factory()
+    await produce(broker.url, TOPIC, [])  # creates the topic
+    outs, procs = [], []
+    for side in ("a", "b"):
+        (tmp_path / side).mkdir()
+        out = tmp_path / side / "out.jsonl"
+        outs.append(out)
+        procs.append(ConnectorProcess(FAULTY, sink_config(tmp_path / side, broker.url, "scaled-sink", out)))
+    try:
+        for proc in procs:
+            await started(proc)
+        await produce(broker.url, TOPIC, [{"id": i} for i in range(200)])
+        async with asyncio.timeout(60):
+            while sum(len(lines(out)) for out in outs) < 200:
+                for proc in procs:
+                    assert proc.proc is not None and proc.proc.poll() is None, proc.log_tail()
+                await asyncio.sleep(0.05)
+        for proc in procs:
+            proc.signal(signal.SIGTERM)
+        for proc in procs:
+            assert await asyncio.to_thread(proc.wait) == 0
+    finally:
+        for proc in procs:
+            proc.kill()
+    per_instance = [[r["payload"]["id"] for r in lines(out)] for out in outs]
+    assert all(per_instance), "both instances received messages"
+    assert sorted(per_instance[0] + per_instance[1]) == list(range(200))  # each once, none twice
