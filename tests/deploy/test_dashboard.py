@@ -3,8 +3,8 @@
 Names come from the source tree: string literals `danube_*` in packages/*/src and connectors/*/src,
 expanded the way prometheus_client names its samples (Counter `x` -> `x_total`, Histogram `x` ->
 `x_bucket`/`x_sum`/`x_count`). Until the code defines them (the core metrics module; the webhook
-connector's own `danube_webhook_*` metrics) the names come from the contract (CONNECTORS.md and the
-names agreed for the webhook), and the check switches to the code by itself when they land.
+connector's own `danube_webhook_*` metrics) the names come from the contract (docs/operations.md §7 and
+the names agreed for the webhook), and the check switches to the code by itself when they land.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from deploy_support import DEPLOY, ROOT
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "danube-connect.json"
 CORE_METRICS_MODULE = ROOT / "packages" / "connect-core" / "src" / "danube_connect_core" / "metrics.py"
 
-CORE_CONTRACT = {  # CONNECTORS.md, "Surface every connector shares"
+CORE_CONTRACT = {  # docs/operations.md §7
     "danube_connector_messages_received_total",
     "danube_connector_messages_sent_total",
     "danube_connector_errors_total",
@@ -56,7 +56,7 @@ def exported_names() -> tuple[set[str], str]:
         modes.append("core: code")
     else:
         names |= CORE_CONTRACT
-        modes.append("core: CONNECTORS.md")
+        modes.append("core: docs/operations.md")
     webhook_names = {n for n in from_code if n.startswith("danube_webhook_")}
     if webhook_names:
         names |= webhook_names

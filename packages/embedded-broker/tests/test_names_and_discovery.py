@@ -1,4 +1,4 @@
-"""Topic names, namespaces, lookup and partitions (DANUBE_WIRE.md §2 "Names and namespaces")."""
+"""Topic names, namespaces, lookup and partitions (docs/wire-contract.md §2, "Names and namespaces")."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Danube embedded broker: a single-node, Danube-compatible broker for local runs, demos and tests.
 
-Not a production replacement: production runs real Danube. See DANUBE_WIRE.md §2 and §4.
+Not a production replacement: production runs real Danube. See docs/wire-contract.md §2 and §4.
 """
 
 from danube_embedded_broker.config import BrokerConfig

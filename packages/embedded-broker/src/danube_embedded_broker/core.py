@@ -1,7 +1,8 @@
 """The broker's state and every client-visible operation, independent of gRPC plumbing.
 
 All methods run on the event loop thread and never await in the middle of a state change, so no
-locks are needed. Every refusal is a :class:`BrokerError` carrying the status code of DANUBE_WIRE.md §2.
+locks are needed. Every refusal is a :class:`BrokerError` carrying the status code of
+docs/wire-contract.md §2.
 
 A write the data dir refuses (disk full, read-only, I/O error) is a refusal too (see
 :func:`~danube_embedded_broker.errors.storage_error`): the RPC fails, nothing half-done is kept, the broker

@@ -27,7 +27,7 @@ def storage_error(action: str, exc: OSError, consequence: str = "nothing was sto
     """The status a client gets when the data dir refused a write.
 
     ENOSPC/EDQUOT -> RESOURCE_EXHAUSTED, anything else (EROFS, EIO, EACCES ...) -> UNAVAILABLE: both are
-    retried by clients (DANUBE_WIRE.md §2), and both clear without a broker restart once the disk has
+    retried by clients (docs/wire-contract.md §2), and both clear without a broker restart once the disk has
     space or is writable again. The message names the failing file and what the failure means for the
     request, e.g. ``cannot store the message for /default/t: No space left on device
     (/data/topics/default/t/log.dat); nothing was stored``.

@@ -1,6 +1,6 @@
 """Our async Danube client (grpc.aio), wire-compatible with Danube brokers and the embedded broker.
 
-See DANUBE_WIRE.md §3 for why it exists. Entry point: :class:`DanubeClient`.
+See docs/wire-contract.md §3 for why it exists. Entry point: :class:`DanubeClient`.
 """
 
 from .client import DanubeClient

@@ -1,4 +1,4 @@
-"""Per-RPC metadata: the JWT bearer token and the proxy routing header (DANUBE_WIRE.md §1)."""
+"""Per-RPC metadata: the JWT bearer token and the proxy routing header (docs/wire-contract.md §1)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ class MetadataProvider:
 
     A static (or absent) token is rendered once; a callable token is called before every RPC (sync or
     async), so a rotating token is always fresh. The token never appears in logs or error messages
-    (ARCHITECTURE.md invariant 7).
+    (invariant 7, docs/architecture.md).
     """
 
     __slots__ = ("_source", "_static")

@@ -5,7 +5,7 @@ Delivery semantics
 On a reliable topic the broker delivers each message at least once: a message is redelivered when it is
 not acknowledged within the broker's ack timeout, when it is nacked, or when the consumer goes away before
 acking it (including across a broker restart). So acknowledge a message only after its effect is durable
-(ARCHITECTURE.md invariant 1) and make the effect idempotent, keyed by (partition_topic, offset) (invariant
+(invariant 1) and make the effect idempotent, keyed by (partition_topic, offset) (invariant
 2). A lost ack is harmless: the broker redelivers. :meth:`Consumer.ack` therefore never raises for broker
 trouble; it retries transient failures a bounded number of times and reports the outcome as a bool.
 On a non-reliable topic delivery is at-most-once and acks are ignored by the broker.
@@ -18,7 +18,7 @@ second at most.
 
 Backpressure: received messages go through one bounded queue (``queue_size``). When the application stops
 calling :meth:`receive`, the stream readers stop reading, gRPC flow control stops the broker, and memory
-stays bounded (ARCHITECTURE.md invariant 3). The broker also caps unacked messages per subscription.
+stays bounded (invariant 3). The broker also caps unacked messages per subscription.
 """
 
 from __future__ import annotations

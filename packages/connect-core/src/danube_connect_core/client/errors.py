@@ -1,4 +1,4 @@
-"""Client errors and the classification of gRPC status codes (DANUBE_WIRE.md §2, "Status codes").
+"""Client errors and the classification of gRPC status codes (docs/wire-contract.md §2, "Status codes").
 
 Every failure the client raises is a :class:`DanubeError`:
 
@@ -75,7 +75,7 @@ NON_RETRYABLE_CODES = frozenset(
 
 
 def classify(code: grpc.StatusCode) -> Action:
-    """Map a gRPC status to the action DANUBE_WIRE.md §2 prescribes.
+    """Map a gRPC status to the action docs/wire-contract.md §2 prescribes.
 
     Codes the contract does not name (UNKNOWN, INTERNAL, UNIMPLEMENTED, ...) fail at once: a retry loop on
     an unexplained error only hides it.

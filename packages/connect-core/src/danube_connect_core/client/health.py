@@ -1,4 +1,4 @@
-"""HealthCheck polling shared by producers and consumers (DANUBE_WIRE.md §2: CLOSE means re-create)."""
+"""HealthCheck polling shared by producers and consumers (docs/wire-contract.md §2: CLOSE means re-create)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Topic lookup and partition discovery (Discovery service, DANUBE_WIRE.md §1-§2)."""
+"""Topic lookup and partition discovery (Discovery service, docs/wire-contract.md §1-§2)."""
 
 from __future__ import annotations
 

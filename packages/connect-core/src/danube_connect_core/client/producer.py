@@ -4,7 +4,7 @@ Delivery semantics
 ------------------
 :meth:`Producer.send` returns only after the broker acknowledged the message. On a *reliable* producer the
 broker acknowledges after appending to its durable log, so a returned :class:`MessageId` means the message
-is stored (ARCHITECTURE.md invariant 1: callers may acknowledge upstream then). On a non-reliable producer
+is stored (invariant 1: callers may acknowledge upstream then). On a non-reliable producer
 the broker keeps messages in memory only and may drop them (at-most-once end to end).
 
 Failures are retried at most ``RetryPolicy.max_retries`` times with exponential backoff and jitter:

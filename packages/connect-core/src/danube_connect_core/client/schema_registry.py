@@ -1,4 +1,4 @@
-"""Client of the broker's SchemaRegistry service (package ``danube_schema``, DANUBE_WIRE.md §1-§2)."""
+"""Client of the broker's SchemaRegistry service (package ``danube_schema``, docs/wire-contract.md §1-§2)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ Status codes (``SchemaRegistryError.code``), with the real broker v0.15 behaviou
   registration and INVALID_ARGUMENT for bad modes/policies);
 * UpdateTopicValidationPolicy on a topic without a schema subject -> FAILED_PRECONDITION (as the real broker).
 
-Per-topic configuration: default policy ``warn`` with payload validation off (DANUBE_WIRE.md). A
+Per-topic configuration: default policy ``warn`` with payload validation off (docs/wire-contract.md §2). A
 configuration set on ``/ns/t`` applies to its partitions ``/ns/t-part-N`` unless a partition has its own.
 """
 
