@@ -105,6 +105,11 @@ def _wal2json_has_number_strings(caplog: pytest.LogCaptureFixture) -> bool:
             " ALTER TABLE events REPLICA IDENTITY NOTHING",
             "NOTHING",
         ),
+        (
+            "CREATE TABLE events (id int NOT NULL, body text); CREATE UNIQUE INDEX events_id ON events (id);"
+            " ALTER TABLE events REPLICA IDENTITY USING INDEX events_id; DROP INDEX events_id",
+            "no longer exists",
+        ),
     ],
 )
 async def test_a_table_without_usable_replica_identity_is_refused_and_the_application_keeps_writing(

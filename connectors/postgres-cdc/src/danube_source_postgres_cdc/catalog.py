@@ -19,6 +19,9 @@ class TableInfo:
     columns: tuple[tuple[str, int], ...]
     primary_key: tuple[str, ...]
     replica_identity: str  # d default, f full, i index, n nothing
+    #: REPLICA IDENTITY USING INDEX names an index that still exists (dropping it leaves ``i`` behind,
+    #: which then logs nothing).
+    has_identity_index: bool = False
 
     @property
     def qualified(self) -> str:
@@ -72,7 +75,8 @@ SELECT c.oid, c.relreplident::text AS ident,
        array(SELECT a.attname::text FROM pg_index i
              JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n) ON true
              JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
-             WHERE i.indrelid = c.oid AND i.indisprimary ORDER BY k.n) AS pk
+             WHERE i.indrelid = c.oid AND i.indisprimary ORDER BY k.n) AS pk,
+       EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident) AS ident_index
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')
 """
@@ -89,6 +93,7 @@ async def load_table(conn: Any, schema: str, name: str) -> TableInfo | None:
         columns=tuple(zip(row["names"], row["types"], strict=True)),
         primary_key=tuple(row["pk"]),
         replica_identity=row["ident"],
+        has_identity_index=row["ident_index"],
     )
 
 

@@ -557,6 +557,8 @@ def _check_replica_identity(info: TableInfo, s: PostgresSettings, file: Any, key
         why = "its REPLICA IDENTITY is NOTHING"
     elif info.replica_identity == "d" and not info.primary_key:
         why = "it has no primary key (REPLICA IDENTITY DEFAULT uses the primary key)"
+    elif info.replica_identity == "i" and not info.has_identity_index:
+        why = "the index of its REPLICA IDENTITY USING INDEX no longer exists"
     else:
         return
     consequence = (
