@@ -34,16 +34,17 @@ class ConsumerConfig:
         """The consumer name to subscribe with: ``consumer_name`` when configured, else a default.
 
         The broker takes a subscriber with a name it already knows for the same consumer reconnecting (it
-        replaces it). So the default differs per running instance for Shared, KeyShared and Failover,
-        whose point is several instances (``<connector>-<subscription>-<host>-<random>``: two replicas
-        with one name would take each other's place and receive the same messages); it stays
-        ``<connector>-<subscription>`` for Exclusive, where a restarted instance should take over from
-        the one it replaces.
+        replaces it). Shared and KeyShared exist to spread messages over several instances, so there the
+        default differs per running instance (``<connector>-<subscription>-<host>-<random>``: two replicas
+        with one name would take each other's place and both receive the same messages). Exclusive and
+        Failover keep one writer: their default stays ``<connector>-<subscription>``, so a restarted
+        instance takes over from the one it replaces at once (Danube 0.15.1 never promotes a Failover
+        standby, so a new name would wait forever behind a dead consumer).
         """
         if self.consumer_name:
             return self.consumer_name
         base = f"{connector_name}-{self.subscription}"
-        if self.subscription_type is SubscriptionType.EXCLUSIVE:
+        if self.subscription_type in (SubscriptionType.EXCLUSIVE, SubscriptionType.FAILOVER):
             return base
         return f"{base}-{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
 
