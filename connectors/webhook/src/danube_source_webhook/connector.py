@@ -100,6 +100,11 @@ class WebhookSource(SourceConnector):
                 max_body_bytes=settings.max_body_bytes,
                 request_timeout_s=settings.request_timeout_ms / 1000,
                 explainer=_explainer(config, es.danube_topic, i),
+                idempotency_pointer=(
+                    compile_pointer(pointer)
+                    if es.idempotency is not None and (pointer := es.idempotency.body_pointer) is not None
+                    else None
+                ),
             )
         self.server = WebhookServer(
             endpoints,

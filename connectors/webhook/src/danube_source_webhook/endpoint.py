@@ -48,7 +48,7 @@ from danube_source_webhook.body import (
 )
 from danube_source_webhook.errors import WebhookError
 from danube_source_webhook.idempotency import Claimed, IdempotencyStore, Replay
-from danube_source_webhook.json_pointer import compile_pointer, key_from, resolve
+from danube_source_webhook.json_pointer import key_from, resolve
 from danube_source_webhook.rate_limit import TokenBucket
 from danube_source_webhook.settings import EndpointSettings
 
@@ -86,6 +86,8 @@ class Endpoint:
     #: The topic's JSON Schema, compiled locally only to list every violation in a 422 body (the
     #: runtime's own validation decides; this only explains).
     explainer: JsonSchemaCodec | None = None
+    #: The idempotency key's JSON pointer into the body, compiled once (None: headers only).
+    idempotency_pointer: tuple[str, ...] | None = None
     in_flight: int = 0
     on_broker_state: Callable[[bool], None] = field(default=lambda ok: None)
     #: Publish failures arrive once per request during an outage: a few lines per second, with a count.
@@ -198,8 +200,8 @@ class Endpoint:
         string or integer only (an object, a list or a huge value is no delivery id): None otherwise."""
         settings = self.settings.idempotency
         assert settings is not None
-        if settings.body_pointer is not None:
-            found = resolve(value, compile_pointer(settings.body_pointer))
+        if self.idempotency_pointer is not None:
+            found = resolve(value, self.idempotency_pointer)
             if isinstance(found, str) or (isinstance(found, int) and not isinstance(found, bool)):
                 text = str(found)
                 if 0 < len(text) <= MAX_IDEMPOTENCY_KEY_CHARS:
