@@ -18,7 +18,6 @@ from danube_connect_core.client import DanubeClient
 from danube_connect_core.errors import ConfigError
 from danube_connect_core.testing import make_config, start_runtime
 from danube_source_postgres_cdc import PostgresCdcSource
-from danube_source_postgres_cdc.wal2json_decoder import NUMBERS_AS_STRINGS
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 
@@ -91,7 +90,6 @@ async def test_special_numbers_and_exact_json_on_every_path(
 
 def _wal2json_has_number_strings(caplog: pytest.LogCaptureFixture) -> bool:
     """The connector probes wal2json for ``numeric-data-types-as-string`` and warns when it is missing."""
-    assert NUMBERS_AS_STRINGS[0] == "numeric-data-types-as-string"
     return not any("writes NaN, Infinity and -Infinity as null" in r.getMessage() for r in caplog.records)
 
 

@@ -36,7 +36,7 @@ from danube_connect_core.testing import start_runtime
 from danube_source_webhook import WebhookSettings, WebhookSource
 from githubkit import webhooks as github_webhooks
 from pydantic import ValidationError
-from webhook_testsupport import OpenReader, StartWebhook, payment
+from webhook_testsupport import OpenReader, StartWebhook, payment, payment_schema
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
 STRIPE_SECRET = "whsec_test_stripe_signing_secret_0123456789"
@@ -348,8 +348,6 @@ async def test_every_answer_carries_x_request_id(
 async def test_schema_violation_answer_carries_x_request_id(
     broker: Any, start_webhook: StartWebhook, open_reader: OpenReader
 ) -> None:
-    from webhook_testsupport import payment_schema
-
     topic = "/default/request-ids-422"
     hook = await start_webhook(
         broker.url,
