@@ -41,5 +41,5 @@ def test_importing_the_client_does_not_load_the_runtime() -> None:
         "print(sorted(m for m in ('aiohttp', 'prometheus_client', 'danube_connect_core.lifecycle') "
         "if m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"
