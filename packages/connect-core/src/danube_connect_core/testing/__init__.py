@@ -4,7 +4,7 @@
 - :func:`make_config`, :func:`start_runtime` - run a connector in this event loop;
 - :func:`produce`, :func:`consume` - put records on a topic, read them back (e.g. a dead-letter topic);
 - :class:`MemorySink` - collects what a sink runtime wrote;
-- :class:`FaultySink` - raises Retryable N times, always fails, raises InvalidData for chosen records,
+- :class:`FaultySink` - raises Retryable N times, always fails, rejects chosen records,
   crashes the process at record K, writes slowly;
 - :class:`ConnectorProcess` - ``danube-connect run`` as a real process; :func:`http_get` for its endpoints.
 """
