@@ -26,7 +26,7 @@ from danube_connect_core.records import SinkRecord
 from danube_connect_core.sink_batch import SinkBatch
 
 from danube_sink_qdrant.engine import QdrantEngine
-from danube_sink_qdrant.failures import Kind, classify, describe
+from danube_sink_qdrant.failures import classify, describe
 from danube_sink_qdrant.location import parse_location
 from danube_sink_qdrant.points import PointData, to_point
 from danube_sink_qdrant.settings import QdrantSettings, QdrantTopicMapping
@@ -94,23 +94,21 @@ class QdrantSink(SinkConnector):
                 batch.reject(record, refused)
 
     async def _upsert(self, collection: str, points: list[PointData]) -> str | None:
-        """Upsert ``points``; returns the reason when Qdrant refused them as malformed (None when done).
-        Raises Retryable or Fatal for other failures."""
+        """Upsert ``points``; None when done, the reason when Qdrant refused them as malformed."""
         assert self.engine is not None
         try:
             await self.engine.upsert(collection, points)
         except Exception as exc:
-            kind, message = self._kind(exc, f"upsert into {collection}")
-            if kind == "invalid":
-                return message
-            self._raise(kind, message, collection, exc)
+            return self._refusal(exc, f"upsert into {collection}", collection)
         return None
 
-    def _kind(self, exc: Exception, what: str) -> tuple[Kind, str]:
+    def _refusal(self, exc: Exception, what: str, collection: str) -> str:
+        """The message of a refusal of the data as malformed; raises Fatal or Retryable for the rest."""
         assert self.engine is not None
-        return classify(exc, local=self.engine.location.local), f"Qdrant {what} failed: {describe(exc)}"
-
-    def _raise(self, kind: Kind, message: str, collection: str, exc: Exception) -> None:
+        kind = classify(exc, local=self.engine.location.local)
+        message = f"Qdrant {what} failed: {describe(exc)}"
+        if kind == "invalid":
+            return message
         if kind == "fatal":
             raise Fatal(message) from exc
         self._sizes.pop(collection, None)  # the collection may be gone: ensure it again next time
@@ -142,10 +140,8 @@ class QdrantSink(SinkConnector):
         except (Retryable, Fatal):
             raise
         except Exception as exc:
-            kind, message = self._kind(exc, f"collection {name} setup")
             # a setup request refused as malformed is no record's fault: retried like an outage
-            self._raise("retryable" if kind == "invalid" else kind, message, name, exc)
-            raise  # unreachable: _raise always raises
+            raise Retryable(self._refusal(exc, f"collection {name} setup", name)) from exc
         for vector_name in mapping.vector_fields():
             if vector_name not in sizes:
                 have = ", ".join(repr(n) if n else "unnamed" for n in sizes) or "none"
