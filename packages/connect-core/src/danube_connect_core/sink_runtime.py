@@ -38,7 +38,7 @@ from danube_connect_core.consumer_config import ConsumerConfig
 from danube_connect_core.dead_letter import DeadLetter
 from danube_connect_core.errors import ConfigError, Fatal, InvalidData, Retryable
 from danube_connect_core.records import SinkRecord
-from danube_connect_core.retry import RetriesExhausted, backoff_delay, retry_retryable
+from danube_connect_core.retry import RetriesExhausted, retry_retryable
 from danube_connect_core.runtime_support import RuntimeServices, create_client
 from danube_connect_core.schema_cache import SchemaCache
 from danube_connect_core.sink_batch import SinkBatch
@@ -453,30 +453,24 @@ class _MappingWorker:
         """
         rt = self.rt
         topic = self.cc.topic
-        settings = rt.config.retry
         pending = records
-        retry = 0
-        while True:
+
+        async def attempt() -> None:
+            nonlocal pending
             batch: SinkBatch[Any] = SinkBatch(self.cc.mapping, topic, self.cc.subscription, pending)
-            try:
-                await self._call_write(batch)
-            except Retryable as exc:
-                failure = exc
-            else:
-                await self._settle(batch, deliveries)
-                pending = [r for r in pending if r.message_id in batch.retried]
-                if not pending:
-                    break
+            await self._call_write(batch)
+            await self._settle(batch, deliveries)
+            pending = [r for r in pending if r.message_id in batch.retried]
+            if pending:
                 first = next(iter(batch.retried.values()))
                 more = f" (and {len(pending) - 1} more)" if len(pending) > 1 else ""
-                failure = Retryable(f"{first}{more}", retry_after=batch.retry_after)
-            if retry >= settings.max_retries:
-                rt.health.set_target(False, "retries exhausted")
-                raise RetriesExhausted(retry + 1, failure) from failure
-            delay = backoff_delay(retry, settings, failure.retry_after)
-            rt._on_retry(topic)(retry + 1, failure, delay)
-            await asyncio.sleep(delay)
-            retry += 1
+                raise Retryable(f"{first}{more}", retry_after=batch.retry_after)
+
+        try:
+            await retry_retryable(attempt, rt.config.retry, on_retry=rt._on_retry(topic))
+        except RetriesExhausted:
+            rt.health.set_target(False, "retries exhausted")
+            raise
         rt._retry_done(topic)
 
     async def _call_write(self, batch: SinkBatch[Any]) -> None:
