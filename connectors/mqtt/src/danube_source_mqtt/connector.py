@@ -77,14 +77,7 @@ class MqttSource(SourceConnector):
                 f"cannot load TLS files: {exc}", file=config.source_file, key="mqtt.tls"
             ) from None
         router = Router(routes)
-        self.intake = Intake(
-            router,
-            retry=config.retry,
-            tolerance=config.errors.tolerance,
-            dead_letter_topic=config.dead_letter_topic,
-            connector_name=config.connector_name,
-            max_pending=s.max_pending_messages,
-        )
+        self.intake = Intake(router, max_pending=s.max_pending_messages)
         client_id = s.client_id or config.connector_name
         self.session = MqttSession(s, client_id, self.intake, tls, router.identifiers)
         self.session.start()
@@ -105,6 +98,7 @@ class MqttSource(SourceConnector):
 
     async def start_streaming(self, sender: SourceSender) -> None:
         assert self.intake is not None
+        self.intake.on_fatal = self.runtime_context.fail
         self.intake.start(sender)
 
     async def health_check(self) -> None:
@@ -131,7 +125,7 @@ class MqttSource(SourceConnector):
 
 
 def _producer_configs(s: MqttSettings, config: ConnectorConfig) -> list[ProducerConfig]:
-    """One producer per Danube topic (mappings sharing a topic must agree) plus the dead-letter topic."""
+    """One producer per Danube topic (mappings sharing a topic must agree)."""
     by_topic: dict[str, ProducerConfig] = {}
     for i, m in enumerate(s.topic_mappings):
         pc = ProducerConfig(m.danube_topic, partitions=m.partitions, reliable_dispatch=m.reliable_dispatch)
@@ -142,9 +136,6 @@ def _producer_configs(s: MqttSettings, config: ConnectorConfig) -> list[Producer
                 file=config.source_file,
                 key=f"mqtt.topic_mappings[{i}]",
             )
-    dlq = config.dead_letter_topic
-    if dlq not in by_topic:
-        by_topic[dlq] = ProducerConfig(dlq, reliable_dispatch=True)
     return list(by_topic.values())
 
 

@@ -170,13 +170,9 @@ class Publisher:
         record = envelope.record
         name = self._config.connector_name
         try:
-            async with self._dlq_lock:
-                if self._dlq is None:
-                    self._dlq = await self._client.create_producer(
-                        self._config.dead_letter_topic, f"{name}-dlq", reliable=True
-                    )
+            dlq = await self.open_dead_letter()
             attributes = source_dead_letter_attributes(envelope, reason=reason, connector=name)
-            mid = await self._dlq.send(dead_letter_payload(record), attributes=attributes, key=record.key)
+            mid = await dlq.send(dead_letter_payload(record), attributes=attributes, key=record.key)
         except DanubeError as exc:
             self._metrics.error(record.topic, "dead_letter")
             self._broker_state(False, str(exc))
@@ -187,6 +183,15 @@ class Publisher:
             "record for %s dead-lettered to %s: %s", record.topic, self._config.dead_letter_topic, reason
         )
         return Published(mid.topic, mid.partition, mid.offset, dead_letter_reason=reason)
+
+    async def open_dead_letter(self) -> Any:
+        """The dead-letter producer, created on first use (raises DanubeError)."""
+        async with self._dlq_lock:
+            if self._dlq is None:
+                self._dlq = await self._client.create_producer(
+                    self._config.dead_letter_topic, f"{self._config.connector_name}-dlq", reliable=True
+                )
+            return self._dlq
 
     def _broker_state(self, ok: bool, detail: str) -> None:
         if self.on_broker_state is not None:

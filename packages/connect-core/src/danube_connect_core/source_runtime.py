@@ -51,6 +51,8 @@ class SourceRuntime:
         return self.services.port
 
     async def run(self, stop: asyncio.Event | None = None) -> int:
+        from danube_connect_core.client import DanubeError
+
         stop = stop or asyncio.Event()
         s = self.services
         await s.start_server()
@@ -74,6 +76,10 @@ class SourceRuntime:
             s.broker_probe = self._client.schema_registry.list_subjects
             for pc in await self.connector.producer_configs():
                 await self.publisher.add_topic(pc)
+            try:  # created up front so broker problems show at start and the topic exists for readers
+                await self.publisher.open_dead_letter()
+            except DanubeError as exc:
+                log.warning("cannot create the dead-letter producer: %s (will retry on the first)", exc)
             self.health.set_broker(True)
             self.pipeline.accepting = True
             tasks.append(asyncio.create_task(s.health_loop(), name="health"))
