@@ -128,6 +128,10 @@ class Publisher:
             self._metrics.error(record.topic, "schema_validation")
             raise
 
+    def known_route(self, topic: str) -> _Route | None:
+        """The topic's producer and bound if it was created already."""
+        return self._routes.get(topic)
+
     async def route(self, topic: str) -> _Route:
         """The topic's producer and bound (a topic not declared in ``producer_configs`` is added now)."""
         route = self._routes.get(topic)

@@ -5,7 +5,8 @@ A record handed over — returned by ``poll()`` or passed to ``sender.send`` —
 1. Intake check: once the runtime stopped intake (SIGTERM, a fatal error) it is refused with ShuttingDown;
    nothing was published (invariant 6).
 2. Its offset, if any, is registered in hand-over order (the order ``send`` is called, the order of a
-   poll's list), before anything can wait.
+   poll's list), before anything can wait (for a topic ``producer_configs()`` declared; an undeclared one
+   first waits for its producer).
 3. In-flight bound: at most ``max_in_flight x partitions`` records of one topic (``ProducerConfig.
    max_in_flight``, else ``processing.max_in_flight``) are inside steps 4-5 at once; a further ``send``
    waits for a place (backpressure, invariant 3), or raises :class:`~danube_connect_core.errors.
@@ -74,15 +75,21 @@ class SourcePipeline:
         if not self.accepting:
             raise ShuttingDown("connector is shutting down: not accepting records", retry_after=1.0)
         envelope = SourceEnvelope.of(item)
-        self.metrics.received.labels(self.metrics.connector, envelope.record.topic).inc()
-        # Registered before the first await, so offsets are tracked in hand-over order.
+        topic = envelope.record.topic
+        self.metrics.received.labels(self.metrics.connector, topic).inc()
+        route = self.publisher.known_route(topic)
+        if route is None:  # a topic not declared in producer_configs(): its producer is created now
+            route = await self.publisher.route(topic)
+            if not self.accepting:
+                raise ShuttingDown("connector is shutting down: not accepting records", retry_after=1.0)
+        if not wait and route.bound.locked():
+            raise Backpressure(f"{route.capacity} records for {topic} are already in flight")
+        # Registered with no await since the checks above, so offsets are tracked in hand-over order. From
+        # here on a record that is not delivered (refused while waiting for a place, failed, cancelled)
+        # keeps its ticket open: no later offset of its partition is committed past it.
         ticket = self.offsets.track(envelope.offset) if envelope.offset is not None else None
         self._enter()
         try:
-            topic = envelope.record.topic
-            route = await self.publisher.route(topic)
-            if not wait and route.bound.locked():
-                raise Backpressure(f"{route.capacity} records for {topic} are already in flight")
             async with route.bound:
                 if not self.accepting:  # intake stopped while this record waited for a place
                     raise ShuttingDown("connector is shutting down: not accepting records", retry_after=1.0)
