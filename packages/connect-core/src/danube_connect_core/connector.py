@@ -38,9 +38,11 @@ class SourceSender(Protocol):
 
     ``send`` resolves once the broker acknowledged the record, or its dead letter (``Published.
     dead_lettered``; the record was invalid). It waits while the topic's in-flight bound is full
-    (backpressure), or raises Backpressure at once with ``wait=False``; raises ShuttingDown after intake
-    stopped, Retryable when the retry budget ran out (nothing acknowledged), InvalidData only with
-    ``[errors] tolerance = "none"`` (the runtime is stopping) and Fatal when the runtime cannot go on.
+    (backpressure) and retries a failed publish with ``[retry]`` backoff; with ``wait=False`` (a caller
+    that must answer promptly, whose upstream retries) it raises Backpressure at once instead and makes one
+    attempt. It raises ShuttingDown after intake stopped, Retryable when the publish failed (nothing
+    acknowledged), InvalidData only with ``[errors] tolerance = "none"`` (the runtime is stopping) and
+    Fatal when the runtime cannot go on.
     ``send_batch`` sends concurrently and raises the first failure. Full semantics:
     :mod:`danube_connect_core.source_pipeline`.
     """

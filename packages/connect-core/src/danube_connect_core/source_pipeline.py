@@ -9,10 +9,14 @@ A record handed over — returned by ``poll()`` or passed to ``sender.send`` —
    first waits for its producer).
 3. In-flight bound: at most ``max_in_flight x partitions`` records of one topic (``ProducerConfig.
    max_in_flight``, else ``processing.max_in_flight``) are inside steps 4-5 at once; a further ``send``
-   waits for a place (backpressure, invariant 3), or raises :class:`~danube_connect_core.errors.
-   Backpressure` at once when called with ``wait=False``.
+   waits for a place (backpressure, invariant 3).
 4. Validation and publish: the record is validated against its topic's schema and published; a failed
    publish (Retryable) is retried with ``[retry]`` backoff while the runtime reports not-ready.
+
+``send(item, wait=False)`` is for a caller that must answer promptly and whose upstream retries (an HTTP
+handler): it raises :class:`~danube_connect_core.errors.Backpressure` at once when the bound is full, and
+a failed publish (or dead letter) gets one attempt — the client's own transport retries — instead of the
+``[retry]`` budget.
 5. Invalid record (its schema rejects it, or the connector marked it with ``SourceEnvelope.invalid``): with
    ``[errors] tolerance = "all"`` it is published to the dead-letter topic with ``error.*`` attributes
    (retried like a publish) and its send returns a :class:`~danube_connect_core.publisher.Published` with
@@ -36,7 +40,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
-from danube_connect_core.config import ConnectorConfig
+from danube_connect_core.config import ConnectorConfig, RetrySettings
 from danube_connect_core.errors import Backpressure, Fatal, InvalidData, Retryable, ShuttingDown
 from danube_connect_core.offset_tracker import OffsetTracker, Ticket
 from danube_connect_core.publisher import Published, Publisher
@@ -47,6 +51,10 @@ if TYPE_CHECKING:
     from danube_connect_core.runtime_support import RuntimeServices
 
 __all__ = ["PipelineSender", "SourcePipeline"]
+
+#: A caller that must answer promptly (``send(..., wait=False)``) gets one attempt (the client's own
+#: transport retries included); its upstream retries.
+_ONE_ATTEMPT = RetrySettings(max_retries=0)
 
 log = logging.getLogger("danube_connect.source")
 
@@ -96,7 +104,7 @@ class SourcePipeline:
                 inside = self._inside[topic] = self._inside.get(topic, 0) + 1
                 self.peak_in_flight[topic] = max(self.peak_in_flight.get(topic, 0), inside)
                 try:
-                    published = await self._publish_or_dead_letter(envelope)
+                    published = await self._publish_or_dead_letter(envelope, retry=wait)
                 finally:
                     self._inside[topic] -= 1
         finally:
@@ -104,12 +112,14 @@ class SourcePipeline:
         self._done(ticket)
         return published
 
-    async def _publish_or_dead_letter(self, envelope: SourceEnvelope) -> Published:
+    async def _publish_or_dead_letter(self, envelope: SourceEnvelope, *, retry: bool) -> Published:
         record = envelope.record
         reason = envelope.rejected
         if reason is None:
             try:
-                return await self._retry(lambda: self.publisher.publish(record), "publish", record.topic)
+                return await self._retry(
+                    lambda: self.publisher.publish(record), "publish", record.topic, retry
+                )
             except InvalidData as exc:
                 reason = exc.reason
         else:
@@ -119,11 +129,14 @@ class SourcePipeline:
             self.services.fail(invalid, f"invalid record for {record.topic} (tolerance = none): {reason}")
             raise invalid
         return await self._retry(
-            lambda: self.publisher.dead_letter(envelope, reason), "dead letter", record.topic
+            lambda: self.publisher.dead_letter(envelope, reason), "dead letter", record.topic, retry
         )
 
-    async def _retry(self, attempt: Callable[[], Awaitable[Published]], what: str, topic: str) -> Published:
-        """``attempt`` under the ``[retry]`` budget; Fatal stops the runtime; exhausted raises Retryable."""
+    async def _retry(
+        self, attempt: Callable[[], Awaitable[Published]], what: str, topic: str, retry: bool
+    ) -> Published:
+        """``attempt`` under the ``[retry]`` budget (one attempt when ``retry`` is false: the caller's
+        upstream retries); Fatal stops the runtime; an exhausted budget raises Retryable."""
 
         def on_retry(n: int, exc: Retryable, delay: float) -> None:
             self.metrics.retries.labels(self.metrics.connector, topic).inc()
@@ -131,7 +144,8 @@ class SourcePipeline:
             log.warning("%s to %s failed, retry %d in %.2fs: %s", what, topic, n, delay, exc)
 
         try:
-            result = await retry_retryable(attempt, self.config.retry, on_retry=on_retry)
+            settings = self.config.retry if retry else _ONE_ATTEMPT
+            result = await retry_retryable(attempt, settings, on_retry=on_retry)
         except RetriesExhausted as exc:
             self.services.health.set_retrying(False)
             raise Retryable(f"{what} to {topic}: {exc}", retry_after=exc.last.retry_after) from exc
