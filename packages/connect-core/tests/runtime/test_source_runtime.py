@@ -11,13 +11,12 @@ import orjson
 import pytest
 from danube_connect_core.config import ConnectorConfig
 from danube_connect_core.connector import SourceConnector, SourceMode, SourceSender
-from danube_connect_core.errors import Backpressure, Retryable, ShuttingDown
-from danube_connect_core.metrics import ConnectorMetrics
+from danube_connect_core.errors import Backpressure, InvalidData, Retryable, ShuttingDown
 from danube_connect_core.producer_config import ProducerConfig
 from danube_connect_core.publisher import Published, Publisher
+from danube_connect_core.records import Offset, SourceEnvelope, SourceRecord
 from danube_connect_core.runtime_support import RuntimeServices
 from danube_connect_core.source_pipeline import PipelineSender, SourcePipeline
-from danube_connect_core.records import Offset, SourceEnvelope, SourceRecord
 from danube_connect_core.testing import consume, http_get, make_config, produce, start_runtime
 
 REPO = Path(__file__).resolve().parents[4]
@@ -361,3 +360,13 @@ async def test_streamed_sends_beyond_the_bound_all_arrive(broker: Any) -> None:
     assert await running.stop() == 0
     got = await consume(broker.url, "/default/bounded", "reader", 60)
     assert sorted(orjson.loads(m.payload) for m in got) == list(range(60))
+
+
+async def test_tolerance_none_stops_at_an_invalid_streamed_record(broker: Any) -> None:
+    source = StreamSource()
+    config = make_config(broker.url, "strict-stream", schemas=payment_schemas(), errors={"tolerance": "none"})
+    running = await start_runtime(source, config, wait_started=True)
+    assert source.sender is not None
+    with pytest.raises(InvalidData, match="schema violation"):
+        await source.sender.send(SourceRecord.from_json(TOPIC, {"event": "x"}))
+    assert await running.wait(within=60) == 1
