@@ -121,21 +121,22 @@ class WebhookSource(SourceConnector):
         )
 
     async def producer_configs(self) -> list[ProducerConfig]:
-        """One producer per endpoint topic; the endpoint's ``max_in_flight`` is the topic's in-flight bound
-        in the core (endpoints sharing a topic: the largest)."""
+        """One producer per endpoint topic. The endpoint's ``max_in_flight`` is its topic's in-flight bound
+        in the core, in total: spread over the partitions as the per-partition window (endpoints sharing a
+        topic: the largest)."""
         s = self.settings
         assert s is not None
         by_topic: dict[str, ProducerConfig] = {}
         for es in s.endpoints:
-            bound = s.effective_max_in_flight(es)
+            window = -(-s.effective_max_in_flight(es) // (es.partitions or 1))  # ceiling division
             seen = by_topic.get(es.danube_topic)
             if seen is not None and seen.max_in_flight is not None:
-                bound = max(bound, seen.max_in_flight)
+                window = max(window, seen.max_in_flight)
             by_topic[es.danube_topic] = ProducerConfig(
                 es.danube_topic,
                 partitions=es.partitions,
                 reliable_dispatch=es.reliable_dispatch,
-                max_in_flight=bound,
+                max_in_flight=window,
             )
         return list(by_topic.values())
 
