@@ -152,7 +152,8 @@ class SourcePipeline:
         except Fatal as exc:
             self.services.fail(exc, str(exc))
             raise
-        self.services.health.set_retrying(False)
+        if self.services.health.retrying:  # not on every record: it re-publishes the health gauge
+            self.services.health.set_retrying(False)
         return result
 
     def _done(self, ticket: Ticket | None) -> None:
