@@ -19,11 +19,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import ssl
 from collections.abc import Callable
 
 from danube_connect_core.errors import Fatal
+from danube_connect_core.resilience import equal_jitter
 
 from danube_source_mqtt.connection import ConnectFailed, MqttConnection, Subscription
 from danube_source_mqtt.intake import Intake
@@ -128,8 +128,7 @@ class MqttSession:
 
     def _backoff(self, failures: int) -> float:
         s = self._settings
-        d = min(s.reconnect_max_delay_ms, s.reconnect_min_delay_ms * 2**failures) / 1000
-        return random.uniform(d / 2, d)
+        return equal_jitter(failures, s.reconnect_min_delay_ms / 1000, s.reconnect_max_delay_ms / 1000)
 
     async def stop(self, within: float = 5.0) -> None:
         """Disconnect cleanly (queued acks are written before DISCONNECT) and stop reconnecting."""

@@ -45,7 +45,7 @@ from danube_connect_core.errors import Backpressure, Fatal, InvalidData, Retryab
 from danube_connect_core.offset_tracker import OffsetTracker, Ticket
 from danube_connect_core.publisher import Published, Publisher
 from danube_connect_core.records import Offset, SourceEnvelope, SourceRecord
-from danube_connect_core.retry import RetriesExhausted, retry_retryable
+from danube_connect_core.resilience import RetriesExhausted, retry_retryable
 
 if TYPE_CHECKING:
     from danube_connect_core.runtime_support import RuntimeServices
@@ -124,7 +124,7 @@ class SourcePipeline:
                 reason = exc.reason
         else:
             self.metrics.error(record.topic, "invalid_data")
-        if self.config.errors.tolerance == "none":
+        if self.config.errors.invalid_is_fatal:
             invalid = InvalidData(reason)
             self.services.fail(invalid, f"invalid record for {record.topic} (tolerance = none): {reason}")
             raise invalid
@@ -148,7 +148,8 @@ class SourcePipeline:
             result = await retry_retryable(attempt, settings, on_retry=on_retry)
         except RetriesExhausted as exc:
             self.services.health.set_retrying(False)
-            raise Retryable(f"{what} to {topic}: {exc}", retry_after=exc.last.retry_after) from exc
+            retry_after = getattr(exc.last, "retry_after", None)
+            raise Retryable(f"{what} to {topic}: {exc}", retry_after=retry_after) from exc
         except Fatal as exc:
             self.services.fail(exc, str(exc))
             raise

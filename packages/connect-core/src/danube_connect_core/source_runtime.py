@@ -22,7 +22,7 @@ from danube_connect_core.connector import SourceConnector, SourceMode
 from danube_connect_core.errors import ConfigError, Fatal, Retryable, ShuttingDown
 from danube_connect_core.publisher import Publisher
 from danube_connect_core.records import SourceEnvelope, SourceRecord
-from danube_connect_core.retry import RetriesExhausted, retry_retryable
+from danube_connect_core.resilience import RetriesExhausted, retry_retryable
 from danube_connect_core.runtime_support import RuntimeServices, create_client
 from danube_connect_core.source_pipeline import PipelineSender, SourcePipeline
 
