@@ -5,6 +5,8 @@
   stopped at teardown. Overrides apply on top of the fast test defaults below.
 - ``broker_process``: a :class:`BrokerProcess` (the real console script) on ``tmp_path / "broker-data"``;
   not started (call ``.start()``); stopped, or killed if it will not stop, at teardown.
+
+It also gives every test its tier marker (docs/testing.md "Tiers"); ``make test-fast`` runs ``-m unit``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,54 @@ FAST_BROKER_SETTINGS: dict[str, Any] = {
 }
 
 BrokerFactory = Callable[..., Awaitable[EmbeddedBroker]]
+
+#: The tiers, registered as markers in pyproject.toml. Every collected test carries exactly one.
+TIERS = ("unit", "integration", "faults", "hostile", "conformance", "containers")
+
+#: Directories whose tests all belong to one tier (relative to the repository root).
+DIRECTORY_TIERS = {
+    "tests/faults": "faults",
+    "tests/hostile": "hostile",
+    "tests/conformance": "conformance",
+    "tests/containers": "containers",
+    "tests/e2e": "integration",
+    "tests/interop": "integration",
+}
+
+#: Fixtures that start a broker or an external service: a test that uses one (directly or through
+#: another fixture) is an integration test. Tests that start such things themselves (a broker or
+#: connector process, a server) carry ``pytest.mark.integration`` in their file instead.
+SERVICE_FIXTURES = frozenset(
+    {"broker", "broker_factory", "broker_process", "mosquitto", "mosquitto_binary_path", "pg_cluster"}
+)
+
+ROOT = Path(__file__).resolve().parent
+
+
+def tier_of(item: pytest.Item) -> str:
+    """The tier of ``item``: its own tier marker, else its directory's, else ``integration`` when it
+    uses a service fixture, else ``unit`` (no broker, no external service, no connector process)."""
+    explicit = [mark.name for mark in item.iter_markers() if mark.name in TIERS]
+    if len(set(explicit)) > 1:
+        raise pytest.UsageError(f"{item.nodeid}: more than one tier marker: {sorted(set(explicit))}")
+    if explicit:
+        return explicit[0]
+    path = item.path.resolve()
+    relative = path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else ""
+    for directory, tier in DIRECTORY_TIERS.items():
+        if relative.startswith(directory + "/"):
+            return tier
+    if SERVICE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        return "integration"
+    return "unit"
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        tier = tier_of(item)
+        if item.get_closest_marker(tier) is None:
+            item.add_marker(tier)
 
 
 @pytest_asyncio.fixture

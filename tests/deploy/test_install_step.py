@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from deploy_support import ROOT, images, uv_binary
 
+pytestmark = pytest.mark.integration  # installs and runs every console script
+
 PRESENT = [i for i in images() if i.dockerfile.exists()]
 # Dev-only or test-only distributions that must never reach an image.
 FORBIDDEN = ("chdb", "pytest", "ruff", "mypy", "hypothesis", "grpcio_tools", "danube_client")
