@@ -12,16 +12,13 @@ seen by its id, not only in the total.
 from __future__ import annotations
 
 import os
-import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compose_support import (
+from .compose_support import (
     ROOT,
     Project,
     free_port,

@@ -9,17 +9,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 import urllib.parse
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compose_support import ROOT, Project, free_port, get_json, http, require_engine, sweep_stale, wait_for
+from .compose_support import ROOT, Project, free_port, get_json, http, require_engine, sweep_stale, wait_for
 
 pytestmark = pytest.mark.timeout(1200)
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "danube-connect.json"

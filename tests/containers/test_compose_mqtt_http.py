@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +15,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compose_support import (
+from .compose_support import (
     Project,
     free_port,
     free_range,

@@ -9,7 +9,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from deploy_support import ROOT, images, uv_binary
+
+from .deploy_support import ROOT, images, uv_binary
 
 pytestmark = pytest.mark.integration  # installs and runs every console script
 

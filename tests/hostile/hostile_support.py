@@ -1,7 +1,7 @@
 """Shared helpers of the hostile-input tests: reproducible hypothesis settings, example collection, raw
 HTTP over a socket, and a topic reader that counts what really reached Danube.
 
-Imported by name (conftest.py puts this directory on sys.path; the name is unique in the workspace).
+Imported relatively by the tests beside it (``from .hostile_support import ...``).
 
 Reproducibility: every property here runs with ``derandomize=True`` and no example database, so a CI
 run and a local run see the same examples. ``HOSTILE_RANDOM=1`` explores with fresh random examples

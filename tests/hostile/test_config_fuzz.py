@@ -25,8 +25,9 @@ from typing import Any
 import pytest
 from danube_connect_core.commands import validate
 from danube_connect_core.lifecycle import connector_main
-from hostile_support import PAYMENT_SCHEMA, collect
 from hypothesis import strategies as st
+
+from .hostile_support import PAYMENT_SCHEMA, collect
 
 danube_source_webhook = pytest.importorskip("danube_source_webhook")
 

@@ -27,7 +27,8 @@ import orjson
 import pytest
 from danube_connect_core.testing import ConnectorProcess, http_get
 from danube_embedded_broker.testing import BrokerProcess
-from hostile_support import PAYMENT_SCHEMA, payment
+
+from .hostile_support import PAYMENT_SCHEMA, payment
 
 API_KEY = "sk_live_apikey_7f3a9c2e1d"
 HMAC_SECRET = "whsec_hmacsecret_51b0e8aa"

@@ -25,7 +25,10 @@ import orjson
 import pytest
 import pytest_asyncio
 from danube_connect_core.testing import make_config, start_runtime
-from hostile_support import (
+from hypothesis import strategies as st
+from multidict import CIMultiDict
+
+from .hostile_support import (
     PAYMENT_SCHEMA,
     RawAnswer,
     collect,
@@ -35,8 +38,6 @@ from hostile_support import (
     read_answer,
     topic_reader,
 )
-from hypothesis import strategies as st
-from multidict import CIMultiDict
 
 danube_source_webhook = pytest.importorskip("danube_source_webhook")
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from clickhouse_helpers import TOPIC, event, require_chdb, settings, table_ddl
 from danube_connect_core.testing import (
     ConnectorProcess,
     consume,
@@ -22,6 +21,8 @@ from danube_connect_core.testing import (
     start_runtime,
 )
 from danube_sink_clickhouse.connector import ClickHouseSink
+
+from .clickhouse_helpers import TOPIC, event, require_chdb, settings, table_ddl
 
 N = 5000
 PARTITIONS = 4

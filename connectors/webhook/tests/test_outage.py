@@ -12,7 +12,8 @@ import logging
 from typing import Any
 
 import pytest
-from webhook_testsupport import OpenReader, StartWebhook, payment
+
+from .webhook_testsupport import OpenReader, StartWebhook, payment
 
 pytestmark = pytest.mark.slow
 

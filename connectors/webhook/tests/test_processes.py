@@ -20,7 +20,8 @@ import aiohttp
 import orjson
 import pytest
 from danube_connect_core.testing import ConnectorProcess
-from webhook_testsupport import OpenReader, payment
+
+from .webhook_testsupport import OpenReader, payment
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
 DEMO_KEY = "demo-api-key-e2e-12345"

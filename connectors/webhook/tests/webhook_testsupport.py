@@ -1,7 +1,7 @@
 """Helpers and fixtures for the webhook source tests: the connector in this event loop against an embedded
 broker, an HTTP client, and a consumer that reads the topic back to count what really reached Danube.
 
-Imported by name (conftest.py puts this directory on sys.path; the name is unique in the workspace)."""
+Imported relatively by the tests beside it (``from .webhook_testsupport import ...``)."""
 
 from __future__ import annotations
 
