@@ -72,13 +72,19 @@ async def wait_for_status(
         raise TimeoutError(message) from None
 
 
-async def start_ready(proc: ConnectorProcess, *, within: float = 60.0) -> int:
+async def start_ready(proc: ConnectorProcess, within: float = 60.0) -> int:
     """Start ``proc`` unless it runs already, wait until it logged its metrics port and ``/ready``
-    answers 200 there (subscribed or producers created, target reachable); return the metrics port."""
+    answers 200 there (subscribed or producers created, target reachable); return the metrics port.
+
+    Raises AssertionError with the process's log tail when it exits first or ``within`` seconds pass.
+    """
     if proc.proc is None:
         proc.start()
-    port = await asyncio.to_thread(proc.metrics_port, within)
-    await wait_for_status(port, "/ready", 200, within=within, proc=proc)
+    try:
+        port = await asyncio.to_thread(proc.metrics_port, within)
+        await wait_for_status(port, "/ready", 200, within=within, proc=proc)
+    except (RuntimeError, TimeoutError) as exc:
+        raise AssertionError(f"{proc.connector} not ready: {exc}\n{proc.log_tail()}") from None
     return port
 
 
