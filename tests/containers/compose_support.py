@@ -8,6 +8,7 @@ Containers are reached only through ports published on 127.0.0.1, never by a con
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -16,7 +17,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -238,3 +239,19 @@ class Project:
 
     def down(self) -> None:
         self.compose("down", "-v", "--remove-orphans", "--timeout", "20", check=False)
+
+    @contextlib.contextmanager
+    def running(self, *up_args: str, timeout: float = 600, no_leftovers: bool = True) -> Iterator[Project]:
+        """``compose up -d *up_args`` for the ``with`` block. A failure in it prints the project's logs;
+        the project always goes ``down`` after it, and with ``no_leftovers`` nothing of it may remain."""
+        try:
+            self.compose("up", "-d", *up_args, timeout=timeout)
+            yield self
+        except BaseException:
+            print(self.logs())
+            raise
+        finally:
+            self.down()
+            if no_leftovers:
+                left = self.leftovers()
+                assert left == {"containers": [], "networks": [], "volumes": []}, left

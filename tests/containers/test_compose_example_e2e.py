@@ -90,17 +90,11 @@ def e2e() -> Iterator[E2E]:
             "SURREALDB_PORT": str(free_port()),
         },
     )
-    try:
-        project.compose("up", "-d", "--build", "--scale", "webhook-connector=3", timeout=1200)
+    with project.running("--build", "--scale", "webhook-connector=3", timeout=1200, no_leftovers=False):
         suite = E2E(project, webhook_port, query_port)
         wait_for("nginx on 127.0.0.1", lambda: http("GET", suite.lb_health)[0] == 200)
         wait_for("the sink's query API", lambda: get_json(suite.query)["total"] == 0)
         yield suite
-    except BaseException:
-        print(project.logs())
-        raise
-    finally:
-        project.down()
 
 
 def test_1000_events_exactly_once_over_three_replicas(e2e: E2E) -> None:

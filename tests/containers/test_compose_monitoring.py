@@ -52,20 +52,12 @@ def stack() -> Iterator[Stack]:
             "GRAFANA_PORT": str(free_port()),
         },
     )
-    try:
-        # The images scripts/images.sh built (example_e2e's test exercises `up --build`).
-        project.compose("up", "-d", "--no-build", "--scale", "webhook-connector=2", timeout=600)
+    # The images scripts/images.sh built (example_e2e's test exercises `up --build`).
+    with project.running("--no-build", "--scale", "webhook-connector=2"):
         s = Stack(project, webhook_port, prometheus_port)
         wait_for("Prometheus ready", lambda: http("GET", f"{s.prometheus}/-/ready")[0] == 200)
         wait_for("nginx", lambda: http("GET", f"http://127.0.0.1:{webhook_port}/lb-health")[0] == 200)
         yield s
-    except BaseException:
-        print(project.logs())
-        raise
-    finally:
-        project.down()
-        left = project.leftovers()
-        assert left == {"containers": [], "networks": [], "volumes": []}, left
 
 
 def _send(stack: Stack, n: int) -> int:

@@ -47,16 +47,8 @@ def pipeline() -> Iterator[tuple[Project, int, int]]:
             "SINK_METRICS_PORTS": free_range(3, start=45000),
         },
     )
-    try:
-        project.compose("up", "-d", "--scale", "http-sink=2", timeout=600)
+    with project.running("--scale", "http-sink=2"):
         yield project, mqtt_port, receiver_port
-    except BaseException:
-        print(project.logs())
-        raise
-    finally:
-        project.down()
-        left = project.leftovers()
-        assert left == {"containers": [], "networks": [], "volumes": []}, left
 
 
 def _ready(project: Project, service: str) -> bool:

@@ -26,6 +26,7 @@ import aiohttp
 import orjson
 import pytest
 from danube_connect_core.testing import ConnectorProcess, http_get
+from danube_connect_core.testing.waits import wait_for_status
 from danube_embedded_broker.testing import BrokerProcess
 
 from .hostile_support import PAYMENT_SCHEMA, payment
@@ -113,9 +114,7 @@ secret_env = "WEBHOOK_HMAC_SECRET"
         base = f"http://127.0.0.1:{port}"
         good = orjson.dumps(payment(1))
 
-        async with asyncio.timeout(60):  # intake opens once the producers exist (/ready 200)
-            while (await asyncio.to_thread(http_get, port, "/ready"))[0] != 200:  # noqa: ASYNC110 - polling an HTTP endpoint
-                await asyncio.sleep(0.05)
+        await wait_for_status(port, within=60)  # intake opens once the producers exist (/ready 200)
         async with aiohttp.ClientSession() as session:
 
             async def post(path: str, body: bytes, headers: dict[str, str]) -> int:

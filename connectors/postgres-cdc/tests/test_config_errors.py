@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pg_cluster import PgCluster, make_cluster
+from danube_source_postgres_cdc.testing import PgCluster, make_cluster
 
 pytestmark = pytest.mark.integration  # connector processes
 

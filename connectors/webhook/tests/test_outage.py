@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 import pytest
+from danube_connect_core.testing.waits import wait_for_status
 
 from .webhook_testsupport import OpenReader, StartWebhook, payment
 
@@ -89,9 +90,7 @@ async def test_broker_down_answers_503_and_recovers_without_losing_acknowledged_
             await asyncio.sleep(0.2)
     for _ in range(20):
         assert (await send())[0] == 200
-    async with asyncio.timeout(30):
-        while (await hook.request("GET", "/ready"))[0] != 200:  # noqa: ASYNC110 - polling over HTTP
-            await asyncio.sleep(0.2)
+    await wait_for_status(hook.connector.port, within=30)
 
     # every 2xx'd event is on the topic; nothing else than what was sent
     await reader.until(lambda _: set(ok) <= {p["seq"] for p in reader.payloads()}, within=60)

@@ -20,6 +20,7 @@ import aiohttp
 import orjson
 import pytest
 from danube_connect_core.testing import ConnectorProcess
+from danube_connect_core.testing.waits import wait_for_status
 
 from .webhook_testsupport import OpenReader, payment
 
@@ -55,15 +56,8 @@ async def wait_ready(port_of: Any, proc: Any, tail: Any) -> int:
             if proc.poll() is not None:
                 raise AssertionError("connector exited early:\n" + tail())
             await asyncio.sleep(0.05)
-        async with aiohttp.ClientSession() as session:
-            while True:
-                try:
-                    async with session.get(f"http://127.0.0.1:{port}/ready") as resp:
-                        if resp.status == 200:
-                            return int(port)
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.05)
+    await wait_for_status(int(port), proc=proc)
+    return int(port)
 
 
 async def test_seed_config_runs_as_written_through_the_console_script(
