@@ -183,6 +183,14 @@ class Project:
         self.env.pop("COMPOSE_PROJECT_NAME", None)
         self.env.pop("COMPOSE_FILE", None)
 
+    @classmethod
+    def for_this_run(cls, prefix: str, cwd: Path, files: Iterable[str], env: dict[str, str]) -> Project:
+        """The project ``<prefix><pid>`` of this pytest process, once a Docker Engine answers (skip or
+        fail otherwise) and what dead runs of the same prefix left behind is swept away."""
+        require_engine()
+        sweep_stale(prefix)
+        return cls(f"{prefix}{os.getpid()}", cwd, files, env)
+
     def compose(
         self, *args: str, timeout: float = 600, check: bool = True
     ) -> subprocess.CompletedProcess[str]:

@@ -11,25 +11,13 @@ seen by its id, not only in the total.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from .compose_support import (
-    ROOT,
-    Project,
-    free_port,
-    free_range,
-    get_json,
-    http,
-    metric_sum,
-    require_engine,
-    sweep_stale,
-    wait_for,
-)
+from .compose_support import ROOT, Project, free_port, free_range, get_json, http, metric_sum, wait_for
 
 pytestmark = pytest.mark.timeout(1500)
 API_KEY = "demo-api-key-e2e-12345"
@@ -74,12 +62,10 @@ class E2E:
 
 @pytest.fixture(scope="module")
 def e2e() -> Iterator[E2E]:
-    require_engine()
-    sweep_stale("dce2e")
     webhook_port = free_port(8080)
     query_port = free_port()
-    project = Project(
-        f"dce2e{os.getpid()}",
+    project = Project.for_this_run(
+        "dce2e",
         ROOT / "example_e2e",
         ["docker-compose.yml", "no-registry.override.yml"],
         {

@@ -7,7 +7,6 @@ Grafana itself has no Debian package and is not started; its dashboard is what i
 from __future__ import annotations
 
 import json
-import os
 import re
 import urllib.parse
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import yaml
 
-from .compose_support import ROOT, Project, free_port, get_json, http, require_engine, sweep_stale, wait_for
+from .compose_support import ROOT, Project, free_port, get_json, http, wait_for
 
 pytestmark = pytest.mark.timeout(1200)
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "danube-connect.json"
@@ -38,11 +37,9 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    require_engine()
-    sweep_stale("dcmon")
     webhook_port, prometheus_port = free_port(8080), free_port(9090)
-    project = Project(
-        f"dcmon{os.getpid()}",
+    project = Project.for_this_run(
+        "dcmon",
         ROOT / "deploy" / "compose",
         ["docker-compose.yml", "no-registry.override.yml"],
         {
