@@ -25,6 +25,7 @@ import orjson
 import pytest
 import pytest_asyncio
 from danube_connect_core.testing import make_config, start_runtime
+from danube_connect_core.testing.topic_reader import topic_reader
 from hypothesis import strategies as st
 from multidict import CIMultiDict
 
@@ -36,7 +37,6 @@ from .hostile_support import (
     payment_schema,
     raw_request,
     read_answer,
-    topic_reader,
 )
 
 danube_source_webhook = pytest.importorskip("danube_source_webhook")
