@@ -34,7 +34,7 @@ values = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.dictionaries(text, values, max_size=5))
 def test_any_document_reads_back_equal(document: dict[str, Any]) -> None:
     assert tomllib.loads(to_toml(document)) == document
