@@ -20,7 +20,8 @@ import aiohttp
 import orjson
 import pytest
 from danube_connect_core.testing import ConnectorProcess
-from danube_connect_core.testing.waits import wait_for_status
+from danube_connect_core.testing.toml_writer import write_connector_toml
+from danube_connect_core.testing.waits import logged_int, wait_for_status
 
 from .webhook_testsupport import OpenReader, payment
 
@@ -116,41 +117,25 @@ async def test_flood_past_the_rate_limit_gets_429_and_the_process_stays_healthy(
 ) -> None:
     broker = await broker_factory()
     topic = "/default/limited"
-    config = tmp_path / "limited.toml"
-    config.write_text(
-        f"""
-danube_service_url = "{broker.url}"
-connector_name = "webhook-limited"
-[processing]
-metrics_port = 0
-[webhook]
-host = "127.0.0.1"
-port = 0
-[webhook.auth]
-type = "none"
-[[webhook.endpoints]]
-path = "/limited"
-danube_topic = "{topic}"
-reliable_dispatch = true
-[webhook.endpoints.rate_limit]
-rate_per_s = 2
-burst = 10
-[[webhook.endpoints]]
-path = "/open"
-danube_topic = "{topic}"
-reliable_dispatch = true
-"""
+    endpoint = {"danube_topic": topic, "reliable_dispatch": True}
+    config = write_connector_toml(
+        tmp_path / "limited.toml",
+        broker.url,
+        "webhook-limited",
+        webhook={
+            "host": "127.0.0.1",
+            "port": 0,
+            "auth": {"type": "none"},
+            "endpoints": [
+                {"path": "/limited", **endpoint, "rate_limit": {"rate_per_s": 2, "burst": 10}},
+                {"path": "/open", **endpoint},
+            ],
+        },
     )
     process = ConnectorProcess("webhook", config).start()
-
-    def port_of() -> int | None:
-        for line in list(process.lines):
-            if '"webhook_port"' in line:
-                return int(json.loads(line)["webhook_port"])
-        return None
-
     try:
-        port = await wait_ready(port_of, process.proc, process.log_tail)
+        port = await asyncio.to_thread(logged_int, process, "webhook_port")
+        await wait_for_status(port, proc=process)
         reader = await open_reader(broker.url, topic)
         base = f"http://127.0.0.1:{port}"
         accepted: list[int] = []
@@ -204,35 +189,17 @@ async def test_sigterm_during_a_stream_loses_no_acknowledged_event(
 ) -> None:
     broker = await broker_factory()
     topic = "/default/draining"
-    config = tmp_path / "draining.toml"
-    config.write_text(
-        f"""
-danube_service_url = "{broker.url}"
-connector_name = "webhook-draining"
-[processing]
-metrics_port = 0
-[webhook]
-host = "127.0.0.1"
-port = 0
-[webhook.auth]
-type = "none"
-[[webhook.endpoints]]
-path = "/in"
-danube_topic = "{topic}"
-partitions = 2
-reliable_dispatch = true
-"""
+    endpoint = {"path": "/in", "danube_topic": topic, "partitions": 2, "reliable_dispatch": True}
+    config = write_connector_toml(
+        tmp_path / "draining.toml",
+        broker.url,
+        "webhook-draining",
+        webhook={"host": "127.0.0.1", "port": 0, "auth": {"type": "none"}, "endpoints": [endpoint]},
     )
     process = ConnectorProcess("webhook", config).start()
-
-    def port_of() -> int | None:
-        for line in list(process.lines):
-            if '"webhook_port"' in line:
-                return int(json.loads(line)["webhook_port"])
-        return None
-
     try:
-        port = await wait_ready(port_of, process.proc, process.log_tail)
+        port = await asyncio.to_thread(logged_int, process, "webhook_port")
+        await wait_for_status(port, proc=process)
         reader = await open_reader(broker.url, topic)
         ok: list[int] = []
         other: Counter[int] = Counter()
