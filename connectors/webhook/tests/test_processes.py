@@ -21,7 +21,7 @@ import orjson
 import pytest
 from danube_connect_core.testing import ConnectorProcess
 from danube_connect_core.testing.toml_writer import write_connector_toml
-from danube_connect_core.testing.waits import logged_int, wait_for_status
+from danube_connect_core.testing.waits import logged_int, start_ready, wait_for_status
 
 from .webhook_testsupport import OpenReader, payment
 
@@ -44,20 +44,28 @@ class LogLines:
             self.lines.append(raw.decode("utf-8", "replace").rstrip())
 
     def webhook_port(self) -> int | None:
-        for line in list(self.lines):
-            if '"webhook_port"' in line:
-                return int(json.loads(line)["webhook_port"])
-        return None
+        return _logged_port(self.lines, "webhook_port")
+
+    def metrics_port(self) -> int | None:
+        return _logged_port(self.lines, "metrics_port")
 
 
-async def wait_ready(port_of: Any, proc: Any, tail: Any) -> int:
-    """Wait (bounded) until the process logged its webhook port and /ready answers 200."""
+def _logged_port(lines: list[str], name: str) -> int | None:
+    for line in list(lines):
+        if f'"{name}"' in line:
+            return int(json.loads(line)[name])
+    return None
+
+
+async def wait_ready(port_of: Any, metrics_port_of: Any, proc: Any, tail: Any) -> int:
+    """Wait (bounded) until the process logged its ports and the core's /ready (metrics port) answers
+    200; returns the webhook port."""
     async with asyncio.timeout(60):
-        while (port := port_of()) is None:
+        while (port := port_of()) is None or (metrics_port := metrics_port_of()) is None:
             if proc.poll() is not None:
                 raise AssertionError("connector exited early:\n" + tail())
             await asyncio.sleep(0.05)
-    await wait_for_status(int(port), proc=proc)
+    await wait_for_status(int(metrics_port), proc=proc)
     return int(port)
 
 
@@ -81,7 +89,9 @@ async def test_seed_config_runs_as_written_through_the_console_script(
     )
     logs = LogLines(proc)
     try:
-        port = await wait_ready(logs.webhook_port, proc, lambda: "\n".join(logs.lines[-30:]))
+        port = await wait_ready(
+            logs.webhook_port, logs.metrics_port, proc, lambda: "\n".join(logs.lines[-30:])
+        )
         # the non-reliable partitioned topic drops what nobody subscribed to: subscribe first
         reader = await open_reader(broker.url, "/stripe/payments", "surrealdb-payment-sink", dedupe=False)
         url = f"http://127.0.0.1:{port}/webhooks/stripe/payments"
@@ -134,8 +144,8 @@ async def test_flood_past_the_rate_limit_gets_429_and_the_process_stays_healthy(
     )
     process = ConnectorProcess("webhook", config).start()
     try:
+        await start_ready(process)
         port = await asyncio.to_thread(logged_int, process, "webhook_port")
-        await wait_for_status(port, proc=process)
         reader = await open_reader(broker.url, topic)
         base = f"http://127.0.0.1:{port}"
         accepted: list[int] = []
@@ -159,10 +169,6 @@ async def test_flood_past_the_rate_limit_gets_429_and_the_process_stays_healthy(
             elapsed = time.monotonic() - started
             assert limited > 0
             assert 10 <= len(accepted) <= 10 + 2 * (elapsed + 1)  # burst plus the refill, no more
-            async with session.get(f"{base}/health") as resp:
-                assert resp.status == 200
-            async with session.get(f"{base}/ready") as resp:
-                assert resp.status == 200
             async with session.post(f"{base}/open", json={"seq": "end"}) as resp:
                 assert resp.status == 200
         await reader.until(lambda msgs: any(b'"end"' in m.payload for m in msgs))
@@ -171,6 +177,8 @@ async def test_flood_past_the_rate_limit_gets_429_and_the_process_stays_healthy(
         core_port = process.metrics_port()
         async with aiohttp.ClientSession() as session:
             async with session.get(f"http://127.0.0.1:{core_port}/health") as resp:
+                assert resp.status == 200
+            async with session.get(f"http://127.0.0.1:{core_port}/ready") as resp:
                 assert resp.status == 200
             async with session.get(f"http://127.0.0.1:{core_port}/metrics") as resp:
                 text = await resp.text()
@@ -198,8 +206,8 @@ async def test_sigterm_during_a_stream_loses_no_acknowledged_event(
     )
     process = ConnectorProcess("webhook", config).start()
     try:
+        await start_ready(process)
         port = await asyncio.to_thread(logged_int, process, "webhook_port")
-        await wait_for_status(port, proc=process)
         reader = await open_reader(broker.url, topic)
         ok: list[int] = []
         other: Counter[int] = Counter()
