@@ -36,6 +36,7 @@ def test_storage_failures_are_told_apart_from_refused_data() -> None:
     assert isinstance(classify(refused), StatementRejected)
 
 
+@pytest.mark.faults  # mounts a tmpfs and fills it
 async def test_full_disk_is_retried_then_written_once_without_dead_letters(tmp_path: Path) -> None:
     require_mount_capability()
     with mounted_tmpfs(tmp_path / "disk", 4 * 1024 * 1024) as disk:

@@ -190,15 +190,7 @@ class DanubeCollector:
 
 
 async def wait_ready(port: int, within: float = 60.0, ready: bool = True) -> None:
-    """Poll ``GET /ready`` on the metrics port until it answers 200 (or, with ``ready=False``, not 200)."""
-    from danube_connect_core.testing import http_get
+    """Poll ``GET /ready`` on the metrics port until it answers 200 (or, with ``ready=False``, 503)."""
+    from danube_connect_core.testing.waits import wait_for_status
 
-    async with asyncio.timeout(within):
-        while True:
-            try:
-                status, _ = await asyncio.to_thread(http_get, port, "/ready", 2.0)
-            except OSError:
-                status = 0
-            if (status == 200) == ready:
-                return
-            await asyncio.sleep(0.05)
+    await wait_for_status(port, "/ready", 200 if ready else 503, within=within)
