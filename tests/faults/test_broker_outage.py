@@ -17,8 +17,10 @@ from pathlib import Path
 
 import pytest
 from danube_connect_core.testing import ConnectorProcess, http_get
+from danube_connect_core.testing.conformance import start_ready, wait_until
 from danube_embedded_broker.testing import BrokerProcess
-from pipeline import (
+
+from tests.e2e.pipeline import (
     API_KEY,
     BROKER_ARGS,
     EVENTS,
@@ -28,8 +30,7 @@ from pipeline import (
     seed_sink_toml,
     webhook_toml,
 )
-from sink_cases import start_ready, wait_until
-from webhook_load import Load, stop_process
+from tests.faults.webhook_load import Load, stop_process
 
 pytestmark = pytest.mark.slow
 

@@ -34,11 +34,12 @@ import aiohttp
 import orjson
 import pytest
 from danube_connect_core.testing import ConnectorProcess, http_get
+from danube_connect_core.testing.conformance import start_ready, wait_until
 from danube_embedded_broker.testing import BrokerProcess
 from danube_source_mqtt.testing import DanubeCollector, Mosquitto, Publisher
-from pipeline import API_KEY, BROKER_ARGS, PATH, logged_port, process_env, webhook_toml
-from sink_cases import start_ready, wait_until
-from webhook_load import Load, payment, stop_process
+
+from tests.e2e.pipeline import API_KEY, BROKER_ARGS, PATH, logged_port, process_env, webhook_toml
+from tests.faults.webhook_load import Load, payment, stop_process
 
 pytestmark = pytest.mark.slow
 

@@ -21,9 +21,9 @@ from danube_connect_core.testing import (
 )
 from danube_sink_deltalake.connector import DeltaLakeSink
 from danube_sink_deltalake.settings import DeltaLakeSettings
+from danube_sink_deltalake.testing import moto_s3
 from deltalake import DeltaTable
 from deltalake_helpers import COLUMNS, TOPIC, payment
-from moto_s3 import moto_s3
 
 N = 5000
 PARTITIONS = 4
