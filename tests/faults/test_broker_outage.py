@@ -77,8 +77,8 @@ async def test_broker_stopped_8s_mid_stream_nothing_acknowledged_is_lost_or_doub
     )
     load: Load | None = None
     try:
-        await start_ready(webhook)  # first: its producer creates the topic the sink subscribes to
-        await start_ready(sink)
+        await start_ready(webhook, within=90)  # first: its producer creates the topic the sink subscribes to
+        await start_ready(sink, within=90)
         query_port = logged_port(sink, "query_api_port")
         load = Load(logged_port(webhook, "webhook_port")).start()
 

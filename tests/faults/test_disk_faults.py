@@ -351,7 +351,7 @@ async def test_delta_sink_retries_through_a_full_then_read_only_disk(
         # Panics of the native storage layer in their short form (see OBJECT_STORE_PANIC).
         proc = ConnectorProcess("delta-lake", config, env={**target.env, "RUST_BACKTRACE": "0"})
         try:
-            port = await start_ready(proc)
+            port = await start_ready(proc, within=90)
 
             async def stored(n: int) -> bool:
                 return (

@@ -114,7 +114,7 @@ async def sigterm_under_load_then_restart(
     assert await stop_process(first) == 0, first.log_tail()
     drain_s = time.monotonic() - started
     produced_at_exit = produced()
-    await start_ready(second)
+    await start_ready(second, within=90)
     restart = Restart(drain_s, produced() - produced_at_exit)
     await asyncio.sleep(1.0)
     return restart
@@ -135,7 +135,7 @@ async def test_webhook_sigterm_with_requests_in_flight(tmp_path: Path) -> None:
     collector: DanubeCollector | None = None
     paused = False
     try:
-        await start_ready(webhook)
+        await start_ready(webhook, within=90)
         port = logged_port(webhook, "webhook_port")
         collector = await DanubeCollector(url, "/stripe/payments", "sigterm-check").start()
         load = Load(port).start()
@@ -289,7 +289,7 @@ async def test_mqtt_sigterm_mid_stream_then_restart_loses_no_qos1_message(
     publisher: SteadyPublisher | None = None
     collector: DanubeCollector | None = None
     try:
-        await start_ready(first)
+        await start_ready(first, within=90)
         collector = await DanubeCollector(broker.url, MQTT_TOPIC, "sigterm-check").start()
         publisher = await asyncio.to_thread(SteadyPublisher, mosquitto.port)
 
@@ -362,7 +362,7 @@ async def test_postgres_cdc_sigterm_mid_stream_then_restart_loses_no_change(
     writer: asyncio.Task[None] | None = None
     collector: DanubeCollector | None = None
     try:
-        await start_ready(first)
+        await start_ready(first, within=90)
         collector = await DanubeCollector(broker.url, CDC_TOPIC, "sigterm-check").start()
         writer = asyncio.create_task(write_transactions(conn, stop_writing, committed))
 

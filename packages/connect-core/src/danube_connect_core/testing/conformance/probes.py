@@ -2,7 +2,8 @@
 
 - :func:`conformance_broker` - the in-process embedded broker the checks run against;
 - :func:`wait_until` - poll a condition (never a fixed sleep), failing with the process's log tail;
-- :func:`start_ready` - start a ``danube-connect run`` process and wait for ``GET /ready`` = 200;
+- :func:`start_ready` - start a ``danube-connect run`` process and wait for ``GET /ready`` = 200
+  (danube_connect_core.testing.waits's, re-exported);
 - :func:`metric`, :func:`sent_total`, :func:`ready_status` - its Prometheus metrics and readiness;
 - :func:`backlog`, :func:`acked_ids`, :func:`topic_messages` - what the broker holds;
 - :func:`drain_and_stop`, :func:`exit_code` - a clean stop and its exit code.
@@ -26,6 +27,7 @@ import orjson
 
 from danube_connect_core.testing.conformance.target import WINDOW
 from danube_connect_core.testing.harness import ConnectorProcess, http_get
+from danube_connect_core.testing.waits import start_ready
 
 __all__ = [
     "BROKER_SETTINGS",
@@ -98,19 +100,6 @@ async def wait_until(
 async def ready_status(port: int) -> tuple[int, str]:
     """(status, body) of ``GET /ready`` on a running connector's metrics port."""
     return await asyncio.to_thread(http_get, port, "/ready", PROBE_TIMEOUT_S)
-
-
-async def start_ready(proc: ConnectorProcess, within: float = 90.0) -> int:
-    """Start ``proc`` and wait until ``/ready`` answers 200 (subscribed, target reachable); returns
-    its metrics port. Raises AssertionError when it exits or is not ready ``within`` seconds."""
-    proc.start()
-    port = await asyncio.to_thread(proc.metrics_port, within)
-
-    async def ready() -> bool:
-        return (await ready_status(port))[0] == 200
-
-    await wait_until(ready, f"{proc.connector} ready", within=within, proc=proc, interval=0.05)
-    return port
 
 
 async def metric(port: int, name: str) -> float:

@@ -71,6 +71,8 @@ SUBSCRIPTION = "conformance"
 #: least ~8 min. With the default budget (3 retries from 1 s) a sink exits 1 after a few seconds instead,
 #: without acking (by design: the broker redelivers to the next process).
 OUTAGE_RETRY = {"max_retries": 1000, "retry_backoff_ms": 100, "max_backoff_ms": 1000}
+#: A sink starts in a second or two; an engine like chdb on a machine busy with other tests takes longer.
+START_WITHIN_S = 90.0
 
 
 async def _create_topic(broker_url: str) -> None:
@@ -97,7 +99,7 @@ async def check_sigkill_restart(case: SinkCase, directory: Path, *, n: int = 10_
         second = ConnectorProcess(case.name, config, env=target.env)
         producing: asyncio.Task[None] | None = None
         try:
-            port = await start_ready(first)
+            port = await start_ready(first, within=START_WITHIN_S)
             producing = asyncio.create_task(produce_records(broker.url, TOPIC, range(n)))
 
             async def a_third_written() -> bool:
@@ -112,7 +114,7 @@ async def check_sigkill_restart(case: SinkCase, directory: Path, *, n: int = 10_
             assert_acked_stored(acked, stored)
             assert n // 3 <= len(set(stored)) < n, f"not mid-stream: {len(set(stored))} stored at the kill"
 
-            await start_ready(second)
+            await start_ready(second, within=START_WITHIN_S)
             await producing
             await drain_and_stop(second, broker, TOPIC, SUBSCRIPTION, within=300)
         finally:
@@ -151,7 +153,7 @@ async def check_sigterm_drains(
         second = ConnectorProcess(case.name, config, env=target.env)
         producing: asyncio.Task[None] | None = None
         try:
-            port = await start_ready(first)
+            port = await start_ready(first, within=START_WITHIN_S)
             sigterm_sent = asyncio.Event()
 
             async def produce_all() -> None:
@@ -183,7 +185,7 @@ async def check_sigterm_drains(
             assert not unacked, f"{len(unacked)} records written but left unacknowledged by the drain"
             assert n // 4 <= len(set(stored)) < n, f"{len(set(stored))} stored at the SIGTERM exit"
 
-            await start_ready(second)
+            await start_ready(second, within=START_WITHIN_S)
             await producing
             await drain_and_stop(second, broker, TOPIC, SUBSCRIPTION, within=300)
         finally:
@@ -288,7 +290,7 @@ async def check_target_outage(case: SinkCase, directory: Path, *, outage_s: floa
         proc = ConnectorProcess(case.name, config, env={**target.env, "RUST_BACKTRACE": "0"})
         flow = Flow(broker.url)
         try:
-            port = await start_ready(proc)
+            port = await start_ready(proc, within=START_WITHIN_S)
             flow.start()
 
             async def some_written() -> bool:
@@ -360,7 +362,7 @@ async def check_broker_outage(
             await _create_topic(broker.url)
             proc = ConnectorProcess(case.name, config, env=target.env)
             try:
-                await start_ready(proc)
+                await start_ready(proc, within=START_WITHIN_S)
                 await produce_records(broker.url, TOPIC, range(n // 2))
 
                 async def first_half_written() -> bool:
@@ -416,7 +418,7 @@ async def check_bad_input(case: SinkCase, directory: Path, *, n: int = 500) -> N
             records.insert((k + 1) * step + k, record)
         proc = ConnectorProcess(case.name, config, env=target.env)
         try:
-            port = await start_ready(proc)
+            port = await start_ready(proc, within=START_WITHIN_S)
             await produce(broker.url, TOPIC, records, partitions=PARTITIONS, reliable=True)
 
             async def drained() -> bool:

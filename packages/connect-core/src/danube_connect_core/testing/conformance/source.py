@@ -1,0 +1,224 @@
+"""What a source connector implements to register for the conformance kit, and its check.
+
+A :class:`SourceUpstream` is the source's real external system under a directory: it writes the TOML
+that routes the upstream's records to one Danube topic, hands record ``i`` (:func:`payload` of ``i``) to
+the upstream and says whether the upstream acknowledged it, and finds ``i`` again in a message the
+connector published. A :class:`SourceCase` names the connector and says whether it publishes an
+acknowledged record exactly once (``idempotent``) or at least once.
+
+:func:`check_source_sigterm_restart` - records fed continuously; SIGTERM mid-stream exits 0 within the
+shutdown timeout (invariant 6); a second process with the same config takes over; every record the
+upstream acknowledged is on the topic (invariant 1), exactly once when the case is idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from danube_connect_core.testing.conformance.probes import (
+    conformance_broker,
+    exit_code,
+    topic_messages,
+    wait_until,
+)
+from danube_connect_core.testing.conformance.verdicts import sample
+from danube_connect_core.testing.harness import ConnectorProcess
+from danube_connect_core.testing.toml_writer import to_toml
+from danube_connect_core.testing.waits import start_ready
+
+__all__ = ["SourceCase", "SourceUpstream", "check_source_sigterm_restart"]
+
+TOPIC = "/default/conformance-source"
+
+
+class SourceUpstream(ABC):
+    """One source's real upstream under ``root``, and the TOML that points the source at it."""
+
+    #: The connector's TOML section (``[webhook]``, ``[mqtt]``, ...).
+    section_name: str
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        #: Environment for the source process, on top of the test's own.
+        self.env: dict[str, str] = {"LOG_FORMAT": "json"}
+
+    @abstractmethod
+    def section(self, topic: str) -> dict[str, Any]:
+        """The connector's whole section, routing every upstream record to ``topic`` (reliable, with
+        several partitions where the connector lets the config say so)."""
+
+    @abstractmethod
+    async def send(self, i: int) -> bool:
+        """Hand record ``i`` (e.g. :func:`~danube_connect_core.testing.conformance.target.payload`) to
+        the upstream. True once the upstream acknowledged it (so it
+        must reach the topic), False when it was refused (the connector is down or stopping). Raises
+        AssertionError for an answer a conforming connector never gives."""
+
+    def received_id(self, message_payload: Any) -> int:
+        """``i`` of a published message's decoded JSON payload. Default: its ``"i"`` field."""
+        return int(message_payload["i"])
+
+    async def start(self) -> None:
+        """Bring the upstream up. Default: nothing to do."""
+        return None
+
+    async def stop(self) -> None:
+        """Tear the upstream down. Default: nothing to do."""
+        return None
+
+    def connector_name(self) -> str:
+        return f"conformance-{self.section_name}"
+
+    def write_config(self, broker_url: str, topic: str, *, processing: dict[str, Any] | None = None) -> Path:
+        """Write ``<root>/source.toml`` and return its path: metrics on a free port, a 20 s shutdown
+        timeout, fast retries, and :meth:`section`."""
+        document: dict[str, Any] = {
+            "danube_service_url": broker_url,
+            "connector_name": self.connector_name(),
+            "retry": {"max_retries": 10, "retry_backoff_ms": 50, "max_backoff_ms": 500},
+            "processing": {"metrics_port": 0, "shutdown_timeout_ms": 20_000, **(processing or {})},
+            self.section_name: self.section(topic),
+        }
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / "source.toml"
+        path.write_text(to_toml(document))
+        return path
+
+
+@dataclass(frozen=True)
+class SourceCase:
+    """One source connector under test: ``name`` for ``danube-connect run``, whether an acknowledged
+    record is published exactly once (``idempotent``) or at least once, and its upstream type."""
+
+    name: str
+    idempotent: bool
+    upstream_type: Callable[[Path], SourceUpstream]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @contextlib.asynccontextmanager
+    async def open_upstream(self, directory: Path) -> AsyncIterator[SourceUpstream]:
+        """A started upstream under ``directory``; stopped on exit."""
+        upstream = self.upstream_type(directory)
+        await upstream.start()
+        try:
+            yield upstream
+        finally:
+            await upstream.stop()
+
+
+class _Feed:
+    """Records ``0, 1, 2 ...`` handed to the upstream one after the other until :meth:`stop`."""
+
+    def __init__(self, upstream: SourceUpstream, pause_s: float = 0.005) -> None:
+        self.upstream = upstream
+        self.pause_s = pause_s
+        self.sent = 0
+        self.accepted: set[int] = set()
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            i = self.sent
+            self.sent += 1
+            if await self.upstream.send(i):
+                self.accepted.add(i)
+            await asyncio.sleep(self.pause_s)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+
+
+def _arrived(broker: Any, upstream: SourceUpstream, topic: str) -> list[int]:
+    messages = topic_messages(broker, topic) or []
+    return [upstream.received_id(orjson.loads(m.payload)) for m in messages]
+
+
+async def check_source_sigterm_restart(
+    case: SourceCase, directory: Path, *, shutdown_timeout_ms: int = 20_000
+) -> None:
+    """Records fed to the upstream without pause; once 200 are on the topic the source is SIGTERMed, a
+    second process with the same config takes over, and the feed goes on into it.
+
+    Asserts: the first process exits 0 without hitting its shutdown timeout (it stopped intake and
+    finished what was in flight, invariant 6); every record the upstream acknowledged is on the topic
+    (invariant 1), exactly once when the case is idempotent; nothing is on the topic that was never sent;
+    the second process exits 0 after SIGTERM too.
+    """
+    async with (
+        conformance_broker(directory / "broker") as broker,
+        case.open_upstream(directory / "upstream") as upstream,
+    ):
+        config = upstream.write_config(
+            broker.url, TOPIC, processing={"shutdown_timeout_ms": shutdown_timeout_ms}
+        )
+        first = ConnectorProcess(case.name, config, env=upstream.env)
+        second = ConnectorProcess(case.name, config, env=upstream.env)
+        feed = _Feed(upstream)
+        try:
+            await start_ready(first, within=90)
+            feed.start()
+
+            async def flowing() -> bool:
+                return len(_arrived(broker, upstream, TOPIC)) >= 200
+
+            await wait_until(flowing, f"200 records on {TOPIC}", within=120, proc=first)
+            first.signal(signal.SIGTERM)
+            code = await exit_code(first, within=shutdown_timeout_ms / 1000 + 60)
+            assert code == 0, f"exit {code} after SIGTERM:\n{first.log_tail()}"
+            assert not any("shutdown timeout" in line for line in first.lines), first.log_tail()
+
+            await start_ready(second, within=90)
+            accepted_at_restart = len(feed.accepted)
+
+            async def flowing_again() -> bool:
+                return len(feed.accepted) >= accepted_at_restart + 200
+
+            await wait_until(
+                flowing_again, "200 more records accepted after the restart", within=120, proc=second
+            )
+            await feed.stop()
+
+            async def all_arrived() -> bool:
+                return feed.accepted <= set(_arrived(broker, upstream, TOPIC))
+
+            try:
+                await wait_until(all_arrived, "every accepted record on the topic", within=120, proc=second)
+            except AssertionError:
+                missing = feed.accepted - set(_arrived(broker, upstream, TOPIC))
+                raise AssertionError(
+                    f"{len(missing)} of {len(feed.accepted)} acknowledged records lost, "
+                    f"e.g. {sample(missing)}"
+                ) from None
+            second.signal(signal.SIGTERM)
+            code = await exit_code(second, within=shutdown_timeout_ms / 1000 + 60)
+            assert code == 0, f"exit {code} after SIGTERM:\n{second.log_tail()}"
+        finally:
+            await feed.stop()
+            first.kill()
+            second.kill()
+        counts = Counter(_arrived(broker, upstream, TOPIC))
+        foreign = counts.keys() - set(range(feed.sent))
+        assert not foreign, f"records on the topic that were never sent: {sample(foreign)}"
+        if case.idempotent:
+            repeated = {i: c for i, c in counts.items() if c > 1}
+            assert not repeated, (
+                f"{len(repeated)} records published twice or more (i, copies): {sample(repeated)}"
+            )
