@@ -69,6 +69,9 @@ SETTINGS non_replicated_deduplication_window = 1000"""
     def mapping(self) -> dict[str, Any]:
         return {"table": "events", "include_metadata": True}
 
+    def bad_records(self) -> list[Any]:
+        return [["not", "an", "object"], "a string"]
+
     async def stored_ids(self) -> list[int]:
         rows = await asyncio.to_thread(self.chdb, "SELECT i FROM faults.events")
         return [int(r[0]) for r in rows]

@@ -52,6 +52,9 @@ class DeltaLakeTarget(SinkTarget):
             ],
         }
 
+    def bad_records(self) -> list[Any]:
+        return [{"name": "without i"}, {"i": "not a number", "name": "x"}, ["not", "an", "object"]]
+
     async def stored_ids(self) -> list[int]:
         return await asyncio.to_thread(self._read)
 

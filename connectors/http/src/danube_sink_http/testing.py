@@ -3,7 +3,8 @@
 :class:`HttpTarget` is a real aiohttp server (in the test's event loop) that de-duplicates on
 ``Idempotency-Key``, as a real idempotent API does: a repeated key is answered 200 and not stored again.
 The sink posts one record per request (``body_mode = "record"``), so each record's key is stable across
-redeliveries; :meth:`HttpTarget.verify` checks exactly that. Its outage: the server stops (connection
+redeliveries; :meth:`HttpTarget.verify` checks exactly that. A body without an integer ``i`` is answered
+422 (its bad records). Its outage: the server stops (connection
 refused) and listens again on the same port with the same state.
 """
 
@@ -57,7 +58,11 @@ class HttpTarget(SinkTarget):
         return self.state.deliveries
 
     async def _handle(self, request: web.Request) -> web.Response:
-        i = int(orjson.loads(await request.read())["i"])
+        body = orjson.loads(await request.read())
+        i = body.get("i") if isinstance(body, dict) else None
+        if isinstance(i, bool) or not isinstance(i, int):
+            # A real API validates what it is sent: 422 is poison to the sink (dead-lettered).
+            return web.Response(status=422, text='"i" must be an integer')
         key = request.headers.get("Idempotency-Key")
         self.state.deliveries.append(Delivery(key, i))
         # A request without a key cannot be de-duplicated: it is stored as a record of its own.
@@ -87,6 +92,9 @@ class HttpTarget(SinkTarget):
 
     def mapping(self) -> dict[str, Any]:
         return {}
+
+    def bad_records(self) -> list[Any]:
+        return [{"name": "without i"}, {"i": "one", "name": "x"}]
 
     async def stored_ids(self) -> list[int]:
         return list(self.state.stored.values())

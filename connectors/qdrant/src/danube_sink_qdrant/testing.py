@@ -27,6 +27,9 @@ class QdrantTarget(SinkTarget):
     def mapping(self) -> dict[str, Any]:
         return {"collection": self.collection, "vector_field": "v", "dimension": 3, "distance": "Euclid"}
 
+    def bad_records(self) -> list[Any]:
+        return [{"i": -1, "name": "without a vector"}, {"i": -2, "name": "short", "v": [1.0]}, "a string"]
+
     async def stored_ids(self) -> list[int]:
         return await asyncio.to_thread(self._read)
 

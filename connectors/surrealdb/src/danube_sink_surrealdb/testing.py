@@ -26,6 +26,10 @@ class SurrealDbTarget(SinkTarget):
     def mapping(self) -> dict[str, Any]:
         return {"table": self.table}
 
+    def bad_records(self) -> list[Any]:
+        # SurrealDB stores any JSON value; what it cannot hold is an integer beyond 64 bits.
+        return [{"i": 2**70, "name": "too big"}, {"name": "deep", "v": [1, {"x": -(2**65)}]}]
+
     async def stored_ids(self) -> list[int]:
         from surrealdb import AsyncSurreal
 
