@@ -18,13 +18,14 @@ from danube_sink_deltalake.testing import CASE as DELTA_LAKE
 from danube_sink_http.testing import CASE as HTTP
 from danube_sink_qdrant.testing import CASE as QDRANT
 from danube_sink_surrealdb.testing import CASE as SURREALDB
+from danube_source_mqtt.testing import CASE as MQTT
 from danube_source_webhook.testing import CASE as WEBHOOK
 
 #: Every sink connector of the repository, in the order the fault tests run them.
 SINK_CASES: tuple[SinkCase, ...] = (SURREALDB, DELTA_LAKE, QDRANT, CLICKHOUSE, HTTP)
-#: The source connectors registered for the kit's source check (mqtt and postgres-cdc have their own
-#: SIGTERM tests in test_source_sigterm.py).
-SOURCE_CASES: tuple[SourceCase, ...] = (WEBHOOK,)
+#: The source connectors registered for the kit's source check (test_source_sigterm.py has further
+#: SIGTERM tests of its own per source).
+SOURCE_CASES: tuple[SourceCase, ...] = (WEBHOOK, MQTT)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
