@@ -8,7 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from danube_connect_core.testing.conformance import SourceCase, check_source_sigterm_restart
+from danube_connect_core.testing.conformance import (
+    SourceCase,
+    check_source_bad_input,
+    check_source_sigterm_restart,
+)
 
 
 @pytest.mark.slow
@@ -16,3 +20,9 @@ async def test_source_sigterm_mid_stream_then_restart_loses_no_acknowledged_reco
     source_case: SourceCase, tmp_path: Path
 ) -> None:
     await check_source_sigterm_restart(source_case, tmp_path)
+
+
+async def test_source_dead_letters_bad_input_with_its_reason_and_publishes_the_rest(
+    source_case: SourceCase, tmp_path: Path
+) -> None:
+    await check_source_bad_input(source_case, tmp_path)

@@ -252,9 +252,24 @@ class MqttUpstream(SourceUpstream):
             "reconnect_min_delay_ms": 100,
             "reconnect_max_delay_ms": 1000,
             "topic_mappings": [
-                {"mqtt_topic": "conformance/#", "danube_topic": topic, "partitions": 2, "qos": 1}
+                {
+                    "mqtt_topic": "conformance/#",
+                    "danube_topic": topic,
+                    "partitions": 2,
+                    "qos": 1,
+                    "payload_format": "json",
+                }
             ],
         }
+
+    def bad_records(self) -> list[bytes]:
+        # The mapping reads JSON (payload_format): these are not JSON documents.
+        return [b"not json", b'{"i": 1', b"\xff\xfe"]
+
+    async def send_bad(self, data: bytes) -> None:
+        assert self.publisher is not None
+        info = self.publisher.publish("conformance/bad", data, qos=1)
+        await asyncio.to_thread(info.wait_for_publish, 30)
 
     async def send(self, i: int) -> bool:
         assert self.publisher is not None

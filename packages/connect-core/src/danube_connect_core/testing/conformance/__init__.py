@@ -9,7 +9,8 @@ docs/writing-a-connector.md walks through it with the example sink in connectors
 - outages: :func:`restart_outage`, :func:`disk_full_outage`, :class:`TcpProxy`
 - checks: :func:`check_sigkill_restart`, :func:`check_sigterm_drains`, :func:`check_target_outage`,
   :func:`check_broker_outage`, :func:`check_bad_input`; as pytest tests: :class:`SinkConformance`
-- sources: :class:`SourceUpstream`, :class:`SourceCase`, :func:`check_source_sigterm_restart`
+- sources: :class:`SourceUpstream`, :class:`SourceCase`, :func:`check_source_sigterm_restart`,
+  :func:`check_source_bad_input`
 - probes and verdicts for checks of your own: :func:`wait_until`, :func:`start_ready`, :func:`metric`,
   :func:`backlog`, :func:`acked_ids`, :func:`assert_exactly_once` ...
 """
@@ -40,6 +41,7 @@ from danube_connect_core.testing.conformance.sink_checks import (
 from danube_connect_core.testing.conformance.source import (
     SourceCase,
     SourceUpstream,
+    check_source_bad_input,
     check_source_sigterm_restart,
 )
 from danube_connect_core.testing.conformance.suite import SinkConformance
@@ -81,6 +83,7 @@ __all__ = [
     "check_broker_outage",
     "check_sigkill_restart",
     "check_sigterm_drains",
+    "check_source_bad_input",
     "check_source_sigterm_restart",
     "check_target_outage",
     "conformance_broker",

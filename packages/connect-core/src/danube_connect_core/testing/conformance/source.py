@@ -9,6 +9,9 @@ acknowledged record exactly once (``idempotent``) or at least once.
 :func:`check_source_sigterm_restart` - records fed continuously; SIGTERM mid-stream exits 0 within the
 shutdown timeout (invariant 6); a second process with the same config takes over; every record the
 upstream acknowledged is on the topic (invariant 1), exactly once when the case is idempotent.
+
+:func:`check_source_bad_input` - the upstream's bad inputs among good records: each dead-lettered with
+its reason, never on the topic; every good record on the topic (invariants 4 and 5).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import orjson
 from danube_connect_core.testing.conformance.probes import (
     conformance_broker,
     exit_code,
+    metric,
     topic_messages,
     wait_until,
 )
@@ -36,7 +40,7 @@ from danube_connect_core.testing.harness import ConnectorProcess
 from danube_connect_core.testing.toml_writer import to_toml
 from danube_connect_core.testing.waits import start_ready
 
-__all__ = ["SourceCase", "SourceUpstream", "check_source_sigterm_restart"]
+__all__ = ["SourceCase", "SourceUpstream", "check_source_bad_input", "check_source_sigterm_restart"]
 
 TOPIC = "/default/conformance-source"
 
@@ -63,6 +67,20 @@ class SourceUpstream(ABC):
         the upstream. True once the upstream acknowledged it (so it
         must reach the topic), False when it was refused (the connector is down or stopping). Raises
         AssertionError for an answer a conforming connector never gives."""
+
+    def bad_records(self) -> list[bytes]:
+        """Upstream inputs the connector must dead-letter with a reason (e.g. a payload that is not the
+        configured format), handed over with :meth:`send_bad`. Default: none (the check is skipped)."""
+        return []
+
+    async def send_bad(self, data: bytes) -> None:
+        """Hand one of :meth:`bad_records` to the upstream as it is (acknowledged by the upstream)."""
+        raise NotImplementedError(f"{type(self).__name__} declares bad records but cannot send them")
+
+    @property
+    def dead_letter_topic(self) -> str:
+        """The default dead-letter topic of :meth:`connector_name` (``/default/<name>-dlq``)."""
+        return f"/default/{self.connector_name()}-dlq"
 
     def received_id(self, message_payload: Any) -> int:
         """``i`` of a published message's decoded JSON payload. Default: its ``"i"`` field."""
@@ -222,3 +240,68 @@ async def check_source_sigterm_restart(
             assert not repeated, (
                 f"{len(repeated)} records published twice or more (i, copies): {sample(repeated)}"
             )
+
+
+async def check_source_bad_input(case: SourceCase, directory: Path, *, n: int = 300) -> None:
+    """``n`` good records with the upstream's :meth:`~SourceUpstream.bad_records` spread among them.
+
+    Asserts: every good record is on the topic (exactly once when idempotent) and nothing else is;
+    ``danube_connector_dead_lettered_total`` counts each bad input once; the dead-letter topic holds
+    exactly the bad inputs (their original bytes) with a non-empty ``error.reason``; the source keeps
+    running and exits 0 on SIGTERM.
+    """
+    async with (
+        conformance_broker(directory / "broker") as broker,
+        case.open_upstream(directory / "upstream") as upstream,
+    ):
+        bad = upstream.bad_records()
+        if not bad:
+            import pytest
+
+            pytest.skip(f"the {case.name} case declares no bad input")
+        config = upstream.write_config(broker.url, TOPIC)
+        proc = ConnectorProcess(case.name, config, env=upstream.env)
+        accepted: set[int] = set()
+        try:
+            port = await start_ready(proc, within=90)
+            step = max(1, n // (len(bad) + 1))
+            queue = list(bad)
+            for i in range(n):
+                if i % step == step - 1 and queue:
+                    await upstream.send_bad(queue.pop(0))
+                if await upstream.send(i):
+                    accepted.add(i)
+            for data in queue:
+                await upstream.send_bad(data)
+
+            async def all_arrived() -> bool:
+                return accepted <= set(_arrived(broker, upstream, TOPIC))
+
+            await wait_until(
+                all_arrived, f"the {len(accepted)} good records on the topic", within=120, proc=proc
+            )
+
+            async def all_dead_lettered() -> bool:
+                return len(topic_messages(broker, upstream.dead_letter_topic) or []) >= len(bad)
+
+            await wait_until(all_dead_lettered, f"{len(bad)} dead letters", within=60, proc=proc)
+            dead = await metric(port, "danube_connector_dead_lettered_total")
+            assert dead == len(bad), f"{dead} dead-lettered, {len(bad)} bad inputs:\n{proc.log_tail()}"
+            proc.signal(signal.SIGTERM)
+            code = await exit_code(proc, within=80)
+            assert code == 0, f"exit {code} after SIGTERM:\n{proc.log_tail()}"
+        finally:
+            proc.kill()
+        letters = topic_messages(broker, upstream.dead_letter_topic) or []
+        assert Counter(bytes(m.payload) for m in letters) == Counter(bad), (
+            "the dead letters are not the bad inputs"
+        )
+        for letter in letters:
+            assert dict(letter.attributes).get("error.reason"), (
+                f"a dead letter without a reason: {letter.attributes}"
+            )
+        counts = Counter(_arrived(broker, upstream, TOPIC))
+        assert counts.keys() == accepted, f"on the topic but not sent: {sample(counts.keys() - accepted)}"
+        if case.idempotent:
+            repeated = {i: c for i, c in counts.items() if c > 1}
+            assert not repeated, f"{len(repeated)} records published twice or more: {sample(repeated)}"
