@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 from danube_connect_core.testing import ConnectorProcess, http_get
 from danube_connect_core.testing.conformance import start_ready, wait_until
+from danube_connect_core.testing.waits import logged_int
 from danube_embedded_broker.testing import BrokerProcess
 
 from tests.e2e.pipeline import (
     API_KEY,
     BROKER_ARGS,
     EVENTS,
-    logged_port,
     process_env,
     read_store,
     seed_sink_toml,
@@ -79,8 +79,8 @@ async def test_broker_stopped_8s_mid_stream_nothing_acknowledged_is_lost_or_doub
     try:
         await start_ready(webhook, within=90)  # first: its producer creates the topic the sink subscribes to
         await start_ready(sink, within=90)
-        query_port = logged_port(sink, "query_api_port")
-        load = Load(logged_port(webhook, "webhook_port")).start()
+        query_port = logged_int(sink, "query_api_port")
+        load = Load(logged_int(webhook, "webhook_port")).start()
 
         async def some_stored() -> bool:
             return sum((await stored_keys(query_port)).values()) >= 100

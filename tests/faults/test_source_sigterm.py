@@ -35,10 +35,11 @@ import orjson
 import pytest
 from danube_connect_core.testing import ConnectorProcess, http_get
 from danube_connect_core.testing.conformance import start_ready, wait_until
+from danube_connect_core.testing.waits import logged_int
 from danube_embedded_broker.testing import BrokerProcess
 from danube_source_mqtt.testing import DanubeCollector, Mosquitto, Publisher
 
-from tests.e2e.pipeline import API_KEY, BROKER_ARGS, PATH, logged_port, process_env, webhook_toml
+from tests.e2e.pipeline import API_KEY, BROKER_ARGS, PATH, process_env, webhook_toml
 from tests.faults.webhook_load import Load, payment, stop_process
 
 pytestmark = pytest.mark.slow
@@ -136,7 +137,7 @@ async def test_webhook_sigterm_with_requests_in_flight(tmp_path: Path) -> None:
     paused = False
     try:
         await start_ready(webhook, within=90)
-        port = logged_port(webhook, "webhook_port")
+        port = logged_int(webhook, "webhook_port")
         collector = await DanubeCollector(url, "/stripe/payments", "sigterm-check").start()
         load = Load(port).start()
 
