@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["to_toml", "toml_value", "write_toml"]
+__all__ = ["connector_document", "to_toml", "toml_value", "write_connector_toml", "write_toml"]
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+\Z")
 
@@ -91,3 +91,36 @@ def write_toml(path: Path, document: Mapping[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
+
+
+def connector_document(
+    broker_url: str,
+    connector_name: str,
+    *,
+    retry: Mapping[str, Any] | None = None,
+    processing: Mapping[str, Any] | None = None,
+    **sections: Any,
+) -> dict[str, Any]:
+    """A connector configuration as a dict: the broker URL, the name, ``[retry]`` when given,
+    ``[processing]`` with ``metrics_port = 0`` (a free port) unless overridden, then ``sections`` in
+    order (``surrealdb={...}``, ``mqtt={...}``; a key with a dash goes through ``**{"a-b": ...}``)."""
+    document: dict[str, Any] = {"danube_service_url": broker_url, "connector_name": connector_name}
+    if retry is not None:
+        document["retry"] = dict(retry)
+    document["processing"] = {"metrics_port": 0, **(processing or {})}
+    document.update(sections)
+    return document
+
+
+def write_connector_toml(
+    path: Path,
+    broker_url: str,
+    connector_name: str,
+    *,
+    retry: Mapping[str, Any] | None = None,
+    processing: Mapping[str, Any] | None = None,
+    **sections: Any,
+) -> Path:
+    """Write :func:`connector_document` to ``path`` and return ``path``."""
+    document = connector_document(broker_url, connector_name, retry=retry, processing=processing, **sections)
+    return write_toml(path, document)
