@@ -37,7 +37,7 @@ from danube_connect_core.testing.conformance.probes import (
 )
 from danube_connect_core.testing.conformance.verdicts import sample
 from danube_connect_core.testing.harness import ConnectorProcess
-from danube_connect_core.testing.toml_writer import to_toml
+from danube_connect_core.testing.toml_writer import write_connector_toml
 from danube_connect_core.testing.waits import start_ready
 
 __all__ = ["SourceCase", "SourceUpstream", "check_source_bad_input", "check_source_sigterm_restart"]
@@ -100,17 +100,14 @@ class SourceUpstream(ABC):
     def write_config(self, broker_url: str, topic: str, *, processing: dict[str, Any] | None = None) -> Path:
         """Write ``<root>/source.toml`` and return its path: metrics on a free port, a 20 s shutdown
         timeout, fast retries, and :meth:`section`."""
-        document: dict[str, Any] = {
-            "danube_service_url": broker_url,
-            "connector_name": self.connector_name(),
-            "retry": {"max_retries": 10, "retry_backoff_ms": 50, "max_backoff_ms": 500},
-            "processing": {"metrics_port": 0, "shutdown_timeout_ms": 20_000, **(processing or {})},
-            self.section_name: self.section(topic),
-        }
-        self.root.mkdir(parents=True, exist_ok=True)
-        path = self.root / "source.toml"
-        path.write_text(to_toml(document))
-        return path
+        return write_connector_toml(
+            self.root / "source.toml",
+            broker_url,
+            self.connector_name(),
+            retry={"max_retries": 10, "retry_backoff_ms": 50, "max_backoff_ms": 500},
+            processing={"shutdown_timeout_ms": 20_000, **(processing or {})},
+            **{self.section_name: self.section(topic)},
+        )
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from danube_connect_core.testing.harness import produce
-from danube_connect_core.testing.toml_writer import to_toml
+from danube_connect_core.testing.toml_writer import write_connector_toml
 
 __all__ = [
     "PARTITIONS",
@@ -128,12 +128,13 @@ class SinkTarget(ABC):
         idle; ``max_unacked_messages`` = :data:`WINDOW` (start the broker with the same window);
         a 20 s shutdown timeout; metrics on a free port. Each override dict updates its table key by key.
         """
-        document: dict[str, Any] = {
-            "danube_service_url": broker_url,
-            "connector_name": self.connector_name(),
-            "retry": {"max_retries": 10, "retry_backoff_ms": 50, "max_backoff_ms": 500, **(retry or {})},
-            "processing": {
-                "metrics_port": 0,
+        topic_mapping = {"topic": topic, "subscription": subscription, **self.mapping(), **(mapping or {})}
+        return write_connector_toml(
+            self.root / f"{subscription}.toml",
+            broker_url,
+            self.connector_name(),
+            retry={"max_retries": 10, "retry_backoff_ms": 50, "max_backoff_ms": 500, **(retry or {})},
+            processing={
                 "batch_size": 1000,
                 "batch_timeout_ms": 1000,
                 "batch_idle_ms": 100,
@@ -141,13 +142,8 @@ class SinkTarget(ABC):
                 "shutdown_timeout_ms": 20_000,
                 **(processing or {}),
             },
-        }
-        topic_mapping = {"topic": topic, "subscription": subscription, **self.mapping(), **(mapping or {})}
-        document[self.section_name] = {**self.section(), **(section or {}), "topic_mappings": [topic_mapping]}
-        self.root.mkdir(parents=True, exist_ok=True)
-        path = self.root / f"{subscription}.toml"
-        path.write_text(to_toml(document))
-        return path
+            **{self.section_name: {**self.section(), **(section or {}), "topic_mappings": [topic_mapping]}},
+        )
 
 
 @dataclass(frozen=True)
