@@ -23,10 +23,12 @@ from danube_connect_core.testing.conformance.probes import (
     conformance_broker,
     drain_and_stop,
     exit_code,
+    exited_cleanly,
     metric,
     ready_status,
     sent_total,
     start_ready,
+    stop_cleanly,
     topic_messages,
     wait_until,
 )
@@ -90,6 +92,7 @@ __all__ = [
     "disk_full_outage",
     "drain_and_stop",
     "exit_code",
+    "exited_cleanly",
     "metric",
     "payload",
     "produce_records",
@@ -97,6 +100,7 @@ __all__ = [
     "restart_outage",
     "sent_total",
     "start_ready",
+    "stop_cleanly",
     "topic_messages",
     "wait_until",
 ]

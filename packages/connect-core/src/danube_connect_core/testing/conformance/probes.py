@@ -6,7 +6,7 @@
   (danube_connect_core.testing.waits's, re-exported);
 - :func:`metric`, :func:`sent_total`, :func:`ready_status` - its Prometheus metrics and readiness;
 - :func:`backlog`, :func:`acked_ids`, :func:`topic_messages` - what the broker holds;
-- :func:`drain_and_stop`, :func:`exit_code` - a clean stop and its exit code.
+- :func:`stop_cleanly`, :func:`drain_and_stop`, :func:`exit_code` - a clean stop and its exit code.
 
 The broker readers reach into :class:`~danube_embedded_broker.EmbeddedBroker` (its topics, logs and
 cursors): they need an in-process broker, and they read a consistent view as long as they do not await.
@@ -36,10 +36,12 @@ __all__ = [
     "conformance_broker",
     "drain_and_stop",
     "exit_code",
+    "exited_cleanly",
     "metric",
     "ready_status",
     "sent_total",
     "start_ready",
+    "stop_cleanly",
     "topic_messages",
     "wait_until",
 ]
@@ -170,16 +172,28 @@ async def exit_code(proc: ConnectorProcess, *, within: float) -> int:
         raise AssertionError(f"{proc.connector} still running after {within} s:\n{proc.log_tail()}") from None
 
 
+async def stop_cleanly(proc: ConnectorProcess, *, within: float = 60.0) -> None:
+    """SIGTERM ``proc``, then :func:`exited_cleanly`."""
+    proc.signal(signal.SIGTERM)
+    await exited_cleanly(proc, within=within)
+
+
+async def exited_cleanly(proc: ConnectorProcess, *, within: float = 60.0) -> None:
+    """Require exit code 0 within ``within`` seconds and no "shutdown timeout" in the log of a process
+    that was told to stop (the drain finished in time, invariant 6). AssertionError with the log tail."""
+    code = await exit_code(proc, within=within)
+    assert code == 0, f"{proc.connector} exited {code} after SIGTERM:\n{proc.log_tail()}"
+    assert not any("shutdown timeout" in line for line in proc.lines), proc.log_tail()
+
+
 async def drain_and_stop(
     proc: ConnectorProcess, broker: Any, topic: str, subscription: str, *, within: float
 ) -> None:
     """Wait until ``subscription`` has nothing left unacked on ``topic`` (an in-process broker), then
-    SIGTERM ``proc`` and require exit code 0. Raises AssertionError with the log tail otherwise."""
+    :func:`stop_cleanly`. Raises AssertionError with the log tail otherwise."""
 
     async def drained() -> bool:
         return backlog(broker, topic, subscription) == 0
 
     await wait_until(drained, f"{proc.connector} drained {topic}", within=within, proc=proc)
-    proc.signal(signal.SIGTERM)
-    code = await exit_code(proc, within=60.0)
-    assert code == 0, f"{proc.connector} exited {code} after SIGTERM:\n{proc.log_tail()}"
+    await stop_cleanly(proc)

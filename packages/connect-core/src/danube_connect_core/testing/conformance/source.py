@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -30,8 +29,8 @@ import orjson
 
 from danube_connect_core.testing.conformance.probes import (
     conformance_broker,
-    exit_code,
     metric,
+    stop_cleanly,
     topic_messages,
     wait_until,
 )
@@ -195,10 +194,7 @@ async def check_source_sigterm_restart(
                 return len(_arrived(broker, upstream, TOPIC)) >= 200
 
             await wait_until(flowing, f"200 records on {TOPIC}", within=120, proc=first)
-            first.signal(signal.SIGTERM)
-            code = await exit_code(first, within=shutdown_timeout_ms / 1000 + 60)
-            assert code == 0, f"exit {code} after SIGTERM:\n{first.log_tail()}"
-            assert not any("shutdown timeout" in line for line in first.lines), first.log_tail()
+            await stop_cleanly(first, within=shutdown_timeout_ms / 1000 + 60)
 
             await start_ready(second, within=90)
             accepted_at_restart = len(feed.accepted)
@@ -222,9 +218,7 @@ async def check_source_sigterm_restart(
                     f"{len(missing)} of {len(feed.accepted)} acknowledged records lost, "
                     f"e.g. {sample(missing)}"
                 ) from None
-            second.signal(signal.SIGTERM)
-            code = await exit_code(second, within=shutdown_timeout_ms / 1000 + 60)
-            assert code == 0, f"exit {code} after SIGTERM:\n{second.log_tail()}"
+            await stop_cleanly(second, within=shutdown_timeout_ms / 1000 + 60)
         finally:
             await feed.stop()
             first.kill()
@@ -284,9 +278,7 @@ async def check_source_bad_input(case: SourceCase, directory: Path, *, n: int = 
             await wait_until(all_dead_lettered, f"{len(bad)} dead letters", within=60, proc=proc)
             dead = await metric(port, "danube_connector_dead_lettered_total")
             assert dead == len(bad), f"{dead} dead-lettered, {len(bad)} bad inputs:\n{proc.log_tail()}"
-            proc.signal(signal.SIGTERM)
-            code = await exit_code(proc, within=80)
-            assert code == 0, f"exit {code} after SIGTERM:\n{proc.log_tail()}"
+            await stop_cleanly(proc, within=80)
         finally:
             proc.kill()
         letters = topic_messages(broker, upstream.dead_letter_topic) or []
