@@ -24,14 +24,14 @@ lint:
 	bash scripts/bootstrap.sh
 	uv run ruff check .
 	uv run ruff format --check .
-	uv run mypy packages/*/src connectors/*/src
+	uv run mypy packages/*/src connectors/*/src examples/*/src
 
 format:
 	uv run ruff format .
 	uv run ruff check --fix .
 
 typecheck:
-	uv run mypy packages/*/src connectors/*/src
+	uv run mypy packages/*/src connectors/*/src examples/*/src
 
 proto:
 	uv run python scripts/gen_proto.py

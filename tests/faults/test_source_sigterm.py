@@ -31,12 +31,14 @@ import aiohttp
 import orjson
 import pytest
 from danube_connect_core.testing import ConnectorProcess, http_get
+from danube_connect_core.testing.conformance import start_ready, wait_until
 from danube_connect_core.testing.toml_writer import write_connector_toml
+from danube_connect_core.testing.waits import logged_int
 from danube_embedded_broker.testing import BrokerProcess
 from danube_source_mqtt.testing import DanubeCollector, Mosquitto, Publisher
-from pipeline import API_KEY, BROKER_ARGS, PATH, logged_port, process_env, webhook_toml
-from sink_cases import start_ready, wait_until
-from webhook_load import Load, payment, stop_process
+
+from tests.e2e.pipeline import API_KEY, BROKER_ARGS, PATH, process_env, webhook_toml
+from tests.faults.webhook_load import Load, payment, stop_process
 
 pytestmark = pytest.mark.slow
 
@@ -88,7 +90,7 @@ async def sigterm_under_load_then_restart(
     assert await stop_process(first) == 0, first.log_tail()
     drain_s = time.monotonic() - started
     produced_at_exit = produced()
-    await start_ready(second)
+    await start_ready(second, within=90)
     restart = Restart(drain_s, produced() - produced_at_exit)
     await asyncio.sleep(1.0)
     return restart
@@ -109,9 +111,9 @@ async def test_webhook_sigterm_with_requests_in_flight(tmp_path: Path) -> None:
     collector: DanubeCollector | None = None
     paused = False
     try:
-        await start_ready(webhook)
-        port = logged_port(webhook, "webhook_port")
-        metrics_port = logged_port(webhook, "metrics_port")
+        await start_ready(webhook, within=90)
+        port = logged_int(webhook, "webhook_port")
+        metrics_port = logged_int(webhook, "metrics_port")
         collector = await DanubeCollector(url, "/stripe/payments", "sigterm-check").start()
         load = Load(port).start()
 
@@ -261,7 +263,7 @@ async def test_mqtt_sigterm_mid_stream_then_restart_loses_no_qos1_message(
     publisher: SteadyPublisher | None = None
     collector: DanubeCollector | None = None
     try:
-        await start_ready(first)
+        await start_ready(first, within=90)
         collector = await DanubeCollector(broker.url, MQTT_TOPIC, "sigterm-check").start()
         publisher = await asyncio.to_thread(SteadyPublisher, mosquitto.port)
 
@@ -339,7 +341,7 @@ async def test_postgres_cdc_sigterm_mid_stream_then_restart_loses_no_change(
     writer: asyncio.Task[None] | None = None
     collector: DanubeCollector | None = None
     try:
-        await start_ready(first)
+        await start_ready(first, within=90)
         collector = await DanubeCollector(broker.url, CDC_TOPIC, "sigterm-check").start()
         writer = asyncio.create_task(write_transactions(conn, stop_writing, committed))
 

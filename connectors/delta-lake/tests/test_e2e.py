@@ -22,8 +22,8 @@ from danube_connect_core.testing.toml_writer import write_connector_toml
 from danube_connect_core.testing.waits import start_ready, wait_for_status
 from danube_sink_deltalake.connector import DeltaLakeSink
 from danube_sink_deltalake.settings import DeltaLakeSettings
+from danube_sink_deltalake.testing import moto_s3
 from deltalake import DeltaTable
-from moto_s3 import moto_s3
 
 from .deltalake_helpers import COLUMNS, TOPIC, payment
 

@@ -10,20 +10,16 @@ and was dead-lettered. Now a storage failure is a Retryable, the engine is reope
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 
 import pytest
 from danube_connect_core.errors import Retryable
 from danube_connect_core.testing import write_batch
+from danube_connect_core.testing.storage_faults import mounted_tmpfs, require_mount_capability
 from danube_sink_surrealdb.failures import StatementRejected, StorageProblem, classify
 
 from .helpers import payment, record
 from .test_writes import open_sink, rows
-
-# The workspace's tmpfs helper (tests/faults/storage_faults.py): mounts, fills and always unmounts.
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests" / "faults"))
-from storage_faults import mounted_tmpfs, require_mount_capability
 
 
 def test_storage_failures_are_told_apart_from_refused_data() -> None:
