@@ -88,15 +88,12 @@ class QdrantSink(SinkConnector):
         if not points:
             return
         refusal = await self._upsert(mapping.collection, [p for _, p in points])
-        if refusal is None:
-            return
-        if len(points) == 1:
+        if refusal is not None and len(points) == 1:
             batch.reject(points[0][0], refusal)
-            return
-        for record, point in points:  # find the points Qdrant refuses: one upsert each
-            refused = await self._upsert(mapping.collection, [point])
-            if refused is not None:
-                batch.reject(record, refused)
+        elif refusal is not None:  # find the points Qdrant refuses: one upsert each
+            for record, point in points:
+                if (refused := await self._upsert(mapping.collection, [point])) is not None:
+                    batch.reject(record, refused)
 
     async def _upsert(self, collection: str, points: list[PointData]) -> str | None:
         """Upsert ``points``; None when done, the reason when Qdrant refused them as malformed."""
