@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from danube_connect_core.testing import http_get, make_config, produce, start_runtime
+from danube_connect_core.testing.waits import wait_for_status
 from danube_sink_http import HttpSettings, HttpSink
 
 TOPIC = "/default/events"
@@ -31,11 +32,8 @@ def config(name: str, url: str, retry: dict[str, int] | None = None, **http: Any
 async def run(broker: Any, cfg: Any) -> Any:
     cfg = cfg.model_copy(update={"danube_service_url": broker.url}).with_settings(cfg.settings)
     running = await start_runtime(HttpSink(), cfg)
-    async with asyncio.timeout(30):
-        while True:
-            if (await asyncio.to_thread(http_get, running.port, "/ready"))[0] == 200:
-                return running
-            await asyncio.sleep(0.05)
+    await wait_for_status(running.port)
+    return running
 
 
 @contextlib.asynccontextmanager
@@ -67,14 +65,6 @@ async def until(cond: Any, within: float = 120) -> None:
             if cond():
                 return
             await asyncio.sleep(0.05)
-
-
-async def until_ready(port: int, status: int) -> None:
-    async with asyncio.timeout(30):
-        while True:
-            if (await asyncio.to_thread(http_get, port, "/ready"))[0] == status:
-                return
-            await asyncio.sleep(0.1)
 
 
 def metric(text: str, name: str) -> float:
@@ -119,6 +109,31 @@ async def test_503_three_times_then_200_delivers_once(broker: Any, target: Any) 
     assert len({r.key for r in target.requests}) == 1
     assert metric(text, "danube_connector_retries_total") == 3
     assert metric(text, "danube_connector_dead_lettered_total") == 0
+
+
+async def test_only_the_record_that_failed_transiently_is_sent_again(broker: Any, target: Any) -> None:
+    failed: set[int] = set()
+
+    def script(seen: Any, n: int) -> tuple[int, dict[str, str], str]:
+        i = seen.body["i"]
+        if i in (2, 7) and i not in failed:
+            failed.add(i)
+            return 503, {}, "busy"
+        return 200, {}, "ok"
+
+    target.script = script
+    await produce(broker.url, TOPIC, [])
+    running = await run(broker, config("http-partial", target.url, mapping={"batch_size": 10}))
+    await produce(broker.url, TOPIC, [{"i": i} for i in range(10)])
+    await until(lambda: len(target.requests) >= 12)
+    _, text = await asyncio.to_thread(http_get, running.port, "/metrics")
+    assert await running.stop() == 0
+    sent = Counter(r.body["i"] for r in target.requests)
+    assert sent == Counter({**dict.fromkeys(range(10), 1), 2: 2, 7: 2})  # the delivered ones not resent
+    for i in (2, 7):
+        assert len({r.key for r in target.requests if r.body["i"] == i}) == 1  # same Idempotency-Key
+    assert metric(text, "danube_connector_dead_lettered_total") == 0
+    assert metric(text, "danube_connector_messages_sent_total") == 10
 
 
 async def test_400_is_dead_lettered_with_status_and_excerpt_rest_delivered(broker: Any, target: Any) -> None:
@@ -171,12 +186,12 @@ async def test_target_down_20s_nothing_lost_nothing_dead_lettered(broker: Any, t
     async def ready_status() -> int:
         return (await asyncio.to_thread(http_get, running.port, "/ready"))[0]
 
-    await until_ready(running.port, 503)
+    await wait_for_status(running.port, "/ready", 503)
     await asyncio.sleep(20)  # the outage itself (not a timing assertion)
     assert await ready_status() == 503
     await target.start()  # same port
     await until(lambda: len({r.body["i"] for r in target.requests}) >= 20)
-    await until_ready(running.port, 200)
+    await wait_for_status(running.port, "/ready", 200)
     _, text = await asyncio.to_thread(http_get, running.port, "/metrics")
     assert await running.stop() == 0
     assert sorted({r.body["i"] for r in target.requests}) == list(range(20))

@@ -10,19 +10,16 @@ and was dead-lettered. Now a storage failure is a Retryable, the engine is reope
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 
 import pytest
 from danube_connect_core.errors import Retryable
+from danube_connect_core.testing import write_batch
+from danube_connect_core.testing.storage_faults import mounted_tmpfs, require_mount_capability
 from danube_sink_surrealdb.failures import StatementRejected, StorageProblem, classify
 
 from .helpers import payment, record
 from .test_writes import open_sink, rows
-
-# The workspace's tmpfs helper (tests/faults/storage_faults.py): mounts, fills and always unmounts.
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests" / "faults"))
-from storage_faults import mounted_tmpfs, require_mount_capability
 
 
 def test_storage_failures_are_told_apart_from_refused_data() -> None:
@@ -35,20 +32,21 @@ def test_storage_failures_are_told_apart_from_refused_data() -> None:
     assert isinstance(classify(refused), StatementRejected)
 
 
+@pytest.mark.faults  # mounts a tmpfs and fills it
 async def test_full_disk_is_retried_then_written_once_without_dead_letters(tmp_path: Path) -> None:
     require_mount_capability()
     with mounted_tmpfs(tmp_path / "disk", 4 * 1024 * 1024) as disk:
         sink = await open_sink(url=f"surrealkv://{disk.path / 'store'}")
         try:
-            await sink.process_batch([record(payment(i), offset=i) for i in range(10)])
+            await write_batch(sink, [record(payment(i), offset=i) for i in range(10)])
             batch = [record({**payment(i), "note": "x" * 2000}, offset=i) for i in range(10, 60)]
             await asyncio.to_thread(disk.fill)
             for _ in range(3):  # the write, then the reopen attempts while the disk is still full
                 with pytest.raises(Retryable, match=r"No space left on device|fsync failed"):
-                    await sink.process_batch(batch)
+                    await write_batch(sink, batch)
             disk.free()
-            await sink.process_batch(batch)
-            await sink.process_batch(batch)  # a redelivery changes nothing (invariant 2)
+            await write_batch(sink, batch)
+            await write_batch(sink, batch)  # a redelivery changes nothing (invariant 2)
             stored = await rows(sink)
         finally:
             await sink.shutdown()

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from danube_connect_core.resilience import RetriesExhausted
     from danube_connect_core.runtime_context import RuntimeContext
     from danube_connect_core.secrets import EnvSecret, resolve_env_secret
+    from danube_connect_core.sink_batch import SinkBatch
     from danube_connect_core.subscription import SubscriptionType
 
 #: Public name -> the module that defines it.
@@ -57,6 +58,7 @@ _EXPORTS: dict[str, str] = {
     "RuntimeContext": "runtime_context",
     "connector_main": "lifecycle",
     # records
+    "SinkBatch": "sink_batch",
     "SinkRecord": "records",
     "SourceRecord": "records",
     "SourceEnvelope": "records",
@@ -103,6 +105,7 @@ __all__ = [
     "RuntimeContext",
     "SchemaMetadata",
     "ShuttingDown",
+    "SinkBatch",
     "SinkConnector",
     "SinkRecord",
     "SinkTopicMapping",

@@ -16,14 +16,14 @@ from pydantic import BaseModel
 
 from danube_connect_core.config import ConnectorConfig
 from danube_connect_core.config_loader import ConfigSpec
-from danube_connect_core.errors import InvalidData
 
 if TYPE_CHECKING:
     from danube_connect_core.consumer_config import ConsumerConfig
     from danube_connect_core.producer_config import ProducerConfig
     from danube_connect_core.publisher import Published
-    from danube_connect_core.records import Offset, SinkRecord, SourceEnvelope, SourceRecord
+    from danube_connect_core.records import Offset, SourceEnvelope, SourceRecord
     from danube_connect_core.runtime_context import RuntimeContext
+    from danube_connect_core.sink_batch import SinkBatch
 
 __all__ = ["SinkConnector", "SourceConnector", "SourceMode", "SourceSender"]
 
@@ -146,38 +146,35 @@ class SourceConnector(_ConnectorBase):
 class SinkConnector(_ConnectorBase):
     """Exports data from Danube.
 
-    Failure semantics: a batch is acknowledged only after ``process_batch`` returned (invariant 1).
-    Retryable -> the same batch is retried with backoff; when the budget is exhausted the connector exits 1
-    without acking it. InvalidData -> the named records are dead-lettered and acked, the others are still
-    written (see :class:`~danube_connect_core.errors.InvalidData`). Fatal -> drain and exit 1.
+    The runtime runs one consumer and one batch per :class:`ConsumerConfig` from :meth:`consumer_configs`
+    and hands each due batch to :meth:`write`.
+
+    Failure semantics (see :mod:`danube_connect_core.sink_batch`):
+
+    - ``write`` returns: every record not reported is durably written and is acked (invariant 1); records
+      reported with ``batch.reject(record, reason)`` are dead-lettered, then acked (invariant 5); records
+      reported with ``batch.retry(record, reason)`` are handed to ``write`` again after a backoff.
+    - ``write`` raises Retryable, or any exception that is not Fatal: the whole batch is written again
+      after a backoff (an outage is never poison, invariant 5); when the retry budget is exhausted the
+      connector exits 1 without acking it. Writes should be idempotent (invariant 2): a retry may repeat
+      records that did reach the target.
+    - ``write`` raises Fatal: the runtime drains and exits 1; the batch is not acked. InvalidData escaping
+      ``write`` is treated the same way, as a connector bug: it cannot say which record is bad (catch it
+      and call ``batch.reject``).
+    - With ``[errors] tolerance = "none"`` the first rejected record is fatal instead of dead-lettered.
     """
 
     @abstractmethod
     async def consumer_configs(self) -> list[ConsumerConfig]:
-        """The subscriptions to consume (one consumer and one batch per config)."""
+        """The subscriptions to consume (one consumer and one batch per config); the ``mapping`` of a
+        config comes back as ``batch.mapping`` with each of its batches."""
 
     @abstractmethod
-    async def process(self, record: SinkRecord) -> None:
-        """Write one record durably, or raise."""
+    async def write(self, batch: SinkBatch[Any]) -> None:
+        """Write ``batch.records`` durably; report the exceptions with ``batch.reject``/``batch.retry``.
 
-    async def process_batch(self, records: list[SinkRecord]) -> None:
-        """Write a batch durably, or raise. Default: :meth:`process` per record.
-
-        The default collects InvalidData of single records, writes the others and then raises one
-        InvalidData naming the bad records (with ``others_written=True``). Retryable and Fatal propagate
-        at once (the whole batch is retried or abandoned; writes should be idempotent, invariant 2).
+        Called for one batch at a time (connectors need not be re-entrant).
         """
-        bad: list[SinkRecord] = []
-        reasons: dict[str, str] = {}
-        for record in records:
-            try:
-                await self.process(record)
-            except InvalidData as exc:
-                bad.append(record)
-                reasons[record.message_id] = exc.reason
-        if bad:
-            first = reasons[bad[0].message_id]
-            raise InvalidData(first, records=bad, reasons=reasons, others_written=True)
 
 
 def describe(connector: Any) -> str:
