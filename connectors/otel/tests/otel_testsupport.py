@@ -18,7 +18,7 @@ from danube_connect_core.testing import RunningRuntime, make_config, start_runti
 from danube_source_otel import OtelSettings, OtelSource
 from danube_source_otel.signals import SIGNALS, from_otlp_json
 from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
-from opentelemetry.sdk._logs.export import InMemoryLogExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData
 from opentelemetry.sdk.resources import Resource
@@ -104,7 +104,7 @@ def make_metrics(points: int, service: str = "checkout") -> MetricsData:
 
 
 def make_logs(count: int, service: str = "checkout") -> list[Any]:
-    memory = InMemoryLogExporter()
+    memory = InMemoryLogRecordExporter()
     provider = LoggerProvider(resource=Resource.create({"service.name": service}))
     provider.add_log_record_processor(SimpleLogRecordProcessor(memory))
     logger = logging.getLogger(f"otel-test-{service}")
@@ -167,6 +167,21 @@ def decode(signal: str, message: Any, encoding: str) -> Any:
 
 def records_on(signal: str, messages: list[Any], encoding: str) -> int:
     return sum(SIGNALS[signal].records(decode(signal, m, encoding)) for m in messages)
+
+
+class RecordCount:
+    """A ``TopicReader.until`` predicate: at least ``want`` records, counting only new messages each
+    time (re-decoding everything on every arrival would starve the loop the reader acks from)."""
+
+    def __init__(self, signal: str, encoding: str, want: int) -> None:
+        self.signal, self.encoding, self.want = signal, encoding, want
+        self.seen = 0
+        self.records = 0
+
+    def __call__(self, messages: list[Any]) -> bool:
+        self.records += records_on(self.signal, messages[self.seen :], self.encoding)
+        self.seen = len(messages)
+        return self.records >= self.want
 
 
 def span_ids_on(messages: list[Any], encoding: str) -> list[bytes]:
