@@ -11,7 +11,9 @@ loaded machine); tests isolate themselves with their own topic names and consume
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import contextlib
 import os
 import shutil
 import socket
@@ -22,9 +24,11 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "SASL_USERS",
+    "DanubeCollector",
     "KafkaBroker",
     "KafkaMissing",
     "Produced",
@@ -33,6 +37,7 @@ __all__ = [
     "produce",
     "session_broker",
     "unique",
+    "wait_ready",
 ]
 
 #: The Kafka version scripts/kafka/pom.xml installs (the default install directory carries it).
@@ -301,3 +306,74 @@ def produce(bootstrap: str, records: Iterable[Produced], **config: object) -> in
 def unique(prefix: str) -> str:
     """A topic or group name no other test of the session uses."""
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+class DanubeCollector:
+    """Subscribes to a Danube topic (before anything is published: a new subscription starts at the
+    latest offset) and keeps every stored message once, acking it; a message redelivered by Danube (same
+    partition and offset) is not kept twice, so equal payloads in :attr:`messages` are duplicate publishes.
+    """
+
+    def __init__(self, service_url: str, topic: str, subscription: str) -> None:
+        self.service_url = service_url
+        self.topic = topic
+        self.subscription = subscription
+        self.messages: list[Any] = []
+        self._positions: set[tuple[str, int]] = set()
+        self._client: Any = None
+        self._consumer: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self._changed = asyncio.Event()
+
+    async def start(self) -> DanubeCollector:
+        from danube_connect_core.client import DanubeClient
+
+        self._client = DanubeClient(self.service_url)
+        self._consumer = await self._client.subscribe(
+            self.topic, self.subscription, consumer_name=f"collector-{self.subscription}"
+        )
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def _run(self) -> None:
+        while True:
+            msg = await self._consumer.receive()
+            position = (msg.partition_topic, msg.offset)
+            if position not in self._positions:
+                self._positions.add(position)
+                self.messages.append(msg)
+            await self._consumer.ack(msg)
+            self._changed.set()
+
+    async def wait_for(self, count: int, within: float = 120.0) -> list[Any]:
+        """Wait until at least ``count`` messages arrived (TimeoutError after ``within`` seconds)."""
+        async with asyncio.timeout(within):
+            while len(self.messages) < count:
+                self._changed.clear()
+                await self._changed.wait()
+        return self.messages
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._consumer is not None:
+            with contextlib.suppress(Exception):
+                await self._consumer.close()
+        if self._client is not None:
+            await self._client.close()
+
+
+async def wait_ready(port: int, within: float = 120.0) -> None:
+    """Poll ``GET /ready`` on the metrics port until it answers 200."""
+    from danube_connect_core.testing import http_get
+
+    async with asyncio.timeout(within):
+        while True:
+            try:
+                status, _ = await asyncio.to_thread(http_get, port, "/ready", 5.0)
+            except OSError:
+                status = 0
+            if status == 200:
+                return
+            await asyncio.sleep(0.1)
