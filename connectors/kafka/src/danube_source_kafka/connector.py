@@ -64,6 +64,7 @@ class KafkaSource(SourceConnector):
         self.metrics: KafkaMetrics | None = None
         self._context: RuntimeContext | None = None
         self._producers: list[ProducerConfig] = []
+        self._starter: asyncio.Task[None] | None = None
 
     def bind_runtime(self, context: RuntimeContext) -> None:
         """Register the Kafka metrics in the registry the core's /metrics serves."""
@@ -106,11 +107,33 @@ class KafkaSource(SourceConnector):
             self.consumer.subscribe(topics=names, listener=self.intake.listener())
         try:
             await self.consumer.start()
+            self.intake.consumer_started.set()
         except KafkaError as exc:
             if _is_auth_error(exc):
                 raise Fatal(f"Kafka refused the credentials: {exc}") from exc
-            # Unreachable now: the consumer keeps trying; /ready stays 503 until it answers.
+            # Unreachable now: keep trying in the background; /ready stays 503 until it answers.
             log.warning("Kafka at %s not reachable yet: %s", s.bootstrap_servers, exc)
+            self._starter = asyncio.get_running_loop().create_task(self._keep_starting(), name="kafka-start")
+
+    async def _keep_starting(self) -> None:
+        """Start the consumer once Kafka answers (backoff 1 s doubling to 30 s); refused credentials are
+        fatal."""
+        assert self.consumer is not None and self.intake is not None
+        delay = 1.0
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self.consumer.start()
+            except KafkaError as exc:
+                if _is_auth_error(exc):
+                    self._fail(f"Kafka refused the credentials: {exc}")
+                    return
+                log.warning("Kafka at %s not reachable yet: %s", self._bootstrap(), exc)
+                delay = min(30.0, delay * 2)
+                continue
+            log.info("Kafka at %s answered: consumer started", self._bootstrap())
+            self.intake.consumer_started.set()
+            return
 
     async def producer_configs(self) -> list[ProducerConfig]:
         return list(self._producers)
@@ -128,6 +151,8 @@ class KafkaSource(SourceConnector):
             raise RuntimeError("not initialised")
         if self.intake.fatal is not None:
             raise Fatal(self.intake.fatal)
+        if not self.intake.consumer_started.is_set():
+            raise ConnectionError(f"Kafka at {self._bootstrap()} not reachable yet")
         try:
             await asyncio.wait_for(self.consumer.topics(), 10)
         except (KafkaError, TimeoutError) as exc:
@@ -136,6 +161,9 @@ class KafkaSource(SourceConnector):
             raise ConnectionError(f"Kafka at {self._bootstrap()} does not answer: {exc}") from exc
 
     async def shutdown(self) -> None:
+        if self._starter is not None:
+            self._starter.cancel()
+            await asyncio.gather(self._starter, return_exceptions=True)
         if self.intake is not None:
             await self.intake.stop()
         if self.consumer is not None:

@@ -108,6 +108,8 @@ class Intake:
         self._progress = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        #: Set once the consumer started (Kafka answered): the fetch loop waits for it.
+        self.consumer_started = asyncio.Event()
         self.fatal: str | None = None
         self.counts = _Counts()
         #: Half the poll interval: the longest a rebalance waits for revoked partitions to be committed.
@@ -219,6 +221,7 @@ class Intake:
 
     async def _run(self, sender: SourceSender) -> None:
         s = self._settings
+        await self.consumer_started.wait()
         while not self._stopping:
             if len(self._batches) >= s.max_batches_in_flight:
                 await asyncio.wait(set(self._batches), return_when=asyncio.FIRST_COMPLETED)

@@ -21,10 +21,13 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 __all__ = [
     "SASL_USERS",
@@ -32,10 +35,13 @@ __all__ = [
     "KafkaBroker",
     "KafkaMissing",
     "Produced",
+    "committed_offsets",
     "create_topic",
     "kafka_home",
+    "kafka_positions",
     "produce",
     "session_broker",
+    "source_toml",
     "unique",
     "wait_ready",
 ]
@@ -377,3 +383,54 @@ async def wait_ready(port: int, within: float = 120.0) -> None:
             if status == 200:
                 return
             await asyncio.sleep(0.1)
+
+
+def source_toml(
+    path: Path,
+    danube_url: str,
+    bootstrap: str,
+    name: str,
+    group: str,
+    mappings: Sequence[dict[str, object]],
+    extra: str = "",
+) -> Path:
+    """Write a connector TOML (metrics on a free loopback port, info logs) and return its path."""
+    lines = [
+        f'danube_service_url = "{danube_url}"',
+        f'connector_name = "{name}"',
+        extra,
+        "[processing]",
+        "metrics_port = 0",
+        'metrics_host = "127.0.0.1"',
+        'log_level = "info"',
+        "[kafka]",
+        f'bootstrap_servers = "{bootstrap}"',
+        f'group_id = "{group}"',
+        "max_poll_records = 200",
+        "session_timeout_ms = 10000",
+        "heartbeat_interval_ms = 1000",
+    ]
+    for m in mappings:
+        lines.append("[[kafka.topic_mappings]]")
+        lines += [f"{k} = {orjson.dumps(v).decode()}" for k, v in m.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:
+    """The group's committed offset per partition (-1001 = none)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        tps = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=30)
+        return {tp.partition: tp.offset for tp in tps}
+    finally:
+        consumer.close()
+
+
+def kafka_positions(messages: Iterable[Any]) -> Counter[tuple[int, int]]:
+    """(Kafka partition, offset) of every record published to Danube, with how often it was."""
+    return Counter(
+        (int(m.attributes["kafka.partition"]), int(m.attributes["kafka.offset"])) for m in messages
+    )
