@@ -21,13 +21,18 @@ from typing import Any, ClassVar
 from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped]
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 from aiokafka.helpers import create_ssl_context  # type: ignore[import-untyped]
-from danube_connect_core.config import ConnectorConfig
-from danube_connect_core.connector import SourceConnector, SourceMode, SourceSender
-from danube_connect_core.errors import ConfigError, Fatal
-from danube_connect_core.lifecycle import connector_main
-from danube_connect_core.producer_config import ProducerConfig
-from danube_connect_core.records import Offset
-from danube_connect_core.runtime_context import RuntimeContext
+from danube_connect_core import (
+    ConfigError,
+    ConnectorConfig,
+    Fatal,
+    Offset,
+    ProducerConfig,
+    RuntimeContext,
+    SourceConnector,
+    SourceMode,
+    SourceSender,
+    connector_main,
+)
 
 from danube_source_kafka.intake import Intake, Route
 from danube_source_kafka.metrics import KafkaMetrics

@@ -42,9 +42,15 @@ from aiokafka.errors import (  # type: ignore[import-untyped]
     OffsetOutOfRangeError,
 )
 from aiokafka.structs import OffsetAndMetadata  # type: ignore[import-untyped]
-from danube_connect_core.connector import SourceSender
-from danube_connect_core.errors import Fatal, InvalidData, Retryable, ShuttingDown
-from danube_connect_core.records import Offset, SourceEnvelope
+from danube_connect_core import (
+    Fatal,
+    InvalidData,
+    Offset,
+    Retryable,
+    ShuttingDown,
+    SourceEnvelope,
+    SourceSender,
+)
 
 from danube_source_kafka.metrics import KafkaMetrics
 from danube_source_kafka.records import ReadFormat, attributes_of, build_record, routing_key

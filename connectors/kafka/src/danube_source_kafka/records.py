@@ -22,8 +22,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 import orjson
-from danube_connect_core import exact_json
-from danube_connect_core.records import SourceRecord
+from danube_connect_core import SourceRecord, exact_json
 
 from danube_source_kafka.settings import PayloadFormat
 
