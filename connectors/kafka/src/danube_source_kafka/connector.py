@@ -19,6 +19,7 @@ import ssl
 from typing import Any, ClassVar
 
 from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped]
+from aiokafka.conn import create_conn  # type: ignore[import-untyped]
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 from aiokafka.helpers import create_ssl_context  # type: ignore[import-untyped]
 from danube_connect_core import (
@@ -114,8 +115,9 @@ class KafkaSource(SourceConnector):
             await self.consumer.start()
             self.intake.consumer_started.set()
         except KafkaError as exc:
-            if _is_auth_error(exc):
-                raise Fatal(f"Kafka refused the credentials: {exc}") from exc
+            refused = await _refusal(s, config)
+            if refused is not None:
+                raise Fatal(refused) from exc
             # Unreachable now: keep trying in the background; /ready stays 503 until it answers.
             log.warning("Kafka at %s not reachable yet: %s", s.bootstrap_servers, exc)
             self._starter = asyncio.get_running_loop().create_task(self._keep_starting(), name="kafka-start")
@@ -130,8 +132,10 @@ class KafkaSource(SourceConnector):
             try:
                 await self.consumer.start()
             except KafkaError as exc:
-                if _is_auth_error(exc):
-                    self._fail(f"Kafka refused the credentials: {exc}")
+                assert self.settings is not None
+                refused = await _refusal(self.settings, None)
+                if refused is not None:
+                    self._fail(refused)
                     return
                 log.warning("Kafka at %s not reachable yet: %s", self._bootstrap(), exc)
                 delay = min(30.0, delay * 2)
@@ -199,7 +203,35 @@ def _is_auth_error(exc: BaseException) -> bool:
     return "Authentication" in name or "Authorization" in name or "SaslAuthentication" in str(exc)
 
 
-def _ssl_context(s: KafkaSettings, config: ConnectorConfig) -> ssl.SSLContext | None:
+async def _refusal(s: KafkaSettings, config: ConnectorConfig | None) -> str | None:
+    """Why Kafka refuses this client for good (credentials, TLS), or None when it is only unreachable.
+
+    aiokafka's ``start()`` reports every bootstrap failure as "unable to bootstrap"; one connection made
+    here with the same settings tells a refused login (fatal) from a cluster that is down (retried).
+    """
+    host, _, port = s.bootstrap_servers.split(",")[0].strip().rpartition(":")
+    kwargs: dict[str, Any] = {
+        "security_protocol": s.effective_protocol,
+        "ssl_context": _ssl_context(s, config),
+        "request_timeout_ms": min(s.request_timeout_ms, 10_000),
+    }
+    if s.sasl is not None:
+        kwargs["sasl_mechanism"] = s.sasl.mechanism
+        kwargs["sasl_plain_username"] = s.sasl.username
+        kwargs["sasl_plain_password"] = s.sasl.password.get_secret_value()
+    try:
+        conn = await create_conn(host, int(port), **kwargs)
+    except ssl.SSLError as exc:
+        return f"TLS to Kafka at {s.bootstrap_servers} failed: {exc}"
+    except (KafkaError, OSError, TimeoutError, ValueError) as exc:
+        if _is_auth_error(exc):
+            return f"Kafka refused the credentials of {s.sasl.username if s.sasl else 'this client'}: {exc}"
+        return None
+    conn.close()
+    return None
+
+
+def _ssl_context(s: KafkaSettings, config: ConnectorConfig | None) -> ssl.SSLContext | None:
     if not s.effective_protocol.endswith("SSL"):
         return None
     tls = s.tls
@@ -213,7 +245,8 @@ def _ssl_context(s: KafkaSettings, config: ConnectorConfig) -> ssl.SSLContext | 
             password=tls.key_password.get_secret_value() if tls.key_password else None,
         )
     except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"cannot load TLS files: {exc}", file=config.source_file, key="kafka.tls") from None
+        source = config.source_file if config is not None else None
+        raise ConfigError(f"cannot load TLS files: {exc}", file=source, key="kafka.tls") from None
     if tls.insecure:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
