@@ -13,12 +13,14 @@ Kafka side only):
   and the wait goes on until their acknowledged offsets are committed (at most half of
   ``max_poll_interval_ms``). A commit for a partition this instance no longer owns, or owned in an earlier
   epoch, is dropped: it could move the new owner's committed offset backwards.
-- Ordering: the records of one poll are handed over in fetch order (per Kafka partition, offset order),
-  and polls one after the other; the pipeline publishes records of one Danube topic in hand-over order
-  and the key picks the Danube partition, so the order per key holds (after a failed publish is retried,
-  the later ones of the same poll may be ahead of it).
-- Invariant 3: at most ``max_batches_in_flight`` polls of at most ``max_poll_records`` are held; fetching
-  waits for one to finish, and the pipeline's bound makes each send wait for room.
+- Ordering: each owned partition has a lane that hands its records over in offset order (so the core
+  tracks its offsets in order). Publishes to Danube are concurrent, and two sends in flight may be stored
+  in either order, so a record waits for the one before it *with the same key* to be acknowledged
+  (``ordering = "key"``, the default); records of different keys, and keyless records, go concurrently.
+  ``ordering = "partition"`` keeps the whole Kafka partition's order (one record in flight per
+  partition, slower); ``"none"`` never waits. The key also picks the Danube partition.
+- Invariant 3: at most ``max_poll_records x max_batches_in_flight`` records are held (fetched and not yet
+  acknowledged); fetching waits below that, and the pipeline's bound makes each send wait for room.
 - A publish that fails for good (the ``[retry]`` budget exhausted) stops the connector (exit 1): nothing
   after the failed record is committed, and a restart reads it again.
 """
@@ -29,6 +31,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,6 +82,10 @@ class _Owned:
     dispatched: int = -1
     committed: int = -1
     revoking: bool = False
+    #: Fetched records waiting for their turn, the lane handing them over, the sends in flight.
+    queue: deque[tuple[SourceEnvelope, str | None]] = field(default_factory=deque)
+    lane: asyncio.Task[None] | None = None
+    sending: set[asyncio.Task[None]] = field(default_factory=set)
 
 
 @dataclass
@@ -110,7 +117,10 @@ class Intake:
         self._owned: dict[Any, _Owned] = {}
         self._by_key: dict[str, _Owned] = {}
         self._epoch = 0
-        self._batches: set[asyncio.Task[None]] = set()
+        #: Every send in flight (all partitions), and records fetched but not yet handed over.
+        self._sending: set[asyncio.Task[None]] = set()
+        self._queued = 0
+        self._sender: SourceSender | None = None
         self._progress = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -158,10 +168,14 @@ class Intake:
         for o in owned:
             o.revoking = True
         self._metrics.rebalances.labels(self._metrics.connector, "revoked").inc()
+        for o in owned:  # records not handed over yet are read again by the next owner
+            self._queued -= len(o.queue)
+            o.queue.clear()
         if owned and not self._stopping:
             started = time.monotonic()
-            if self._batches:
-                await asyncio.wait(set(self._batches), timeout=self.rebalance_wait_s)
+            sending = {t for o in owned for t in o.sending}
+            if sending:
+                await asyncio.wait(sending, timeout=self.rebalance_wait_s)
             left = max(0.0, self.rebalance_wait_s - (time.monotonic() - started))
             async with self._progress:
                 with contextlib.suppress(TimeoutError):
@@ -219,18 +233,23 @@ class Intake:
     # -- the fetch loop --------------------------------------------------------------------------------
 
     def start(self, sender: SourceSender) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(sender), name="kafka-intake")
+        self._sender = sender
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="kafka-intake")
 
     @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
-    async def _run(self, sender: SourceSender) -> None:
+    async def _run(self) -> None:
         s = self._settings
+        limit = s.max_poll_records * s.max_batches_in_flight
         await self.consumer_started.wait()
         while not self._stopping:
-            if len(self._batches) >= s.max_batches_in_flight:
-                await asyncio.wait(set(self._batches), return_when=asyncio.FIRST_COMPLETED)
+            if self._queued + len(self._sending) >= limit:
+                if self._sending:
+                    await asyncio.wait(set(self._sending), return_when=asyncio.FIRST_COMPLETED)
+                else:
+                    await asyncio.sleep(0.01)  # lanes are about to hand queued records over
                 continue
             try:
                 fetched = await self._consumer.getmany(timeout_ms=500, max_records=s.max_poll_records)
@@ -243,15 +262,11 @@ class Intake:
                 log.warning("Kafka fetch failed: %s", exc)
                 await asyncio.sleep(1.0)
                 continue
-            envelopes = self._envelopes(fetched)
-            if envelopes:
-                task = asyncio.get_running_loop().create_task(self._deliver(sender, envelopes))
-                self._batches.add(task)
-                task.add_done_callback(self._batches.discard)
+            self._enqueue(fetched)
 
-    def _envelopes(self, fetched: dict[Any, list[Any]]) -> list[SourceEnvelope]:
-        out: list[SourceEnvelope] = []
+    def _enqueue(self, fetched: dict[Any, list[Any]]) -> None:
         c = self._metrics.connector
+        ordering = self._settings.ordering
         for tp, messages in fetched.items():
             owned = self._owned.get(tp)
             if owned is None or owned.revoking or not messages:
@@ -276,31 +291,65 @@ class Intake:
                     attrs["kafka.key_encoding"] = "base64"
                 record, reason = build_record(route.mapping.danube_topic, route.fmt, m.value, key, attrs)
                 offset = Offset(owned.key, m.offset)
-                out.append(
+                envelope = (
                     SourceEnvelope.invalid(record, reason, offset)
                     if reason is not None
                     else SourceEnvelope(record, offset)
                 )
-            owned.dispatched = messages[-1].offset
-        return out
+                lane_key = None if ordering == "none" else "" if ordering == "partition" else key
+                owned.queue.append((envelope, lane_key))
+            self._queued += len(messages)
+            if owned.lane is None or owned.lane.done():
+                owned.lane = asyncio.get_running_loop().create_task(self._lane(owned))
 
-    async def _deliver(self, sender: SourceSender, envelopes: list[SourceEnvelope]) -> None:
+    async def _lane(self, owned: _Owned) -> None:
+        """Hand ``owned``'s queued records over in offset order; a record whose ordering key has a send
+        in flight waits for it (and so do the records after it, to keep the hand-over order)."""
+        assert self._sender is not None
+        last_of_key: dict[str, asyncio.Task[None]] = {}
+        while owned.queue and not self._stopping and not owned.revoking:
+            envelope, lane_key = owned.queue[0]
+            if lane_key is not None:
+                previous = last_of_key.get(lane_key)
+                if previous is not None and not previous.done():
+                    await asyncio.wait({previous})
+                    continue  # revoked or stopping meanwhile? checked again before handing over
+            owned.queue.popleft()
+            self._queued -= 1
+            task = asyncio.get_running_loop().create_task(self._send(envelope))
+            for tasks in (owned.sending, self._sending):
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            if lane_key is not None:
+                last_of_key[lane_key] = task
+            assert envelope.offset is not None
+            owned.dispatched = envelope.offset.position
+            if len(last_of_key) > 10_000:  # many keys: forget the finished ones
+                last_of_key = {k: t for k, t in last_of_key.items() if not t.done()}
+            # tasks start in creation order, so the core sees the records in this (offset) order
+            await asyncio.sleep(0)
+
+    async def _send(self, envelope: SourceEnvelope) -> None:
+        assert self._sender is not None
         try:
-            results = await sender.send_batch(envelopes)
+            published = await self._sender.send(envelope)
         except ShuttingDown:
+            self._stopping = True
             return  # not acknowledged, not committed: read again after the restart
         except (InvalidData, Fatal):
+            self._stopping = True
             return  # tolerance = "none" or a broken topic: the runtime is stopping already
         except Retryable as exc:
             self._fail(f"publishing to Danube failed after retries: {exc}")
             return
         except Exception as exc:
-            log.exception("delivering Kafka records failed")
-            self._fail(f"delivering Kafka records failed: {type(exc).__name__}: {exc}")
+            log.exception("delivering a Kafka record failed")
+            self._fail(f"delivering a Kafka record failed: {type(exc).__name__}: {exc}")
             return
-        dead = sum(1 for r in results if r.dead_lettered)
-        self.counts.dead_lettered += dead
-        self.counts.published += len(results) - dead
+        if published.dead_lettered:
+            self.counts.dead_lettered += 1
+        else:
+            self.counts.published += 1
 
     def _fail(self, reason: str) -> None:
         if self.fatal is None:
@@ -312,11 +361,11 @@ class Intake:
     async def stop(self, within: float = 10.0) -> None:
         """Stop fetching; the polls in flight finish (the runtime drained them already)."""
         self._stopping = True
-        if self._batches:
-            await asyncio.wait(set(self._batches), timeout=within)
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        for task in list(self._batches):
+        if self._sending:
+            await asyncio.wait(set(self._sending), timeout=within)
+        lanes = [o.lane for o in self._owned.values() if o.lane is not None]
+        for task in [*lanes, *self._sending, *([self._task] if self._task else [])]:
             task.cancel()
-        await asyncio.gather(*self._batches, return_exceptions=True)
+        await asyncio.gather(
+            *lanes, *self._sending, *([self._task] if self._task else []), return_exceptions=True
+        )

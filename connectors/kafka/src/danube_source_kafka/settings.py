@@ -33,6 +33,7 @@ PayloadFormat = Literal["auto", "json", "string", "bytes"]
 StartPosition = Literal["earliest", "latest", "committed"]
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+Ordering = Literal["key", "partition", "none"]
 
 _DANUBE_TOPIC = re.compile(r"^/[A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+$")
 #: Kafka's own rule for topic names.
@@ -154,9 +155,13 @@ class KafkaSettings(_Strict):
     tls: TlsSettings | None = None
     #: Records fetched per poll (the consumer's max_poll_records).
     max_poll_records: int = Field(default=500, ge=1, le=100_000)
-    #: Polls handed to Danube and not yet acknowledged; fetching pauses at this number (invariant 3:
-    #: at most ``max_poll_records x max_batches_in_flight`` records are held in memory).
+    #: Fetching pauses while ``max_poll_records x max_batches_in_flight`` records are held (fetched and
+    #: not yet acknowledged by Danube; invariant 3).
     max_batches_in_flight: int = Field(default=4, ge=1, le=1000)
+    #: ``key``: a record is published after the previous one with its key was acknowledged (order per
+    #: key; keyless records go concurrently); ``partition``: one record in flight per Kafka partition
+    #: (the partition's order, slower); ``none``: all concurrently (fastest, no order).
+    ordering: Ordering = "key"
     session_timeout_ms: int = Field(default=45_000, ge=1000)
     heartbeat_interval_ms: int = Field(default=3_000, ge=100)
     #: How long a member may take between polls, and so also the longest a rebalance waits for records
