@@ -6,6 +6,7 @@
   or after the committed offset at the kill); the counts are printed.
 - Danube outage: the broker process is stopped for 6 s mid-stream and started again on the same port and
   data dir; the source retries (``[retry]``), nothing is lost, and the group's commits end at the end.
+- Kafka absent when the source starts: it stays up and says not-ready, then consumes once Kafka is up.
 - Bad input: values that are not JSON or break the topic's JSON Schema go to the dead-letter topic with
   their reason and Kafka coordinates; the valid ones reach the topic; the group commits past all of them.
 """
@@ -192,3 +193,45 @@ async def test_bad_values_are_dead_lettered_with_their_reason(
     assert [orjson.loads(m.payload)["i"] for m in good] == [1, 3, 4]
     assert sorted(int(m.attributes["kafka.offset"]) for m in dead) == [1, 2, 4]
     assert all(any(k.startswith("error.") for k in m.attributes) for m in dead), [m.attributes for m in dead]
+
+
+async def test_kafka_absent_at_start_then_up(broker_factory: Any, tmp_path: Path) -> None:
+    """Kafka not running when the source starts: it stays up, /ready 503 and /health 200 (degraded);
+    once a Kafka broker listens on the address, the consumer starts and records flow."""
+    from danube_connect_core.testing import http_get
+
+    try:
+        late = KafkaBroker(tmp_path / "late-kafka")
+        late._classpath()  # the install is there (KafkaMissing otherwise)
+    except KafkaMissing as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    topic, group, name = unique("late"), unique("g"), "kafka-late"
+    danube = await broker_factory()
+    mapping = {"kafka_topic": topic, "danube_topic": f"/default/{name}"}
+    cfg = source_toml(tmp_path / "late.toml", danube.url, late.bootstrap, name, group, [mapping])
+    proc = ConnectorProcess("kafka", cfg).start()
+    try:
+        port = await asyncio.to_thread(proc.metrics_port, 120)
+        async with asyncio.timeout(120):
+            while (await asyncio.to_thread(http_get, port, "/health"))[0] != 200:
+                await asyncio.sleep(0.2)
+        assert (await asyncio.to_thread(http_get, port, "/ready"))[0] == 503
+        await asyncio.sleep(2)
+        assert proc.proc is not None and proc.proc.poll() is None, proc.log_tail()
+        await asyncio.to_thread(late.start)
+        await asyncio.to_thread(create_topic, late.bootstrap, topic)
+        await wait_ready(port, within=180)
+        collector = await DanubeCollector(danube.url, f"/default/{name}", "c").start()
+        try:
+            await asyncio.to_thread(produce, late.bootstrap, payloads(topic, 0, 100))
+            got = await collector.wait_for(100, within=180)
+        finally:
+            await collector.close()
+        proc.signal(signal.SIGTERM)
+        assert await asyncio.to_thread(proc.wait, 60) == 0, proc.log_tail()
+    finally:
+        proc.kill()
+        await asyncio.to_thread(late.stop)
+    assert sorted(orjson.loads(m.payload)["i"] for m in got) == list(range(100))
