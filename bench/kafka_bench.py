@@ -11,8 +11,10 @@ scripts/install_kafka.sh), and the embedded Danube broker as a process (`BrokerP
   program would call it): the README's client comparison.
 - Raw-stub publish floor: the same Danube client the core uses (`DanubeClient.create_producer`, reliable
   topic, 3 partitions, window 64) publishing N prepared payloads with their keys, 256 in flight.
-- The connector: `KafkaSource` in a `SourceRuntime` in this process, from start to the group's committed
-  offsets at the end of every partition (commits follow Danube's acks, invariant 1): records/s.
+- The connector: `KafkaSource` in a `SourceRuntime` in this process, from its first fetched record (the
+  group joined) to the group's committed offsets at the end of every partition (commits follow Danube's
+  acks, invariant 1): records/s, with ``ordering = "key"`` (the default: one send in flight per key, 32
+  keys) and ``"none"`` (no waiting: the ceiling).
 
 Ratios are against the raw publish floor measured in the same run. Results: bench/results/kafka.json.
 Not a test: nothing asserted.
@@ -123,21 +125,26 @@ async def raw_publish_rate(url: str, n: int) -> float:
         await client.close()
 
 
-async def connector_rate(url: str, bootstrap: str, topic: str, n: int) -> float:
+async def connector_rate(url: str, bootstrap: str, topic: str, n: int, ordering: str) -> float:
     group = unique("bench")
     settings = KafkaSettings.model_validate(
         {
             "bootstrap_servers": bootstrap,
             "group_id": group,
+            "ordering": ordering,
             "topic_mappings": [
                 {"kafka_topic": topic, "danube_topic": f"/default/{group}", "partitions": PARTITIONS}
             ],
         }
     )
     config = make_config(url, group, settings, processing={"metrics_port": 0, "log_level": "warning"})
-    started = time.perf_counter()
-    running = await start_runtime(KafkaSource(), config)
+    source = KafkaSource()
+    running = await start_runtime(source, config)
     try:
+        async with asyncio.timeout(300):  # the clock starts at the first record fetched (group joined)
+            while source.intake is None or source.intake.counts.consumed == 0:  # noqa: ASYNC110
+                await asyncio.sleep(0.005)
+        started = time.perf_counter()
         async with asyncio.timeout(900):
             while True:
                 ends = await asyncio.to_thread(committed_offsets, bootstrap, group, topic, PARTITIONS)
@@ -171,8 +178,10 @@ async def main() -> None:
                     ("kafka client: confluent-kafka consume (to_thread)",
                      lambda: confluent_rate(kafka.bootstrap, topic, n)),
                     ("floor: raw Danube publish, 256 in flight", lambda: raw_publish_rate(broker.url, n)),
-                    ("kafka -> danube: danube-source-kafka",
-                     lambda: connector_rate(broker.url, kafka.bootstrap, topic, n)),
+                    ("kafka -> danube: danube-source-kafka, ordering = key (32 keys)",
+                     lambda: connector_rate(broker.url, kafka.bootstrap, topic, n, "key")),
+                    ("kafka -> danube: danube-source-kafka, ordering = none",
+                     lambda: connector_rate(broker.url, kafka.bootstrap, topic, n, "none")),
                 ]:  # fmt: skip
                     rate = await run()
                     results.setdefault(label, []).append(rate)
