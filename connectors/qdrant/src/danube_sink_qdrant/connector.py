@@ -17,13 +17,18 @@ from __future__ import annotations
 
 import logging
 
-from danube_connect_core.config import ConnectorConfig
-from danube_connect_core.connector import SinkConnector
-from danube_connect_core.consumer_config import ConsumerConfig
-from danube_connect_core.errors import ConfigError, Fatal, InvalidData, Retryable
-from danube_connect_core.lifecycle import connector_main
-from danube_connect_core.records import SinkRecord
-from danube_connect_core.sink_batch import SinkBatch
+from danube_connect_core import (
+    ConfigError,
+    ConnectorConfig,
+    ConsumerConfig,
+    Fatal,
+    InvalidData,
+    Retryable,
+    SinkBatch,
+    SinkConnector,
+    SinkRecord,
+    connector_main,
+)
 
 from danube_sink_qdrant.engine import QdrantEngine
 from danube_sink_qdrant.failures import classify, describe
@@ -83,15 +88,12 @@ class QdrantSink(SinkConnector):
         if not points:
             return
         refusal = await self._upsert(mapping.collection, [p for _, p in points])
-        if refusal is None:
-            return
-        if len(points) == 1:
+        if refusal is not None and len(points) == 1:
             batch.reject(points[0][0], refusal)
-            return
-        for record, point in points:  # find the points Qdrant refuses: one upsert each
-            refused = await self._upsert(mapping.collection, [point])
-            if refused is not None:
-                batch.reject(record, refused)
+        elif refusal is not None:  # find the points Qdrant refuses: one upsert each
+            for record, point in points:
+                if (refused := await self._upsert(mapping.collection, [point])) is not None:
+                    batch.reject(record, refused)
 
     async def _upsert(self, collection: str, points: list[PointData]) -> str | None:
         """Upsert ``points``; None when done, the reason when Qdrant refused them as malformed."""

@@ -89,7 +89,7 @@ class SourceRuntime:
             else:
                 tasks.append(asyncio.create_task(self._poll_loop(stop), name="poll"))
             self.started.set()
-            await _wait_any(stop.wait(), s.failed.wait())
+            await s.until_stopped(stop)
         except ConfigError:
             raise
         except Fatal as exc:
@@ -117,23 +117,12 @@ class SourceRuntime:
         except TimeoutError:
             log.error("shutdown timeout (%d ms) reached with publishes in flight", timeout * 1000)
             s.fail(TimeoutError(), "shutdown timeout reached")
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if initialized:
-            try:
-                await self.connector.shutdown()
-            except Exception as exc:
-                log.error("connector shutdown failed: %s", exc)
+        closers: list[Any] = []
         if self.publisher is not None:
-            await self.publisher.close()
+            closers.append(self.publisher.close)
         if self._client is not None and self._owns_client:
-            with contextlib.suppress(Exception):
-                await self._client.close()
-        await s.close()
-        code = 1 if s.fatal_error is not None else 0
-        log.info("source %s stopped (exit code %d)", self.config.connector_name, code)
-        return code
+            closers.append(self._client.close)
+        return await s.finish("source", tasks, initialized=initialized, closers=closers)
 
     async def _poll_loop(self, stop: asyncio.Event) -> None:
         interval = self.config.processing.poll_interval_ms / 1000
@@ -198,13 +187,3 @@ class SourceRuntime:
                 self.services.fail(exc, f"commit: {exc}")
             except Exception as exc:  # a failed commit only means a replay after restart (at-least-once)
                 log.warning("commit of %s failed: %s", offsets, exc)
-
-
-async def _wait_any(*aws: Any) -> None:
-    tasks = [asyncio.ensure_future(a) for a in aws]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
