@@ -33,23 +33,12 @@ from danube_source_kafka.testing import (
     create_topic,
     kafka_positions,
     produce,
-    session_broker,
     source_toml,
     unique,
     wait_ready,
 )
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def kafka() -> KafkaBroker:
-    try:
-        return session_broker()
-    except KafkaMissing as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
 
 
 def payloads(topic: str, start: int, count: int) -> list[Produced]:

@@ -28,12 +28,15 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from danube_connect_core.testing.conformance import SourceCase, SourceUpstream, payload
 
 __all__ = [
+    "CASE",
     "SASL_USERS",
     "DanubeCollector",
     "KafkaBroker",
     "KafkaMissing",
+    "KafkaUpstream",
     "Produced",
     "committed_offsets",
     "create_topic",
@@ -434,3 +437,74 @@ def kafka_positions(messages: Iterable[Any]) -> Counter[tuple[int, int]]:
     return Counter(
         (int(m.attributes["kafka.partition"]), int(m.attributes["kafka.offset"])) for m in messages
     )
+
+
+class KafkaUpstream(SourceUpstream):
+    """The Kafka source's conformance upstream (danube_connect_core.testing.conformance): a fresh
+    3-partition topic on the session's Kafka broker; record ``i`` is produced (acks=all) with key
+    ``k<i % 8>`` and counts as acknowledged once Kafka confirmed it. The consumer group is the same for
+    every process of the check, so a restarted source continues from the group's commits: at least once,
+    duplicates allowed."""
+
+    section_name = "kafka"
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.broker: KafkaBroker | None = None
+        self.topic = unique("conformance")
+        self._producer: Any = None
+
+    async def start(self) -> None:
+        try:
+            self.broker = await asyncio.to_thread(session_broker)
+        except KafkaMissing as exc:
+            if os.environ.get("CI") == "true":
+                raise AssertionError(str(exc)) from None
+            import pytest
+
+            pytest.skip(str(exc))
+        from confluent_kafka import Producer
+
+        await asyncio.to_thread(create_topic, self.broker.bootstrap, self.topic, 3)
+        self._producer = Producer(
+            {"bootstrap.servers": self.broker.bootstrap, "enable.idempotence": True, "linger.ms": 0}
+        )
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await asyncio.to_thread(self._producer.flush, 30)
+            self._producer = None
+
+    def section(self, topic: str) -> dict[str, Any]:
+        assert self.broker is not None
+        return {
+            "bootstrap_servers": self.broker.bootstrap,
+            "group_id": f"group-{self.topic}",
+            "session_timeout_ms": 10_000,
+            "heartbeat_interval_ms": 1_000,
+            "topic_mappings": [
+                {"kafka_topic": self.topic, "danube_topic": topic, "partitions": 2, "payload_format": "json"}
+            ],
+        }
+
+    def bad_records(self) -> list[bytes]:
+        # The mapping reads JSON (payload_format): these are not JSON documents.
+        return [b"not json", b'{"i": 1', b"\xff\xfe"]
+
+    async def send_bad(self, data: bytes) -> None:
+        assert await self._produce(b"bad", data), "Kafka did not acknowledge a bad record"
+
+    async def send(self, i: int) -> bool:
+        delivered = await self._produce(f"k{i % 8}".encode(), orjson.dumps(payload(i)))
+        assert delivered, f"Kafka did not acknowledge record {i}"
+        return True
+
+    async def _produce(self, key: bytes, value: bytes) -> bool:
+        assert self._producer is not None
+        outcome: list[object] = []
+        self._producer.produce(self.topic, value, key, on_delivery=lambda err, _msg: outcome.append(err))
+        await asyncio.to_thread(self._producer.flush, 30)
+        return outcome == [None]
+
+
+CASE = SourceCase("kafka", idempotent=False, upstream_type=KafkaUpstream)
