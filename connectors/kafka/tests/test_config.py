@@ -113,7 +113,7 @@ async def test_tls_files_build_the_ssl_context(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("kafka", "mapping", "key"),
+    ("section", "mapping", "key"),
     [
         ("", 'kafka_topic = "t"\ndanube_topic = "/default/t"', "kafka.bootstrap_servers"),
         ('bootstrap_servers = "a"', 'danube_topic = "/default/t"', "kafka.topic_mappings[0]"),
@@ -132,10 +132,10 @@ async def test_tls_files_build_the_ssl_context(tmp_path: Path) -> None:
     ],
 )  # fmt: skip
 def test_bad_settings_are_config_errors_naming_the_key(
-    tmp_path: Path, kafka: str, mapping: str, key: str
+    tmp_path: Path, section: str, mapping: str, key: str
 ) -> None:
     path = tmp_path / "c.toml"
-    path.write_text(f"{HEAD}[kafka]\n{kafka}\n[[kafka.topic_mappings]]\n{mapping}\n")
+    path.write_text(f"{HEAD}[kafka]\n{section}\n[[kafka.topic_mappings]]\n{mapping}\n")
     with pytest.raises(ConfigError) as err:
         load(path)
     assert err.value.key == key, str(err.value)
