@@ -59,7 +59,7 @@ CPU_RATIO_GOAL = 2.0
 BARE_WINDOW = 10
 PIPELINE_RATIO_GOAL = 2.0
 #: The pipeline scenario on the broker as it was before (commit fc26fab), this machine: a context row.
-PIPELINE_BEFORE: dict[str, Any] = {"msgs_per_s": 1.0, "note": "to be measured"}
+PIPELINE_BEFORE: dict[str, Any] = {"msgs_per_s": 1.0, "measured": "to be measured"}
 
 
 def machine() -> dict[str, Any]:
@@ -638,8 +638,8 @@ def main() -> None:
     parser.add_argument("--broker-args", default="", help="extra danube-embedded-broker arguments")
     parser.add_argument(
         "--broker-src", type=Path, default=None,
-        help="run the broker from this source directory (e.g. an older commit's packages/embedded-broker/src, "
-        "for a before/after comparison on the same machine)",
+        help="run the broker from this source directory (e.g. an older commit's "
+        "packages/embedded-broker/src, for a before/after comparison on the same machine)",
     )  # fmt: skip
     parser.add_argument(
         "--profile", type=Path, default=None, metavar="FILE",
