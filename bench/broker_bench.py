@@ -58,6 +58,7 @@ from result_files import result_path
 api_grpc: Any = _api_grpc
 
 RESULTS = result_path("broker.json")
+BENCH_DIR = Path(__file__).resolve().parent
 CONCURRENCY = 100
 #: Sends in flight in the pipeline scenario (as the client benchmark's window) and in its bare-call floor.
 PIPELINE_IN_FLIGHT = 32
@@ -70,6 +71,9 @@ PIPELINE_RATIO_GOAL = 2.0
 #: The pipeline scenario on the broker as it was before its optimisation (commit fc26fab), on this machine
 #: (2 shared vCPUs): the median of three runs' medians (1,108, 962 and 896 msg/s). The context row the
 #: pipeline goal compares with; bench/README.md also has before/after pairs measured in the same runs.
+#: The commit before the broker's optimisation (issue 16): the pipeline goal's "before", measured in the same
+#: run when git can extract it.
+BEFORE_COMMIT = "fc26fabb46d3f658e1cefb92e3177a0f559faa30"
 PIPELINE_BEFORE: dict[str, Any] = {"msgs_per_s": 962.0, "measured": "fc26fab, 2026-12-04 07:00 UTC, load 3-7"}
 
 
@@ -451,9 +455,18 @@ class CpuRound:
     bare_pipeline_s: float
     bare_pipeline_cpu_s: float
     driver_cpu_s: float
+    before_s: float | None = None
+    before_cpu_s: float | None = None
 
     def as_json(self) -> dict[str, Any]:
+        before: dict[str, Any] = {}
+        if self.before_s is not None and self.before_cpu_s is not None:
+            before = {
+                "before_pipeline_msgs_per_s": round(self.messages / self.before_s),
+                "before_broker_cpu_us_per_message": round(self.before_cpu_s / self.messages * 1e6, 1),
+            }
         return {
+            **before,
             "bare_pipeline_msgs_per_s": round(self.messages / self.bare_pipeline_s),
             "bare_pipeline_cpu_us_per_message": round(self.bare_pipeline_cpu_s / self.messages * 1e6, 1),
             "driver_cpu_us_per_message": round(self.driver_cpu_s / self.messages * 1e6, 1),
@@ -466,21 +479,37 @@ class CpuRound:
 
 
 async def cpu_rounds(
-    url: str, broker_pid: int, bare_port: int, bare_pid: int, payload: bytes, count: int, repeats: int
+    url: str,
+    broker_pid: int,
+    bare_port: int,
+    bare_pid: int,
+    payload: bytes,
+    count: int,
+    repeats: int,
+    before: tuple[str, int] | None = None,
 ) -> list[CpuRound]:
     """Alternate pipeline rounds (broker) and bare-call rounds (bare server), so both see the same load.
 
     Broker CPU per delivered message = the broker process's CPU time during a pipeline round / messages
     (each one sent, dispatched on the stream and acked); bare CPU per call = the bare server process's CPU
-    time during ``count`` unary calls at the same concurrency / ``count``.
+    time during ``count`` unary calls at the same concurrency / ``count``. ``before``: (url, pid) of the
+    broker built from the older sources, measured the same way in every round.
     """
     broker = AioBench(url, payload)
     bare = AioBench(f"http://127.0.0.1:{bare_port}", payload)
+    old = AioBench(before[0], payload) if before is not None else None
     await broker.pipeline(300)  # warm-up
     await bare.send_concurrent(300, PIPELINE_IN_FLIGHT)
     await bare.pipeline(300)
+    if old is not None:
+        await old.pipeline(300)
     rounds = []
     for _ in range(repeats):
+        before_s = before_cpu = None
+        if old is not None and before is not None:
+            cpu = process_cpu_s(before[1])
+            before_s = await old.pipeline(count)
+            before_cpu = process_cpu_s(before[1]) - cpu
         cpu, driver_cpu = process_cpu_s(broker_pid), process_cpu_s(os.getpid())
         pipeline_s = await broker.pipeline(count)
         broker_cpu = process_cpu_s(broker_pid) - cpu
@@ -501,11 +530,15 @@ async def cpu_rounds(
                 bare_pipeline_s,
                 bare_pipeline_cpu,
                 driver_cpu,
+                before_s,
+                before_cpu,
             )
         )
         print(f"  cpu round: {rounds[-1].as_json()}", file=sys.stderr, flush=True)
     await broker.close()
     await bare.close()
+    if old is not None:
+        await old.close()
     return rounds
 
 
@@ -556,13 +589,49 @@ def _short_frame(frame: str) -> str:
     return f"{name} ({file})" if file else name
 
 
-def cpu_summary(rounds: list[CpuRound]) -> dict[str, Any]:
+def start_before_broker(commit: str, data_dir: Path) -> tuple[BrokerProcess | None, str | None]:
+    """The broker as of ``commit`` (its sources from ``git archive``, the rest of the workspace as is) in
+    its own process, or ``(None, None)`` when that is not possible (no git, unknown commit, 'none', or it
+    does not start with today's generated stubs): then the recorded figure stands in for it."""
+    if commit.lower() == "none":
+        return None, None
+    src = data_dir / f"before-{commit}"
+    try:
+        src.mkdir()
+        archive = subprocess.run(
+            ["git", "-C", str(BENCH_DIR.parent), "archive", commit, "packages/embedded-broker/src"],
+            capture_output=True,
+            check=True,
+        )
+        subprocess.run(["tar", "-x", "-C", str(src)], input=archive.stdout, check=True)
+        broker = BrokerProcess(
+            data_dir / "before-data",
+            args=["--log-level", "WARNING"],
+            env={"PYTHONPATH": str(src / "packages" / "embedded-broker" / "src")},
+        )
+        broker.start()
+    except (OSError, subprocess.CalledProcessError, RuntimeError) as exc:
+        print(f"  no before/after pair ({commit}: {exc}); using the recorded figure", file=sys.stderr)
+        return None, None
+    print(f"  broker as of {commit} at {broker.url} (own process)", file=sys.stderr)
+    return broker, commit
+
+
+def cpu_summary(rounds: list[CpuRound], before_commit: str | None) -> dict[str, Any]:
     per_round = [r.as_json() for r in rounds]
 
     def median(key: str) -> float:
         return float(statistics.median(r[key] for r in per_round))
 
     broker_us, bare_us = median("broker_cpu_us_per_message"), median("bare_cpu_us_per_call")
+    before = dict(PIPELINE_BEFORE)
+    if before_commit is not None and "before_pipeline_msgs_per_s" in per_round[0]:
+        before = {
+            "msgs_per_s": median("before_pipeline_msgs_per_s"),
+            "broker_cpu_us_per_message": median("before_broker_cpu_us_per_message"),
+            "measured": f"same run, broker at {before_commit[:7]}",
+            "earlier_figure": PIPELINE_BEFORE,
+        }
     return {
         "bare_pipeline_msgs_per_s_median": median("bare_pipeline_msgs_per_s"),
         "bare_pipeline_cpu_us_per_message_median": median("bare_pipeline_cpu_us_per_message"),
@@ -574,8 +643,8 @@ def cpu_summary(rounds: list[CpuRound]) -> dict[str, Any]:
         "bare_cpu_us_per_call_median": bare_us,
         "cpu_ratio_broker_over_bare": round(broker_us / bare_us, 2),
         "cpu_ratio_goal": CPU_RATIO_GOAL,
-        "pipeline_before": PIPELINE_BEFORE,
-        "pipeline_ratio_vs_before": round(median("pipeline_msgs_per_s") / PIPELINE_BEFORE["msgs_per_s"], 2),
+        "pipeline_before": before,
+        "pipeline_ratio_vs_before": round(median("pipeline_msgs_per_s") / before["msgs_per_s"], 2),
         "pipeline_ratio_goal": PIPELINE_RATIO_GOAL,
     }
 
@@ -648,6 +717,11 @@ def main() -> None:
     )
     parser.add_argument("--broker-args", default="", help="extra danube-embedded-broker arguments")
     parser.add_argument(
+        "--before-commit", default=BEFORE_COMMIT,
+        help="also measure the pipeline on the broker of this commit (git archive of its "
+        "packages/embedded-broker/src), alternating rounds; 'none' to skip (the recorded figure is used)",
+    )  # fmt: skip
+    parser.add_argument(
         "--broker-src", type=Path, default=None,
         help="run the broker from this source directory (e.g. an older commit's "
         "packages/embedded-broker/src, for a before/after comparison on the same machine)",
@@ -680,14 +754,20 @@ def main() -> None:
                 results = asyncio.run(run_aio(url, payload, n, args.repeats))
                 results += run_sync(url, payload, n, args.repeats)
             bare, bare_port = start_bare()
+            old, before_commit = start_before_broker(args.before_commit, Path(data_dir))
+            before = (old.url, old.pid) if old is not None and old.pid is not None else None
             profiler = start_profile(broker.pid, args.profile) if args.profile else None
             try:
                 rounds = asyncio.run(
-                    cpu_rounds(url, broker.pid, bare_port, bare.pid, payload, n["pipe"], max(3, args.repeats))
+                    cpu_rounds(
+                        url, broker.pid, bare_port, bare.pid, payload, n["pipe"], max(3, args.repeats), before
+                    )
                 )
             finally:
                 bare.terminate()
                 bare.wait()
+                if old is not None:
+                    old.stop()
                 if profiler is not None:
                     profiler.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
                     profiler.wait()
@@ -695,7 +775,7 @@ def main() -> None:
             broker.stop()
     if not args.cpu_only:
         results += run_bare(payload, n, args.repeats)
-    cpu = cpu_summary(rounds)
+    cpu = cpu_summary(rounds, before_commit)
     if args.profile:
         cpu["profile_top"] = profile_top(args.profile)
         for row in cpu["profile_top"]:

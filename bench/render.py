@@ -146,6 +146,15 @@ def broker_rows(d: dict[str, Any]) -> list[str]:
         f"<= {BROKER_CPU_RATIO}x | {verdict(cpu_ratio <= BROKER_CPU_RATIO)} |",
         f"| (context) a zero-logic gRPC server, same pipeline: CPU per message vs the bare call | "
         f"{num(zero_us, 'us')} | {num(bare_us, 'us')} | {ratio(zero_us / bare_us, 'x')} | (context) | |",
+        *(
+            [
+                f"| (context) the broker before ({before['measured']}): CPU per message vs the bare call | "
+                f"{num(before['broker_cpu_us_per_message'], 'us')} | {num(bare_us, 'us')} | "
+                f"{ratio(before['broker_cpu_us_per_message'] / bare_us, 'x')} | (context) | |"
+            ]
+            if "broker_cpu_us_per_message" in before
+            else []
+        ),
         f"| raw-stub pipeline ({c['in_flight']} sends in flight, one stream acking) vs before "
         f"({before['measured']}) | {num(rate, 'msg/s')} | {num(before['msgs_per_s'], 'msg/s')} | "
         f"{ratio(pipe_ratio, 'x')} | >= {BROKER_PIPELINE_RATIO}x | "
