@@ -48,7 +48,7 @@ SUB_TYPE_NAMES: dict[int, str] = {
 STREAM_MESSAGE_SUBSCRIPTION_NAME = 6
 
 
-def _string_field(number: int, value: str) -> bytes:
+def encode_string_field(number: int, value: str) -> bytes:
     """A protobuf string field (tag, varint length, UTF-8), as the generated code would encode it."""
     data = value.encode()
     out = bytearray([number << 3 | 2])
@@ -254,7 +254,7 @@ class ReliableSubscription(Subscription):
         self._ack_timeout = config.ack_timeout_ms / 1000
         #: ``subscription_name`` encoded as a StreamMessage field: appended to a stored record (where it is
         #: unset), it makes the message this subscription delivers, with no decoding and re-encoding.
-        self._name_field = _string_field(STREAM_MESSAGE_SUBSCRIPTION_NAME, name)
+        self._name_field = encode_string_field(STREAM_MESSAGE_SUBSCRIPTION_NAME, name)
         #: offsets of READY messages that may be due (KeyShared scans the window instead)
         self._ready: list[int] = []
         #: offsets of EXHAUSTED messages (poison policy pending or blocking)
