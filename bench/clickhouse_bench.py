@@ -3,11 +3,11 @@
 Against ClickHouse in-process (chdb, through clickhouse-connect's ``chdb://`` DSN), payment rows into a
 MergeTree table with the metadata columns and ``non_replicated_deduplication_window``, for each batch size:
 
-1. rows/s through SinkRuntime (broker -> consume, decode, batch -> ClickHouseSink.process_batch (value
+1. rows/s through SinkRuntime (broker -> consume, decode, batch -> ClickHouseSink.write (value
    conversion, position check, one insert with its de-duplication token) -> ack), vs the floor: a direct
    ``client.insert`` of the same rows (built beforehand, metadata included, no token) in batches of the
    same size into the same engine; and vs our raw consumer (receive + ack only: what the broker allows);
-2. the sink's write path alone: process_batch vs that floor.
+2. the sink's write path alone: write vs that floor.
 Floor and write-path numbers are medians of 3 interleaved rounds.
 
 The broker runs in its own process (console script, max_unacked_messages 1000 so batches fill).
@@ -32,8 +32,9 @@ import clickhouse_connect
 import orjson
 from danube_connect_core.client import DanubeClient
 from danube_connect_core.records import SinkRecord
+from danube_connect_core.sink_batch import SinkBatch
 from danube_connect_core.sink_runtime import SinkRuntime
-from danube_connect_core.testing import make_config
+from danube_connect_core.testing import make_config, write_batch
 from danube_embedded_broker.testing import BrokerProcess
 from danube_sink_clickhouse.connector import ClickHouseSink
 from danube_sink_clickhouse.rows import RowBuilder
@@ -93,7 +94,7 @@ async def write_path(client: Any, dsn: str, recs: list[SinkRecord], batch: int, 
     await sink.initialize(config)
     start = time.perf_counter()
     for i in range(0, len(recs), batch):
-        await sink.process_batch(recs[i : i + batch])
+        await write_batch(sink, recs[i : i + batch])
     elapsed = time.perf_counter() - start
     await sink.shutdown()
     return len(recs) / elapsed
@@ -108,9 +109,9 @@ class CountingSink(ClickHouseSink):
         self.target = target
         self.done = asyncio.Event()
 
-    async def process_batch(self, records: list[SinkRecord]) -> None:
-        await super().process_batch(records)
-        self.written += len(records)
+    async def write(self, batch: SinkBatch[Any]) -> None:
+        await super().write(batch)
+        self.written += len(batch.records)
         if self.written >= self.target:
             self.done.set()
 
@@ -216,7 +217,7 @@ async def main(n: int, batches: list[int]) -> None:
             f"   / raw consumer: {r['runtime_over_raw_consumer']:.2f}"
         )
         print(
-            f"  process_batch (write path)       {r['process_batch_rows_per_s']:9.0f} rows/s"
+            f"  write (write path)               {r['process_batch_rows_per_s']:9.0f} rows/s"
             f"   / direct: {r['process_batch_over_direct']:.2f}"
         )
     load_end = os.getloadavg()[0]

@@ -2,11 +2,11 @@
 
 Against delta-rs on a local table in a temp dir, payment rows, for each batch size:
 
-1. rows/s through SinkRuntime (broker -> consume, decode, batch -> DeltaLakeSink.process_batch (one commit
+1. rows/s through SinkRuntime (broker -> consume, decode, batch -> DeltaLakeSink.write (one commit
    with the per-partition app transactions) -> ack), vs the floor: a direct ``write_deltalake`` append of
    the same rows (Arrow tables built beforehand) in batches of the same size into the same engine; and vs
    our raw consumer (receive + ack only: what the broker allows);
-2. the sink's write path alone: process_batch (row conversion + position check + commit) vs that floor.
+2. the sink's write path alone: write (row conversion + position check + commit) vs that floor.
 Floor and write-path numbers are medians of 3 interleaved rounds.
 
 The broker runs in its own process (console script, max_unacked_messages 1000 so batches fill).
@@ -31,8 +31,9 @@ import orjson
 import pyarrow as pa  # type: ignore[import-untyped]
 from danube_connect_core.client import DanubeClient
 from danube_connect_core.records import SinkRecord
+from danube_connect_core.sink_batch import SinkBatch
 from danube_connect_core.sink_runtime import SinkRuntime
-from danube_connect_core.testing import make_config
+from danube_connect_core.testing import make_config, write_batch
 from danube_embedded_broker.testing import BrokerProcess
 from danube_sink_deltalake.connector import DeltaLakeSink
 from danube_sink_deltalake.settings import DeltaLakeSettings
@@ -92,7 +93,7 @@ async def write_path(root: str, recs: list[SinkRecord], batch: int, table: str) 
     )
     start = time.perf_counter()
     for i in range(0, len(recs), batch):
-        await sink.process_batch(recs[i : i + batch])
+        await write_batch(sink, recs[i : i + batch])
     elapsed = time.perf_counter() - start
     await sink.shutdown()
     return len(recs) / elapsed
@@ -107,9 +108,9 @@ class CountingSink(DeltaLakeSink):
         self.target = target
         self.done = asyncio.Event()
 
-    async def process_batch(self, records: list[SinkRecord]) -> None:
-        await super().process_batch(records)
-        self.written += len(records)
+    async def write(self, batch: SinkBatch[Any]) -> None:
+        await super().write(batch)
+        self.written += len(batch.records)
         if self.written >= self.target:
             self.done.set()
 
@@ -210,7 +211,7 @@ async def main(n: int, batches: list[int]) -> None:
             f"   / raw consumer: {r['runtime_over_raw_consumer']:.2f}"
         )
         print(
-            f"  process_batch (write path)       {r['process_batch_rows_per_s']:9.0f} rows/s"
+            f"  write (write path)               {r['process_batch_rows_per_s']:9.0f} rows/s"
             f"   / direct: {r['process_batch_over_direct']:.2f}"
         )
     load_end = os.getloadavg()[0]

@@ -240,7 +240,7 @@ def p3_section(b: Benchmarks) -> list[str]:
     lines += [
         "",
         "End to end = SinkRuntime consuming a backlog from the broker in its own process and writing it; "
-        "write path alone = the sink's `process_batch` on ready-made records (row building plus the same "
+        "write path alone = the sink's `write` on ready-made records (row building plus the same "
         "statement), i.e. the sink's own cost. "
         + (
             f"A bare consumer (receive + ack, nothing written) reached {num(min(consumer))}-"

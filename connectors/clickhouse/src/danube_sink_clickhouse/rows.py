@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from danube_connect_core.records import SinkRecord
+from danube_connect_core import SinkRecord
 
 from danube_sink_clickhouse.table_schema import METADATA_COLUMNS, TableColumn, TableSchema
 

@@ -24,7 +24,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from danube_connect_core.records import SinkRecord
+from danube_connect_core import SinkRecord
 
 from danube_sink_clickhouse.failures import FailureKind, classify, short
 from danube_sink_clickhouse.table_schema import TableSchema

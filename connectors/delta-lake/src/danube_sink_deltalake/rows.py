@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 import pyarrow as pa  # type: ignore[import-untyped]
-from danube_connect_core.records import SinkRecord
+from danube_connect_core import SinkRecord
 
 from danube_sink_deltalake.column_types import arrow_type, converter
 from danube_sink_deltalake.json_path import MISSING, JsonPath

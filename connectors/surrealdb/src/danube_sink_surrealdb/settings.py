@@ -11,8 +11,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from danube_connect_core.consumer_config import SinkTopicMapping
-from danube_connect_core.secrets import EnvSecret
+from danube_connect_core import EnvSecret, SinkTopicMapping
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
 
 __all__ = ["QueryApiSettings", "SurrealDbSettings", "SurrealTopicMapping"]
@@ -53,7 +52,8 @@ class SurrealTopicMapping(SinkTopicMapping):
 class QueryApiSettings(BaseModel):
     """``[surrealdb.query_api]``: a read-only HTTP endpoint counting rows (off by default).
 
-    Used by ``danube-connect demo`` to read the embedded store through the process that holds it open.
+    Used by ``danube-connect-demo`` (packages/demo) to read the embedded store through the process that
+    holds it open.
     It runs fixed, read-only queries on the mapped tables only; it never takes SurrealQL from a request.
     """
 
