@@ -13,6 +13,15 @@ max_unacked_messages 10). This process drives it with no client library in betwe
 The same through a sync `grpc` stub, and, as a reference, sends to a bare grpc.aio server in its own
 process that answers at once (what the gRPC stack alone costs here; the broker's own work is the rest).
 
+CPU per delivered message (the embedded broker's goal): a pipeline of 32 SendMessage calls in flight while
+one ReceiveMessages stream receives and acks every message (acks not awaited before the next receive),
+through the broker; the broker process's CPU time (user + system, all threads, from /proc) per message,
+vs the bare server's CPU time per unary call at the same 32 in flight, rounds alternating so both see the
+same machine load. A third figure: the same pipeline through a server with no broker logic at all (a queue
+from SendMessage to the stream, nothing stored), i.e. what the three gRPC operations alone cost.
+`--profile FILE` samples the broker with py-spy meanwhile (collapsed stacks into FILE, top functions into
+the results); `--broker-src DIR` runs the broker from other sources (an older commit, for before/after).
+
 Each scenario runs on a fresh topic `--repeats` times; the table shows the median (and min-max). Results
 go to bench/results/broker.json with the machine description. Not a test: nothing is asserted.
 """
@@ -24,6 +33,7 @@ import asyncio
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -48,7 +58,23 @@ from result_files import result_path
 api_grpc: Any = _api_grpc
 
 RESULTS = result_path("broker.json")
+BENCH_DIR = Path(__file__).resolve().parent
 CONCURRENCY = 100
+#: Sends in flight in the pipeline scenario (as the client benchmark's window) and in its bare-call floor.
+PIPELINE_IN_FLIGHT = 32
+#: Goals of issue 16: broker CPU per delivered message <= 2x one bare unary call (same run), and the
+#: pipeline >= 2x its rate before the broker's optimisation (PIPELINE_BEFORE, measured on this machine).
+CPU_RATIO_GOAL = 2.0
+#: In-flight window of the bare pipeline server (the broker's default max_unacked_messages).
+BARE_WINDOW = 10
+PIPELINE_RATIO_GOAL = 2.0
+#: The pipeline scenario on the broker as it was before its optimisation (commit fc26fab), on this machine
+#: (2 shared vCPUs): the median of three runs' medians (1,108, 962 and 896 msg/s). The context row the
+#: pipeline goal compares with; bench/README.md also has before/after pairs measured in the same runs.
+#: The commit before the broker's optimisation (issue 16): the pipeline goal's "before", measured in the same
+#: run when git can extract it.
+BEFORE_COMMIT = "fc26fabb46d3f658e1cefb92e3177a0f559faa30"
+PIPELINE_BEFORE: dict[str, Any] = {"msgs_per_s": 962.0, "measured": "fc26fab, 2026-12-04 07:00 UTC, load 3-7"}
 
 
 def machine() -> dict[str, Any]:
@@ -67,6 +93,12 @@ def machine() -> dict[str, Any]:
         "grpcio": grpc.__version__,
         "protobuf": protobuf_version,
     }
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU time (user + system, every thread) the process ``pid`` has used so far, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -146,7 +178,7 @@ class AioBench:
             await self.producers.SendMessage(message(self.ids, pid, topic, self.url, self.payload))
         return time.perf_counter() - start
 
-    async def _send_concurrent(self, topic: str, pid: int, count: int) -> None:
+    async def _send_concurrent(self, topic: str, pid: int, count: int, in_flight: int = CONCURRENCY) -> None:
         remaining = count
 
         async def worker() -> None:
@@ -155,13 +187,13 @@ class AioBench:
                 remaining -= 1
                 await self.producers.SendMessage(message(self.ids, pid, topic, self.url, self.payload))
 
-        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        await asyncio.gather(*(worker() for _ in range(in_flight)))
 
-    async def send_concurrent(self, count: int) -> float:
+    async def send_concurrent(self, count: int, in_flight: int = CONCURRENCY) -> float:
         topic = topic_name("conc")
         pid = await self.producer(topic)
         start = time.perf_counter()
-        await self._send_concurrent(topic, pid, count)
+        await self._send_concurrent(topic, pid, count, in_flight)
         return time.perf_counter() - start
 
     async def receive_ack(self, count: int, *, pipelined: bool) -> float:
@@ -197,6 +229,50 @@ class AioBench:
             if received == count:
                 break
         await asyncio.gather(*pending)
+        elapsed = time.perf_counter() - start
+        call.cancel()
+        return elapsed
+
+    async def pipeline(self, count: int) -> float:
+        """Producer and consumer at once: PIPELINE_IN_FLIGHT sends in flight while one stream receives and
+        acks (acks not awaited before the next receive); returns the seconds until the last ack is answered.
+        """
+        topic = topic_name("pipe")
+        pid = await self.producer(topic)
+        consumer = await self.consumers.Subscribe(
+            api.ConsumerRequest(
+                request_id=self.ids(),
+                topic_name=topic,
+                consumer_name="bench-consumer",
+                subscription="bench",
+                subscription_type=api.ConsumerRequest.Shared,
+            )
+        )
+        call = self.consumers.ReceiveMessages(
+            api.ReceiveRequest(request_id=self.ids(), consumer_id=consumer.consumer_id)
+        )
+        await call.initial_metadata()  # the stream is open before the first send
+
+        async def consume() -> None:
+            pending: set[asyncio.Task[Any]] = set()
+            received = 0
+            async for msg in call:
+                task = asyncio.ensure_future(
+                    self.consumers.Ack(
+                        api.AckRequest(
+                            request_id=msg.request_id, msg_id=msg.msg_id, subscription_name="bench"
+                        )
+                    )
+                )
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+                received += 1
+                if received == count:
+                    break
+            await asyncio.gather(*pending)
+
+        start = time.perf_counter()
+        await asyncio.gather(consume(), self._send_concurrent(topic, pid, count, PIPELINE_IN_FLIGHT))
         elapsed = time.perf_counter() - start
         call.cancel()
         return elapsed
@@ -284,33 +360,66 @@ class SyncBench:
 
 
 async def serve_bare() -> None:
-    """ProducerService answering at once: what the gRPC stack alone costs on this machine."""
+    """ProducerService answering at once: what the gRPC stack alone costs on this machine.
+
+    Also a ConsumerService with no broker logic at all (messages handed from SendMessage to the one open
+    stream through a queue, at most BARE_WINDOW unacked, nothing stored): the pipeline's gRPC floor.
+    """
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    window = asyncio.Semaphore(BARE_WINDOW)
+    offsets = iter(range(1 << 62))
 
     class Bare(api_grpc.ProducerServiceServicer):  # type: ignore[misc]
         async def CreateProducer(self, request: Any, context: Any) -> Any:
             return api.ProducerResponse(request_id=request.request_id, producer_id=1, producer_name="bench")
 
         async def SendMessage(self, request: Any, context: Any) -> Any:
+            if request.msg_id.topic_name.startswith("/default/bench_pipe"):
+                request.msg_id.topic_offset = next(offsets)
+                request.subscription_name = "bench"
+                queue.put_nowait(request)
             return api.MessageResponse(request_id=request.request_id)
+
+    class BareConsumer(api_grpc.ConsumerServiceServicer):  # type: ignore[misc]
+        async def Subscribe(self, request: Any, context: Any) -> Any:
+            return api.ConsumerResponse(
+                request_id=request.request_id, consumer_id=1, consumer_name=request.consumer_name
+            )
+
+        async def ReceiveMessages(self, request: Any, context: Any) -> Any:
+            await context.send_initial_metadata(())
+            while True:
+                await window.acquire()
+                yield await queue.get()
+
+        async def Ack(self, request: Any, context: Any) -> Any:
+            window.release()
+            return api.AckResponse(request_id=request.request_id)
 
     server = grpc.aio.server()
     api_grpc.add_ProducerServiceServicer_to_server(Bare(), server)
+    api_grpc.add_ConsumerServiceServicer_to_server(BareConsumer(), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     print(f"ready {port}", flush=True)
     await server.wait_for_termination()
 
 
-def run_bare(payload: bytes, n: dict[str, int], repeats: int) -> list[Result]:
+def start_bare() -> tuple[subprocess.Popen[str], int]:
+    """The bare server in its own process; returns it and its port."""
     server = subprocess.Popen(
         [sys.executable, __file__, "--serve-bare"],
         stdout=subprocess.PIPE,
         text=True,
         stdin=subprocess.DEVNULL,
     )
+    assert server.stdout is not None
+    return server, int(server.stdout.readline().split()[1])
+
+
+def run_bare(payload: bytes, n: dict[str, int], repeats: int) -> list[Result]:
+    server, port = start_bare()
     try:
-        assert server.stdout is not None
-        port = int(server.stdout.readline().split()[1])
 
         async def scenarios() -> list[Result]:
             bench = AioBench(f"http://127.0.0.1:{port}", payload)
@@ -329,6 +438,215 @@ def run_bare(payload: bytes, n: dict[str, int], repeats: int) -> list[Result]:
     finally:
         server.terminate()
         server.wait()
+
+
+# ------------------------------------ broker CPU per delivered message vs one bare grpc.aio unary call
+
+
+@dataclass
+class CpuRound:
+    """One round: the pipeline through the broker, then the same number of bare unary calls."""
+
+    messages: int
+    pipeline_s: float
+    broker_cpu_s: float
+    bare_s: float
+    bare_cpu_s: float
+    bare_pipeline_s: float
+    bare_pipeline_cpu_s: float
+    driver_cpu_s: float
+    before_s: float | None = None
+    before_cpu_s: float | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        before: dict[str, Any] = {}
+        if self.before_s is not None and self.before_cpu_s is not None:
+            before = {
+                "before_pipeline_msgs_per_s": round(self.messages / self.before_s),
+                "before_broker_cpu_us_per_message": round(self.before_cpu_s / self.messages * 1e6, 1),
+            }
+        return {
+            **before,
+            "bare_pipeline_msgs_per_s": round(self.messages / self.bare_pipeline_s),
+            "bare_pipeline_cpu_us_per_message": round(self.bare_pipeline_cpu_s / self.messages * 1e6, 1),
+            "driver_cpu_us_per_message": round(self.driver_cpu_s / self.messages * 1e6, 1),
+            "messages": self.messages,
+            "pipeline_msgs_per_s": round(self.messages / self.pipeline_s),
+            "broker_cpu_us_per_message": round(self.broker_cpu_s / self.messages * 1e6, 1),
+            "bare_calls_per_s": round(self.messages / self.bare_s),
+            "bare_cpu_us_per_call": round(self.bare_cpu_s / self.messages * 1e6, 1),
+        }
+
+
+async def cpu_rounds(
+    url: str,
+    broker_pid: int,
+    bare_port: int,
+    bare_pid: int,
+    payload: bytes,
+    count: int,
+    repeats: int,
+    before: tuple[str, int] | None = None,
+) -> list[CpuRound]:
+    """Alternate pipeline rounds (broker) and bare-call rounds (bare server), so both see the same load.
+
+    Broker CPU per delivered message = the broker process's CPU time during a pipeline round / messages
+    (each one sent, dispatched on the stream and acked); bare CPU per call = the bare server process's CPU
+    time during ``count`` unary calls at the same concurrency / ``count``. ``before``: (url, pid) of the
+    broker built from the older sources, measured the same way in every round.
+    """
+    broker = AioBench(url, payload)
+    bare = AioBench(f"http://127.0.0.1:{bare_port}", payload)
+    old = AioBench(before[0], payload) if before is not None else None
+    await broker.pipeline(300)  # warm-up
+    await bare.send_concurrent(300, PIPELINE_IN_FLIGHT)
+    await bare.pipeline(300)
+    if old is not None:
+        await old.pipeline(300)
+    rounds = []
+    for _ in range(repeats):
+        before_s = before_cpu = None
+        if old is not None and before is not None:
+            cpu = process_cpu_s(before[1])
+            before_s = await old.pipeline(count)
+            before_cpu = process_cpu_s(before[1]) - cpu
+        cpu, driver_cpu = process_cpu_s(broker_pid), process_cpu_s(os.getpid())
+        pipeline_s = await broker.pipeline(count)
+        broker_cpu = process_cpu_s(broker_pid) - cpu
+        driver_cpu = process_cpu_s(os.getpid()) - driver_cpu
+        cpu = process_cpu_s(bare_pid)
+        bare_s = await bare.send_concurrent(count, PIPELINE_IN_FLIGHT)
+        bare_cpu = process_cpu_s(bare_pid) - cpu
+        cpu = process_cpu_s(bare_pid)
+        bare_pipeline_s = await bare.pipeline(count)
+        bare_pipeline_cpu = process_cpu_s(bare_pid) - cpu
+        rounds.append(
+            CpuRound(
+                count,
+                pipeline_s,
+                broker_cpu,
+                bare_s,
+                bare_cpu,
+                bare_pipeline_s,
+                bare_pipeline_cpu,
+                driver_cpu,
+                before_s,
+                before_cpu,
+            )
+        )
+        print(f"  cpu round: {rounds[-1].as_json()}", file=sys.stderr, flush=True)
+    await broker.close()
+    await bare.close()
+    if old is not None:
+        await old.close()
+    return rounds
+
+
+#: py-spy sampling mode: native frames (the grpc Cython/C-core calls, else invisible as one Python line).
+PROFILE_MODE = os.environ.get("BENCH_PROFILE_MODE", "--native").split()
+
+
+def start_profile(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy (a dev dependency) sampling ``pid`` into ``out`` (collapsed stacks) until terminated."""
+    command = ["py-spy", "record", "--pid", str(pid), "--format", "raw", "--rate", "250", *PROFILE_MODE]
+    return subprocess.Popen(
+        [*command, "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
+def profile_top(collapsed: Path, limit: int = 15) -> list[dict[str, Any]]:
+    """The functions with the most samples in a py-spy collapsed-stack file: ``own`` counts the samples
+    where the function was running itself, ``total`` those where it was anywhere on the stack."""
+    own: dict[str, int] = {}
+    total: dict[str, int] = {}
+    samples = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        samples += count
+        frames = [_short_frame(f) for f in stack.split(";") if f]
+        if frames:
+            own[frames[-1]] = own.get(frames[-1], 0) + count
+        for frame in set(frames):
+            total[frame] = total.get(frame, 0) + count
+    ranked = sorted(own, key=lambda f: own[f], reverse=True)[:limit]
+    return [
+        {
+            "function": f,
+            "own_pct": round(100 * own[f] / samples, 1),
+            "total_pct": round(100 * total[f] / samples, 1),
+        }
+        for f in ranked
+    ]
+
+
+def _short_frame(frame: str) -> str:
+    """``send (danube_embedded_broker/core.py:290)`` -> ``send (core.py)``; the thread name frames kept."""
+    name, _, where = frame.partition(" (")
+    file = where.rstrip(")").rsplit(":", 1)[0].rsplit("/", 1)[-1]
+    return f"{name} ({file})" if file else name
+
+
+def start_before_broker(commit: str, data_dir: Path) -> tuple[BrokerProcess | None, str | None]:
+    """The broker as of ``commit`` (its sources from ``git archive``, the rest of the workspace as is) in
+    its own process, or ``(None, None)`` when that is not possible (no git, unknown commit, 'none', or it
+    does not start with today's generated stubs): then the recorded figure stands in for it."""
+    if commit.lower() == "none":
+        return None, None
+    src = data_dir / f"before-{commit}"
+    try:
+        src.mkdir()
+        archive = subprocess.run(
+            ["git", "-C", str(BENCH_DIR.parent), "archive", commit, "packages/embedded-broker/src"],
+            capture_output=True,
+            check=True,
+        )
+        subprocess.run(["tar", "-x", "-C", str(src)], input=archive.stdout, check=True)
+        broker = BrokerProcess(
+            data_dir / "before-data",
+            args=["--log-level", "WARNING"],
+            env={"PYTHONPATH": str(src / "packages" / "embedded-broker" / "src")},
+        )
+        broker.start()
+    except (OSError, subprocess.CalledProcessError, RuntimeError) as exc:
+        print(f"  no before/after pair ({commit}: {exc}); using the recorded figure", file=sys.stderr)
+        return None, None
+    print(f"  broker as of {commit} at {broker.url} (own process)", file=sys.stderr)
+    return broker, commit
+
+
+def cpu_summary(rounds: list[CpuRound], before_commit: str | None) -> dict[str, Any]:
+    per_round = [r.as_json() for r in rounds]
+
+    def median(key: str) -> float:
+        return float(statistics.median(r[key] for r in per_round))
+
+    broker_us, bare_us = median("broker_cpu_us_per_message"), median("bare_cpu_us_per_call")
+    before = dict(PIPELINE_BEFORE)
+    if before_commit is not None and "before_pipeline_msgs_per_s" in per_round[0]:
+        before = {
+            "msgs_per_s": median("before_pipeline_msgs_per_s"),
+            "broker_cpu_us_per_message": median("before_broker_cpu_us_per_message"),
+            "measured": f"same run, broker at {before_commit[:7]}",
+            "earlier_figure": PIPELINE_BEFORE,
+        }
+    return {
+        "bare_pipeline_msgs_per_s_median": median("bare_pipeline_msgs_per_s"),
+        "bare_pipeline_cpu_us_per_message_median": median("bare_pipeline_cpu_us_per_message"),
+        "driver_cpu_us_per_message_median": median("driver_cpu_us_per_message"),
+        "rounds": per_round,
+        "in_flight": PIPELINE_IN_FLIGHT,
+        "pipeline_msgs_per_s_median": median("pipeline_msgs_per_s"),
+        "broker_cpu_us_per_message_median": broker_us,
+        "bare_cpu_us_per_call_median": bare_us,
+        "cpu_ratio_broker_over_bare": round(broker_us / bare_us, 2),
+        "cpu_ratio_goal": CPU_RATIO_GOAL,
+        "pipeline_before": before,
+        "pipeline_ratio_vs_before": round(median("pipeline_msgs_per_s") / before["msgs_per_s"], 2),
+        "pipeline_ratio_goal": PIPELINE_RATIO_GOAL,
+    }
 
 
 # ---------------------------------------------------------------------------------------------- main
@@ -392,29 +710,89 @@ def main() -> None:
     parser.add_argument("--payload-bytes", type=int, default=256)
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--cpu-only",
+        action="store_true",
+        help="only the pipeline / CPU-per-message rounds (not for make bench)",
+    )
+    parser.add_argument("--broker-args", default="", help="extra danube-embedded-broker arguments")
+    parser.add_argument(
+        "--before-commit", default=BEFORE_COMMIT,
+        help="also measure the pipeline on the broker of this commit (git archive of its "
+        "packages/embedded-broker/src), alternating rounds; 'none' to skip (the recorded figure is used)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--broker-src", type=Path, default=None,
+        help="run the broker from this source directory (e.g. an older commit's "
+        "packages/embedded-broker/src, for a before/after comparison on the same machine)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--profile", type=Path, default=None, metavar="FILE",
+        help="sample the broker with py-spy during the pipeline rounds: collapsed stacks into FILE, the top "
+        "functions into the results",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.serve_bare:
         asyncio.run(serve_bare())
         return
-    n = {k: max(100, int(v * args.scale)) for k, v in {"seq": 2000, "conc": 5000, "recv": 3000}.items()}
+    n = {
+        k: max(100, int(v * args.scale))
+        for k, v in {"seq": 2000, "conc": 5000, "recv": 3000, "pipe": 5000}.items()
+    }
     payload = b"x" * args.payload_bytes
 
     load_before = os.getloadavg()[0]  # the machine may be shared: record how busy it was
     with tempfile.TemporaryDirectory(prefix="broker-bench-") as data_dir:
-        broker = BrokerProcess(Path(data_dir), port=0)
+        env = {"PYTHONPATH": str(args.broker_src.resolve())} if args.broker_src else None
+        broker = BrokerProcess(Path(data_dir), port=0, args=args.broker_args.split(), env=env)
         url = broker.start()
+        assert broker.pid is not None
+        results: list[Result] = []
         try:
             print(f"embedded broker at {url} (own process); payload {args.payload_bytes} B", file=sys.stderr)
-            results = asyncio.run(run_aio(url, payload, n, args.repeats))
-            results += run_sync(url, payload, n, args.repeats)
+            if not args.cpu_only:
+                results = asyncio.run(run_aio(url, payload, n, args.repeats))
+                results += run_sync(url, payload, n, args.repeats)
+            bare, bare_port = start_bare()
+            old, before_commit = start_before_broker(args.before_commit, Path(data_dir))
+            before = (old.url, old.pid) if old is not None and old.pid is not None else None
+            profiler = start_profile(broker.pid, args.profile) if args.profile else None
+            try:
+                rounds = asyncio.run(
+                    cpu_rounds(
+                        url, broker.pid, bare_port, bare.pid, payload, n["pipe"], max(3, args.repeats), before
+                    )
+                )
+            finally:
+                bare.terminate()
+                bare.wait()
+                if old is not None:
+                    old.stop()
+                if profiler is not None:
+                    profiler.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+                    profiler.wait()
         finally:
             broker.stop()
-    results += run_bare(payload, n, args.repeats)
+    if not args.cpu_only:
+        results += run_bare(payload, n, args.repeats)
+    cpu = cpu_summary(rounds, before_commit)
+    if args.profile:
+        cpu["profile_top"] = profile_top(args.profile)
+        for row in cpu["profile_top"]:
+            print(f"  {row['own_pct']:5.1f}% own {row['total_pct']:5.1f}% total  {row['function']}")
 
     info = machine()
     info["load_average_before_after"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     print(f"\nEmbedded broker, raw stubs - {info['cpu']}, {info['cores']} cores, Python {info['python']}")
     print(table(results))
+    print(
+        f"\npipeline ({PIPELINE_IN_FLIGHT} sends in flight, one stream receiving and acking): "
+        f"{cpu['pipeline_msgs_per_s_median']:.0f} msg/s, {cpu['pipeline_ratio_vs_before']:.2f}x before "
+        f"(goal >= {PIPELINE_RATIO_GOAL}x)\nbroker CPU per delivered message "
+        f"{cpu['broker_cpu_us_per_message_median']:.0f} us vs bare grpc.aio unary call "
+        f"{cpu['bare_cpu_us_per_call_median']:.0f} us: {cpu['cpu_ratio_broker_over_bare']:.2f}x "
+        f"(goal <= {CPU_RATIO_GOAL}x)"
+    )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     report = {
         "benchmark": "embedded broker, raw gRPC stubs",
@@ -426,6 +804,7 @@ def main() -> None:
             "broker": "BrokerProcess defaults (own process, fsync interval, max_unacked_messages 10)",
         },
         "results": [r.as_json() for r in results],
+        "cpu_per_message": cpu,
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     args.output.write_text(json.dumps(report, indent=2) + "\n")

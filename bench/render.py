@@ -9,6 +9,8 @@ It has one ratio table per performance goal, each with met / not met:
 
 - P1 client: our producer vs the raw gRPC stub at equal concurrency (>= 0.9), window 32 vs 1 (>= 2.5x);
 - P2 webhook: the webhook source vs a bare aiohttp handler awaiting the same publish (>= 0.8);
+- embedded broker: CPU per delivered message vs one bare grpc.aio unary call (<= 2x), and the raw-stub
+  pipeline through it vs its rate before the broker's optimisation (>= 2x);
 - P3 sinks: each sink vs a direct bulk write of the same batch size (>= 0.8; SurrealDB, Delta Lake,
   ClickHouse, Qdrant), judged end to end (SinkRuntime consuming from the broker);
 - P4 end to end: webhook -> broker -> SurrealDB sustained with zero loss, and the 2x overload step.
@@ -44,6 +46,10 @@ P1_WINDOW_RATIO = 2.5
 P2_WEBHOOK_RATIO = 0.8
 P3_SINK_RATIO = 0.8
 P4_FLOOR_RATIO = 0.8
+#: Embedded broker: CPU per delivered message at most this many bare grpc.aio unary calls; raw-stub
+#: pipeline at least this many times its rate before the optimisation (issue 16).
+BROKER_CPU_RATIO = 2.0
+BROKER_PIPELINE_RATIO = 2.0
 #: Under 2x overload, a process's peak RSS may grow at most this much over the sustained step's.
 P4_RSS_GROWTH = 1.5
 
@@ -122,7 +128,44 @@ def p2_rows(d: dict[str, Any]) -> list[str]:
     ]
 
 
-#: P1 and P2: (benchmark, title, table columns, the row shown when not measured, the rows).
+def broker_rows(d: dict[str, Any]) -> list[str]:
+    c = d.get("cpu_per_message")
+    if c is None:  # a result file from before these measurements existed
+        goal = f"<= {BROKER_CPU_RATIO}x"
+        return [
+            f"| broker CPU per delivered message vs a bare unary call | - | - | - | {goal} | not measured |"
+        ]
+    cpu_ratio, bare_us = c["cpu_ratio_broker_over_bare"], c["bare_cpu_us_per_call_median"]
+    zero_us = c["bare_pipeline_cpu_us_per_message_median"]
+    before = c["pipeline_before"]
+    rate, pipe_ratio = c["pipeline_msgs_per_s_median"], c["pipeline_ratio_vs_before"]
+    broker_us = c["broker_cpu_us_per_message_median"]
+    return [
+        f"| broker CPU per delivered message (send + dispatch + ack) vs one bare grpc.aio unary call | "
+        f"{num(broker_us, 'us')} | {num(bare_us, 'us')} | {ratio(cpu_ratio, 'x')} | "
+        f"<= {BROKER_CPU_RATIO}x | {verdict(cpu_ratio <= BROKER_CPU_RATIO)} |",
+        f"| (context) a zero-logic gRPC server, same pipeline: CPU per message vs the bare call | "
+        f"{num(zero_us, 'us')} | {num(bare_us, 'us')} | {ratio(zero_us / bare_us, 'x')} | (context) | |",
+        *(
+            [
+                f"| (context) the broker before ({before['measured']}): CPU per message vs the bare call | "
+                f"{num(before['broker_cpu_us_per_message'], 'us')} | {num(bare_us, 'us')} | "
+                f"{ratio(before['broker_cpu_us_per_message'] / bare_us, 'x')} | (context) | |"
+            ]
+            if "broker_cpu_us_per_message" in before
+            else []
+        ),
+        f"| raw-stub pipeline ({c['in_flight']} sends in flight, one stream acking) vs before "
+        f"({before['measured']}) | {num(rate, 'msg/s')} | {num(before['msgs_per_s'], 'msg/s')} | "
+        f"{ratio(pipe_ratio, 'x')} | >= {BROKER_PIPELINE_RATIO}x | "
+        f"{verdict(pipe_ratio >= BROKER_PIPELINE_RATIO)} |",
+        f"| (context) the same pipeline through the zero-logic server | "
+        f"{num(c['bare_pipeline_msgs_per_s_median'], 'msg/s')} | {num(before['msgs_per_s'], 'msg/s')} | "
+        f"{ratio(c['bare_pipeline_msgs_per_s_median'] / before['msgs_per_s'], 'x')} | (context) | |",
+    ]
+
+
+#: P1, P2 and the broker: (benchmark, title, table columns, the row shown when not measured, the rows).
 RATIO_GOALS: tuple[tuple[str, str, str, str, Rows], ...] = (
     (
         "client",
@@ -137,6 +180,13 @@ RATIO_GOALS: tuple[tuple[str, str, str, str, Rows], ...] = (
         "| measure | webhook source | floor | ratio | goal | |",
         f"| requests/s | - | - | - | >= {P2_WEBHOOK_RATIO} | not measured |",
         p2_rows,
+    ),
+    (
+        "broker",
+        "### Embedded broker: CPU per delivered message and the raw-stub pipeline (`broker_bench.py`)",
+        "| measure | broker | floor | ratio | goal | |",
+        f"| broker CPU per delivered message | - | - | - | <= {BROKER_CPU_RATIO}x | not measured |",
+        broker_rows,
     ),
 )
 

@@ -62,8 +62,9 @@ IMAGES = [
     Image(i["name"], i["dir"], tuple(i["ports"]))
     for i in tomllib.loads((ROOT / "deploy" / "docker" / "images.toml").read_text())["image"]
 ]
-# No ClickHouse server image on this machine: ready must say 503, the process must stay up and healthy.
-TARGET_ABSENT = {"danube-sink-clickhouse"}
+# No ClickHouse server nor Kafka broker image on this machine: ready must say 503, the process must stay
+# up and healthy.
+TARGET_ABSENT = {"danube-sink-clickhouse", "danube-source-kafka"}
 # Sinks become ready once subscribed, and a topic exists once something produced to it: a one-shot
 # container of the broker image (it carries the client) creates the sinks' topics.
 CREATE_TOPICS = """

@@ -10,7 +10,11 @@ from typing import Any
 import grpc
 import pytest
 from danube_embedded_broker import EmbeddedBroker
-from danube_embedded_broker.subscription import ReliableSubscription
+from danube_embedded_broker.subscription import (
+    STREAM_MESSAGE_SUBSCRIPTION_NAME,
+    ReliableSubscription,
+    encode_string_field,
+)
 from danube_embedded_broker.testing import StubClient, next_message
 from danube_embedded_broker.wire import pb
 
@@ -310,3 +314,17 @@ async def test_out_of_order_acks_survive_restart(broker_factory: Factory, tmp_pa
         await send_n(client, pid, 1, start=10)
         assert (await next_message(call)).msg_id.topic_offset == 10
         call.cancel()
+
+
+@pytest.mark.parametrize("name", ["s", "abonnement-ü-" + "x" * 150])
+def test_delivered_bytes_carry_the_subscription_name(name: str) -> None:
+    """A reliable subscription sends the stored record plus its encoded name: what a client decodes is
+    the stored message with ``subscription_name`` set (multi-byte UTF-8 and a two-byte length included)."""
+    stored = pb.StreamMessage(request_id=7, payload=b"p" * 300, producer_name="prod")
+    stored.msg_id.topic_offset = 3
+    field = encode_string_field(STREAM_MESSAGE_SUBSCRIPTION_NAME, name)
+    decoded = pb.StreamMessage.FromString(stored.SerializeToString() + field)
+    expected = pb.StreamMessage()
+    expected.CopyFrom(stored)
+    expected.subscription_name = name
+    assert decoded == expected

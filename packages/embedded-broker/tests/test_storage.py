@@ -70,3 +70,25 @@ def test_store_journal_replay_and_compaction(tmp_path: Path, monkeypatch: pytest
     assert sub_type == 1 and restored.cursor == 5 and restored.acked == {9}
     assert SubscriptionStore.names_in(tmp_path) == ["sub/with odd:name"]
     assert os.path.getsize(next(tmp_path.glob("*.acks"))) < 8 * 7 + 2  # compacted at least once
+
+
+def test_recent_records_come_from_memory_older_ones_from_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(storage, "RECENT_BYTES", 10)
+    log = TopicLog(tmp_path / "log.dat", Durability("never"))
+    bodies = [f"body-{i}".encode() for i in range(6)]  # 6 bytes each: the last one kept in memory
+    for body in bodies:
+        log.append(body)
+    os.truncate(tmp_path / "log.dat", 0)  # tells the two paths apart: the file is empty now
+    assert log.read(5) == bodies[5]  # the newest record: from memory
+    assert log.read(4) == b""  # an older one: read from the (now empty) file
+    log.close()
+    log = TopicLog(tmp_path / "log.dat", Durability("never"))
+    assert log.next_offset == 0
+    for body in bodies:
+        log.append(body)
+    log.close()
+    log = TopicLog(tmp_path / "log.dat", Durability("never"))  # a reopened log reads everything from the file
+    assert [log.read(i) for i in range(6)] == bodies
+    log.close()

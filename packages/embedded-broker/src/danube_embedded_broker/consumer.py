@@ -30,10 +30,11 @@ class Session:
     def __init__(self, consumer: Consumer, limit: int | None) -> None:
         self.consumer = consumer
         self.limit = limit
-        self.queue: asyncio.Queue[pb.StreamMessage | None] = asyncio.Queue()
+        #: a message (non-reliable) or its encoding (reliable: the stored bytes, sent as they are)
+        self.queue: asyncio.Queue[pb.StreamMessage | bytes | None] = asyncio.Queue()
         self.closed = False
 
-    def offer(self, message: pb.StreamMessage) -> bool:
+    def offer(self, message: pb.StreamMessage | bytes) -> bool:
         """Queue a message for the stream; ``False`` when closed or the buffer is full."""
         if self.closed or (self.limit is not None and self.queue.qsize() >= self.limit):
             return False

@@ -18,6 +18,7 @@ from danube_embedded_broker.core import BrokerCore
 from danube_embedded_broker.metrics import BrokerMetrics
 from danube_embedded_broker.schema import SchemaLink
 from danube_embedded_broker.services import ConsumerService, DiscoveryService, HealthService, ProducerService
+from danube_embedded_broker.services.consumer import add_consumer_service
 from danube_embedded_broker.storage import check_writable
 from danube_embedded_broker.wire import pb_grpc
 
@@ -121,7 +122,7 @@ class EmbeddedBroker:
         redirect = self.url != f"http://{advertised_host}:{self.port}"
         pb_grpc.add_DiscoveryServicer_to_server(DiscoveryService(core, redirect), server)  # type: ignore[no-untyped-call, unused-ignore]
         pb_grpc.add_ProducerServiceServicer_to_server(ProducerService(core), server)  # type: ignore[no-untyped-call, unused-ignore]
-        pb_grpc.add_ConsumerServiceServicer_to_server(ConsumerService(core), server)  # type: ignore[no-untyped-call, unused-ignore]
+        add_consumer_service(ConsumerService(core), server)
         pb_grpc.add_HealthCheckServicer_to_server(HealthService(core), server)  # type: ignore[no-untyped-call, unused-ignore]
         self._schemas.add_to_server(server)
         await server.start()

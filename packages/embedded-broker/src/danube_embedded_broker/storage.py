@@ -43,6 +43,9 @@ _HEADER = struct.Struct("<II")
 _ACK = struct.Struct("<Q")
 #: Journal entries written before the subscription snapshot is rewritten and the journal truncated.
 JOURNAL_COMPACT_EVERY = 4096
+#: Bodies of the most recent records each log keeps in memory (at least the last one), so dispatching a
+#: message just written hands out the bytes it stored instead of reading them back from the file.
+RECENT_BYTES = 1024 * 1024
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -176,6 +179,9 @@ class TopicLog:
         self._end = 0
         #: A refused write left bytes after ``_end`` that could not be cut off yet: cut before appending.
         self._torn = False
+        #: offset -> body of the latest records (oldest first), at most RECENT_BYTES of bodies
+        self._recent: dict[int, bytes] = {}
+        self._recent_bytes = 0
         self._recover()
 
     def _recover(self) -> None:
@@ -225,13 +231,21 @@ class TopicLog:
         offset = len(self._positions)
         self._positions.append(self._end)
         self._end += len(record)
+        recent = self._recent
+        recent[offset] = body
+        self._recent_bytes += len(body)
+        while self._recent_bytes > RECENT_BYTES and len(recent) > 1:
+            self._recent_bytes -= len(recent.pop(next(iter(recent))))
         return offset
 
     def read(self, offset: int) -> bytes:
         """The record body at ``offset``; raises ``IndexError`` for an offset not in the log."""
+        body = self._recent.get(offset)
+        if body is not None:
+            return body
         pos = self._positions[offset]
-        length, _ = _HEADER.unpack(os.pread(self._fd, _HEADER.size, pos))
-        return os.pread(self._fd, length, pos + _HEADER.size)
+        end = self._positions[offset + 1] if offset + 1 < len(self._positions) else self._end
+        return os.pread(self._fd, end - pos - _HEADER.size, pos + _HEADER.size)
 
     def close(self) -> None:
         """Flush (per the fsync policy) and close; the file is closed even when the flush fails."""

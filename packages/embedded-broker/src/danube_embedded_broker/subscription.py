@@ -14,9 +14,10 @@ Reliable (:class:`ReliableSubscription`): at-least-once over the topic's durable
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
+import heapq
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +42,22 @@ SUB_TYPE_NAMES: dict[int, str] = {
     FAILOVER: "Failover",
     KEY_SHARED: "KeyShared",
 }
+
+
+#: Field number of ``StreamMessage.subscription_name`` (proto/DanubeApi.proto).
+STREAM_MESSAGE_SUBSCRIPTION_NAME = 6
+
+
+def encode_string_field(number: int, value: str) -> bytes:
+    """A protobuf string field (tag, varint length, UTF-8), as the generated code would encode it."""
+    data = value.encode()
+    out = bytearray([number << 3 | 2])
+    length = len(data)
+    while length >= 0x80:
+        out.append(length & 0x7F | 0x80)
+        length >>= 7
+    out.append(length)
+    return bytes(out) + data
 
 
 def message_key(message: pb.StreamMessage) -> str:
@@ -170,18 +187,20 @@ class Status(enum.Enum):
     EXHAUSTED = "exhausted"  # retry budget spent, poison policy pending or blocking
 
 
-@dataclass
+@dataclass(slots=True)
 class Pending:
     """One message inside a reliable subscription's in-flight window."""
 
     offset: int
-    message: pb.StreamMessage
+    #: the stored record plus this subscription's name, exactly the bytes the stream sends
+    message: bytes
     key: str
     status: Status = Status.READY
     due: float = 0.0
     attempts: int = 0  # deliveries so far
     session: Session | None = None
     reason: str | None = None
+    queued: bool = False  # in the subscription's ready heap
 
 
 DeadLetterSink = Callable[[pb.StreamMessage], None]
@@ -202,6 +221,12 @@ class ReliableSubscription(Subscription):
       ``dead_letter`` appends it to ``<topic>-dlq`` with ``x-original-*`` attributes, then acks it.
     - When a stream ends, the messages sent on it and not acked become due at once (to any consumer).
     - KeyShared: one message per key in flight; later messages of that key wait (per-key order).
+
+    Scheduling: :meth:`wake` (a message, an ack, a consumer) schedules one :meth:`pump` on the event
+    loop, however many wake-ups arrive before it runs, and a timer wakes it at the earliest ack deadline
+    or redelivery time. A pass costs what changed, not the window's size: messages ready to go wait in a
+    heap by offset (delivered in log order, redeliveries first), poison ones in a set, and the whole window
+    is scanned only when a deadline may have passed (``_timer_at``: no deadline is earlier).
     """
 
     reliable = True
@@ -226,48 +251,72 @@ class ReliableSubscription(Subscription):
         self._read_pos = state.cursor + 1
         self.window: dict[int, Pending] = {}
         self.blocked = False
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._ack_timeout = config.ack_timeout_ms / 1000
+        #: ``subscription_name`` encoded as a StreamMessage field: appended to a stored record (where it is
+        #: unset), it makes the message this subscription delivers, with no decoding and re-encoding.
+        self._name_field = encode_string_field(STREAM_MESSAGE_SUBSCRIPTION_NAME, name)
+        #: offsets of READY messages that may be due (KeyShared scans the window instead)
+        self._ready: list[int] = []
+        #: offsets of EXHAUSTED messages (poison policy pending or blocking)
+        self._exhausted: set[int] = set()
+        #: no ack deadline or redelivery time in the window is earlier than this
+        self._timer_at = math.inf
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._scheduled = False
         self._closed = False
+        self._storage_error: str | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(), name=f"dispatch {self.topic} {self.name}"
-            )
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+            self.wake()
 
     async def close(self) -> None:
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self._store.close(self.sub_type, self.state)
 
     def wake(self) -> None:
-        self._wake.set()
+        if self._scheduled or self._closed or self._loop is None:
+            return
+        self._scheduled = True
+        self._loop.call_soon(self._pass)
 
-    async def _run(self) -> None:
-        storage_error: str | None = None
-        while not self._closed:
-            self._wake.clear()
-            try:
-                timeout = self.pump()
-                storage_error = None
-            except OSError as exc:
-                # The disk refused a dead letter or an ack of the poison policy: the message stays in the
-                # window and the pass is retried. One line per distinct error, not one per second.
-                if str(exc) != storage_error:
-                    storage_error = str(exc)
-                    log.error("dispatch of %s/%s cannot write: %s; retrying", self.topic, self.name, exc)
-                timeout = 1.0
-            except Exception:
-                log.exception("dispatch of %s/%s failed; retrying", self.topic, self.name)
-                timeout = 1.0
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+    def _pass(self) -> None:
+        """One scheduled pump; a failed pass is retried after a second (or at the next wake-up)."""
+        self._scheduled = False
+        if self._closed:
+            return
+        retry_at = math.inf
+        try:
+            self.pump()
+            self._storage_error = None
+        except OSError as exc:
+            # The disk refused a dead letter or an ack of the poison policy: the message stays in the
+            # window and the pass is retried. One line per distinct error, not one per second.
+            if str(exc) != self._storage_error:
+                self._storage_error = str(exc)
+                log.error("dispatch of %s/%s cannot write: %s; retrying", self.topic, self.name, exc)
+            retry_at = time.monotonic() + 1.0
+        except Exception:
+            log.exception("dispatch of %s/%s failed; retrying", self.topic, self.name)
+            retry_at = time.monotonic() + 1.0
+        self._arm(min(self._timer_at, retry_at))
+
+    def _arm(self, when: float) -> None:
+        """Keep one timer, at ``when`` (monotonic, the event loop's clock); none for ``inf``."""
+        timer = self._timer
+        if timer is not None and timer.when() == when:
+            return
+        if timer is not None:
+            timer.cancel()
+            self._timer = None
+        if when != math.inf and self._loop is not None:
+            self._timer = self._loop.call_at(when, self.wake)
 
     # -- acknowledgements ---------------------------------------------------------------------------
     def ack(self, offset: int) -> None:
@@ -278,6 +327,7 @@ class ReliableSubscription(Subscription):
             self._record_ack(offset)  # OSError when the journal refuses it: acked in memory all the same
         finally:
             if pending is not None and pending.status is Status.EXHAUSTED:
+                self._exhausted.discard(offset)
                 self._update_blocked()
             self.wake()
 
@@ -305,24 +355,52 @@ class ReliableSubscription(Subscription):
                 pending.due = now
                 pending.session = None
                 pending.reason = "consumer disconnected"
+                self._queue(pending)
         self.wake()
 
     # -- the dispatch loop --------------------------------------------------------------------------
+    def _queue(self, pending: Pending) -> None:
+        """A READY message due now goes on the ready heap (KeyShared scans the window instead)."""
+        if not pending.queued and self.sub_type != KEY_SHARED:
+            pending.queued = True
+            heapq.heappush(self._ready, pending.offset)
+
+    def _schedule(self, pending: Pending, now: float) -> None:
+        """A READY message: on the heap when due, else the timer covers its time."""
+        if pending.due <= now:
+            self._queue(pending)
+        elif pending.due < self._timer_at:
+            self._timer_at = pending.due
+
     def _fail(self, pending: Pending, now: float, reason: str, delay_ms: int | None) -> None:
         pending.session = None
         pending.reason = reason
         if pending.attempts > self.config.max_redeliveries:
             pending.status = Status.EXHAUSTED
+            self._exhausted.add(pending.offset)
             return
         backoff = self.config.redelivery_base_ms * (1 << max(0, pending.attempts - 1))
         delay = min(max(backoff, delay_ms or 0), self.config.redelivery_max_ms)
         pending.status = Status.READY
         pending.due = now + delay / 1000
+        self._schedule(pending, now)
 
     def _update_blocked(self) -> None:
-        self.blocked = self.config.poison_policy == "block" and any(
-            p.status is Status.EXHAUSTED for p in self.window.values()
-        )
+        self.blocked = self.config.poison_policy == "block" and bool(self._exhausted)
+
+    def _scan(self, now: float) -> None:
+        """Expire ack deadlines, queue what became due, and recompute the earliest time left."""
+        timer_at = math.inf
+        for pending in self.window.values():
+            if pending.status is Status.AWAITING_ACK and pending.due <= now:
+                self._fail(pending, now, "ack timeout", None)
+            if pending.status is Status.EXHAUSTED:
+                continue
+            if pending.status is Status.READY and pending.due <= now:
+                self._queue(pending)
+            elif pending.due < timer_at:
+                timer_at = pending.due
+        self._timer_at = timer_at
 
     def _fill(self, now: float) -> None:
         limit = self.config.max_unacked_messages
@@ -332,9 +410,11 @@ class ReliableSubscription(Subscription):
             self._read_pos += 1
             if self.state.is_acked(offset):
                 continue
-            message = pb.StreamMessage.FromString(self._log.read(offset))
-            message.subscription_name = self.name
-            self.window[offset] = Pending(offset, message, message_key(message), due=now)
+            body = self._log.read(offset)
+            key = message_key(pb.StreamMessage.FromString(body)) if self.sub_type == KEY_SHARED else ""
+            pending = Pending(offset, body + self._name_field, key, due=now)
+            self.window[offset] = pending
+            self._queue(pending)
 
     def _resolve_poison(self, pending: Pending) -> bool:
         """Apply the poison policy; ``True`` when the message left the window."""
@@ -354,12 +434,13 @@ class ReliableSubscription(Subscription):
             self.topic, self.name, pending.offset, pending.attempts, pending.reason,
             "dead-lettered" if policy == "dead_letter" else "dropped",
         )  # fmt: skip
+        self._exhausted.discard(pending.offset)
         del self.window[pending.offset]
         self._record_ack(pending.offset)
         return True
 
     def _dead_letter_message(self, pending: Pending) -> pb.StreamMessage:
-        original = pending.message
+        original = pb.StreamMessage.FromString(pending.message)
         message = pb.StreamMessage()
         message.CopyFrom(original)
         message.ClearField("subscription_name")
@@ -385,44 +466,73 @@ class ReliableSubscription(Subscription):
         Returns seconds until the next timed event (``None``: wait for a wake-up).
         """
         now = time.monotonic()
-        for pending in self.window.values():
-            if pending.status is Status.AWAITING_ACK and pending.due <= now:
-                self._fail(pending, now, "ack timeout", None)
+        if now >= self._timer_at:
+            self._scan(now)
         while True:
             self._fill(now)
+            if not self._exhausted:
+                break
             resolved = [p for p in list(self.window.values()) if p.status is Status.EXHAUSTED]
             if not any([self._resolve_poison(p) for p in resolved]):
                 break
         self._update_blocked()
         if not self.blocked or self.sub_type == KEY_SHARED:
-            self._dispatch(now)
-        next_due = min(
-            (p.due for p in self.window.values() if p.status is not Status.EXHAUSTED and p.due > now),
-            default=None,
-        )
-        return None if next_due is None else max(0.0, next_due - now)
+            if self.sub_type == KEY_SHARED:
+                self._dispatch_key_shared(now)
+            else:
+                self._dispatch(now)
+        return None if self._timer_at == math.inf else max(0.0, self._timer_at - now)
+
+    def _sent(self, pending: Pending, session: Session, now: float) -> None:
+        pending.status = Status.AWAITING_ACK
+        pending.attempts += 1
+        pending.due = now + self._ack_timeout
+        pending.session = session
+        if pending.due < self._timer_at:
+            self._timer_at = pending.due
+        self.metrics.delivered(self.topic)
 
     def _dispatch(self, now: float) -> None:
-        key_shared = self.sub_type == KEY_SHARED
+        """Exclusive, Failover, Shared: the ready heap in offset order, as long as a consumer takes them."""
+        ready = self._ready
+        window = self.window
+        while ready:
+            pending = window.get(ready[0])
+            if pending is None or pending.status is not Status.READY:
+                heapq.heappop(ready)  # acked, sent or poison since it was queued
+                if pending is not None:
+                    pending.queued = False
+                continue
+            if pending.due > now:  # a redelivery not due yet: the timer brings it back
+                heapq.heappop(ready)
+                pending.queued = False
+                self._schedule(pending, now)
+                continue
+            consumer = self.select(pending.key)
+            if consumer is None:
+                return  # nobody connected: everything waits for a consumer
+            session = consumer.session
+            assert session is not None
+            if not session.offer(pending.message):
+                return  # a closed stream; its end wakes the subscription again
+            heapq.heappop(ready)
+            pending.queued = False
+            self._sent(pending, session, now)
+
+    def _dispatch_key_shared(self, now: float) -> None:
+        """KeyShared: in window order, the first message of each key only (per-key order)."""
         busy_keys: set[str] = set()
         for pending in self.window.values():
-            if key_shared:
-                if pending.key in busy_keys:
-                    continue
-                busy_keys.add(pending.key)
+            if pending.key in busy_keys:
+                continue
+            busy_keys.add(pending.key)
             if pending.status is not Status.READY or pending.due > now:
                 continue
             consumer = self.select(pending.key)
             if consumer is None:
-                if not key_shared:
-                    return  # nobody connected: everything waits for a consumer
                 continue
             session = consumer.session
             assert session is not None
             if not session.offer(pending.message):
                 continue
-            pending.status = Status.AWAITING_ACK
-            pending.attempts += 1
-            pending.due = now + self.config.ack_timeout_ms / 1000
-            pending.session = session
-            self.metrics.delivered(self.topic)
+            self._sent(pending, session, now)
