@@ -95,7 +95,7 @@ def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
 
 
 def test_every_image_is_covered() -> None:
-    assert len(IMAGES) == 10
+    assert len(IMAGES) == 11
     assert {i.short for i in IMAGES if not i.is_broker} == {p.stem for p in CONFIGS.glob("*.toml")}
 
 
