@@ -7,6 +7,7 @@ request); one message per record is checked in test_requests.py."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ from .otel_testsupport import (
 )
 
 SPANS, POINTS, LOGS = 5_000, 1_000, 1_000
+EXAMPLE = Path(__file__).resolve().parents[1] / "config" / "schemas"
 
 
 @pytest.mark.parametrize(
@@ -36,7 +38,22 @@ SPANS, POINTS, LOGS = 5_000, 1_000, 1_000
 async def test_sdk_exporters_deliver_everything(
     broker: Any, start_otel: StartOtel, transport: str, split: str, encoding: str
 ) -> None:
-    otel = await start_otel(broker.url, split=split, encoding=encoding, partitions=2)
+    # JSON is checked against the example's JSON Schemas (anything refused would be dead-lettered and
+    # missing from the count); protobuf goes out as bytes
+    schemas = [
+        {
+            "topic": TOPICS[s],
+            "subject": f"otlp-{s}",
+            "schema_type": "json_schema",
+            "schema_file": str(EXAMPLE / f"otlp-{s}.json"),
+        }
+        if encoding == "json"
+        else {"topic": TOPICS[s], "subject": f"otlp-{s}-pb", "schema_type": "bytes"}
+        for s in TOPICS
+    ]
+    otel = await start_otel(
+        broker.url, split=split, encoding=encoding, partitions=2, core={"schemas": schemas}
+    )
     spans, metrics, logs = make_spans(SPANS), make_metrics(POINTS), make_logs(LOGS)
     sent = exporters(transport, otel)
     async with (

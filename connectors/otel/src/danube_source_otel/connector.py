@@ -79,10 +79,10 @@ class OtelSource(SourceConnector):
         self.intake = Intake(settings, self.metrics)
         if settings.auth == "none":
             log.warning("OTLP receiver accepts unauthenticated requests: set auth and OTEL_AUTH_TOKEN")
-        if settings.http_port is not None:
+        if settings.http:
             self.http = OtlpHttpServer(self.intake, settings.host, settings.http_port)
             await self.http.start()
-        if settings.grpc_port is not None:
+        if settings.grpc:
             self.grpc = OtlpGrpcServer(self.intake, settings.host, settings.grpc_port)
             await self.grpc.start()
         log.info(

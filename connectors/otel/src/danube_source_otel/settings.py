@@ -10,14 +10,17 @@ __all__ = ["OtelSettings"]
 
 
 class OtelSettings(BaseModel):
-    """Unknown keys are errors. ``grpc_port``/``http_port`` 0 pick a free port; ``None`` disables that
-    listener (at least one must be on). A signal whose topic is ``None`` is answered 404 / UNIMPLEMENTED."""
+    """Unknown keys are errors. ``grpc_port``/``http_port`` 0 pick a free port; ``http``/``grpc`` false
+    disable that listener (at least one must be on). A signal whose topic is empty is answered 404 /
+    UNIMPLEMENTED."""
 
     model_config = ConfigDict(extra="forbid")
 
     host: str = "0.0.0.0"
-    http_port: int | None = Field(default=4318, ge=0, le=65535)
-    grpc_port: int | None = Field(default=4317, ge=0, le=65535)
+    http: bool = True
+    grpc: bool = True
+    http_port: int = Field(default=4318, ge=0, le=65535)
+    grpc_port: int = Field(default=4317, ge=0, le=65535)
     traces_topic: str | None = "/default/otel-traces"
     metrics_topic: str | None = "/default/otel-metrics"
     logs_topic: str | None = "/default/otel-logs"
@@ -43,8 +46,8 @@ class OtelSettings(BaseModel):
 
     @model_validator(mode="after")
     def _coherent(self) -> OtelSettings:
-        if self.http_port is None and self.grpc_port is None:
-            raise ValueError("at least one of http_port and grpc_port must be set")
+        if not (self.http or self.grpc):
+            raise ValueError("http and grpc are both off: nothing would receive OTLP")
         if self.auth != "none" and (self.token is None or not self.token.get_secret_value()):
             raise ValueError(f"auth = {self.auth!r} needs a token (set OTEL_AUTH_TOKEN)")
         if not any((self.traces_topic, self.metrics_topic, self.logs_topic)):
