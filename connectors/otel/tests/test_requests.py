@@ -107,6 +107,11 @@ async def test_bad_requests_get_the_documented_codes(broker: Any, start_otel: St
         assert too_big.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         answer = await stub.Export(good, metadata=(("authorization", f"Bearer {TOKEN}"),), timeout=30)
         assert not answer.HasField("partial_success")
+        # malformed protobuf on gRPC
+        raw = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")
+        with pytest.raises(grpc.aio.AioRpcError) as malformed:
+            await raw(b"\xff\xff\xff\xff", metadata=(("authorization", f"Bearer {TOKEN}"),), timeout=30)
+        assert malformed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 async def test_json_per_record_and_partial_success(

@@ -1,11 +1,15 @@
 """OTLP/gRPC: the collector services ``TraceService``, ``MetricsService`` and ``LogsService``
-(``Export``), from opentelemetry-proto's generated stubs, on grpc.aio.
+(``Export``), as opentelemetry-proto's generated descriptors define them, on grpc.aio.
+
+The handlers are registered with a raw-bytes request deserialiser and parse the request themselves, so a
+malformed protobuf is answered INVALID_ARGUMENT (grpc's own deserialiser would fail the call with
+UNKNOWN and log a traceback per call).
 
 Answers: OK with the export response (``partial_success`` when records were rejected); UNAVAILABLE with a
 ``google.rpc.RetryInfo`` in the trailers when Danube did not accept the data (OTLP exporters retry after
-that delay); UNAUTHENTICATED for credentials; RESOURCE_EXHAUSTED (by grpc itself) for a message over
-``max_body_bytes``; INVALID_ARGUMENT never reaches us for malformed protobuf (grpc's deserialiser fails
-the call with INTERNAL before the handler). gzip is grpc's own per-message compression.
+that delay); UNAUTHENTICATED for credentials; INVALID_ARGUMENT for a body that is not the export request;
+RESOURCE_EXHAUSTED (by grpc itself) for a message over ``max_body_bytes``; UNIMPLEMENTED for a signal
+without a topic. gzip is grpc's own per-message compression.
 """
 
 from __future__ import annotations
@@ -14,10 +18,11 @@ from typing import Any
 
 import grpc
 from google.protobuf import duration_pb2
+from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2  # type: ignore[import-untyped]
-from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
-from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from danube_source_otel.intake import Intake, Unauthenticated, Unavailable
 from danube_source_otel.signals import SIGNALS, Signal
@@ -34,11 +39,18 @@ class _Export:
         self.intake = intake
         self.signal = signal
 
-    async def Export(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+    async def export(self, body: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
         name = self.signal.name
         metadata = {k.lower(): v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
         try:
             self.intake.authenticate(metadata)
+            request = self._parse(body)
+            if request is None:
+                self.intake.metrics.request("grpc", name, "INVALID_ARGUMENT")
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"not a valid {self.signal.request_type.__name__} (protobuf)",
+                )
             delivered = await self.intake.deliver(self.signal, request)
         except Unauthenticated as exc:
             self.intake.metrics.request("grpc", name, "UNAUTHENTICATED")
@@ -52,25 +64,26 @@ class _Export:
                 trailing_metadata=((_RETRY_INFO_KEY, info.SerializeToString()),),
             )
         self.intake.metrics.request("grpc", name, "OK")
-        return self.signal.response(delivered.rejected, delivered.message)
+        return self.signal.response(delivered.rejected, delivered.message).SerializeToString()
+
+    def _parse(self, body: bytes) -> Any:
+        request = self.signal.request_type()
+        try:
+            request.ParseFromString(body)
+        except DecodeError:
+            return None
+        return request
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        export: grpc.RpcMethodHandler[bytes, bytes] = grpc.unary_unary_rpc_method_handler(self.export)
+        return grpc.method_handlers_generic_handler(_SERVICES[self.signal.name], {"Export": export})
 
 
-class _Traces(_Export, trace_service_pb2_grpc.TraceServiceServicer):
-    pass
-
-
-class _Metrics(_Export, metrics_service_pb2_grpc.MetricsServiceServicer):
-    pass
-
-
-class _Logs(_Export, logs_service_pb2_grpc.LogsServiceServicer):
-    pass
-
-
-_SERVICES: dict[str, tuple[type[_Export], Any]] = {
-    "traces": (_Traces, trace_service_pb2_grpc.add_TraceServiceServicer_to_server),
-    "metrics": (_Metrics, metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server),
-    "logs": (_Logs, logs_service_pb2_grpc.add_LogsServiceServicer_to_server),
+#: the full gRPC service name of each signal, from the generated descriptors
+_SERVICES = {
+    "traces": trace_service_pb2.DESCRIPTOR.services_by_name["TraceService"].full_name,
+    "metrics": metrics_service_pb2.DESCRIPTOR.services_by_name["MetricsService"].full_name,
+    "logs": logs_service_pb2.DESCRIPTOR.services_by_name["LogsService"].full_name,
 }
 
 
@@ -86,9 +99,9 @@ class OtlpGrpcServer:
         server = grpc.aio.server(
             options=[("grpc.max_receive_message_length", limit), ("grpc.so_reuseport", 0)]
         )
-        for name in self.intake.topics:
-            servicer_type, add = _SERVICES[name]
-            add(servicer_type(self.intake, SIGNALS[name]), server)
+        server.add_generic_rpc_handlers(
+            tuple(_Export(self.intake, SIGNALS[name]).handler() for name in self.intake.topics)
+        )
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.port = server.add_insecure_port(f"{host}:{self.port}")
         if self.port == 0:
