@@ -1,0 +1,116 @@
+"""The sink benchmarks' end-to-end floor: a raw-stub consumer that receives, writes directly and acks.
+
+Not a test, not part of any connector. P3 compares a sink's runtime end to end with *the same pipeline
+built from raw parts*: the generated gRPC stubs (no client library, no runtime), one ``Subscribe`` and one
+``ReceiveMessages`` stream per partition on the same broker, batches of the same size cut the same way
+(full, or after the same idle time), each batch written directly to the same target by the benchmark's own
+code (decode the JSON, build the rows, one bulk write), then every message of the batch acked (acks in
+flight together). The ratio therefore scores what the sink runtime adds over the broker transport and the
+target's own write, not the transport itself.
+
+    drain(broker_url, topic, subscription, partitions, n, batch, write) -> messages/s
+
+``write(messages)`` gets the batch's ``StreamMessage``s (payload bytes, ``msg_id.topic_offset``,
+``msg_id.topic_name``, ``publish_time``...) and must have stored them when it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import grpc
+from danube_connect_core.proto import DanubeApi_pb2 as api
+from danube_connect_core.proto import DanubeApi_pb2_grpc as _api_grpc
+
+api_grpc: Any = _api_grpc
+
+Write = Callable[[Sequence[Any]], Awaitable[None]]
+
+
+def partition_of(topic_name: str) -> int | None:
+    """The partition number of ``/ns/topic-part-N`` (None for a topic without partitions)."""
+    head, sep, tail = topic_name.rpartition("-part-")
+    return int(tail) if sep and tail.isdigit() else None
+
+
+async def drain(
+    broker_url: str,
+    topic: str,
+    subscription: str,
+    partitions: int,
+    n: int,
+    batch: int,
+    write: Write,
+    *,
+    idle_s: float = 0.02,
+) -> float:
+    """Receive ``n`` messages of an existing subscription, write them in batches, ack each batch after
+    its write; returns messages/s from the first receive request to the last ack."""
+    ids = itertools.count(1)
+    channel = grpc.aio.insecure_channel(broker_url.removeprefix("http://"))
+    consumers = api_grpc.ConsumerServiceStub(channel)
+    names = [f"{topic}-part-{i}" for i in range(partitions)] if partitions else [topic]
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    streams: list[Any] = []
+
+    async def pump(name: str, index: int) -> None:
+        response = await consumers.Subscribe(
+            api.ConsumerRequest(
+                request_id=next(ids),
+                topic_name=name,
+                consumer_name=f"raw-floor-{index}",
+                subscription=subscription,
+                subscription_type=api.ConsumerRequest.Shared,
+            )
+        )
+        call = consumers.ReceiveMessages(
+            api.ReceiveRequest(request_id=next(ids), consumer_id=response.consumer_id)
+        )
+        streams.append(call)
+        async for message in call:
+            queue.put_nowait(message)
+
+    start = time.perf_counter()
+    pumps = [asyncio.create_task(pump(name, i)) for i, name in enumerate(names)]
+    done = 0
+    try:
+        while done < n:
+            messages = [await queue.get()]
+            deadline = time.monotonic() + idle_s
+            while len(messages) < batch:
+                try:
+                    messages.append(queue.get_nowait())
+                    continue
+                except asyncio.QueueEmpty:
+                    pass
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    messages.append(await asyncio.wait_for(queue.get(), left))
+                except TimeoutError:
+                    break
+            await write(messages)
+            await asyncio.gather(
+                *(
+                    consumers.Ack(
+                        api.AckRequest(
+                            request_id=m.request_id, msg_id=m.msg_id, subscription_name=subscription
+                        )
+                    )
+                    for m in messages
+                )
+            )
+            done += len(messages)
+        return done / (time.perf_counter() - start)
+    finally:
+        for call in streams:
+            call.cancel()
+        for task in pumps:
+            task.cancel()
+        await asyncio.gather(*pumps, return_exceptions=True)
+        await channel.close()
