@@ -34,14 +34,14 @@ from typing import Any
 
 import clickhouse_connect
 import orjson
+import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.compute as pc  # type: ignore[import-untyped]
+import raw_stub
 from danube_connect_core.client import DanubeClient
 from danube_connect_core.records import SinkRecord
 from danube_connect_core.sink_runtime import SinkRuntime
 from danube_connect_core.testing import make_config
 from danube_embedded_broker.testing import BrokerProcess
-import pyarrow as pa  # type: ignore[import-untyped]
-import pyarrow.compute as pc  # type: ignore[import-untyped]
-import raw_stub
 from danube_sink_clickhouse.connector import ClickHouseSink
 from danube_sink_clickhouse.rows import RowBuilder
 from danube_sink_clickhouse.settings import ClickHouseSettings

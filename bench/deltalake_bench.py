@@ -31,13 +31,13 @@ from typing import Any
 
 import orjson
 import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.compute as pc  # type: ignore[import-untyped]
+import raw_stub
 from danube_connect_core.client import DanubeClient
 from danube_connect_core.records import SinkRecord
 from danube_connect_core.sink_runtime import SinkRuntime
 from danube_connect_core.testing import make_config
 from danube_embedded_broker.testing import BrokerProcess
-import pyarrow.compute as pc  # type: ignore[import-untyped]
-import raw_stub
 from danube_sink_deltalake.connector import DeltaLakeSink
 from danube_sink_deltalake.settings import DeltaLakeSettings
 from deltalake import DeltaTable, write_deltalake

@@ -33,7 +33,7 @@ Write = Callable[[Sequence[Any]], Awaitable[None]]
 
 def partition_of(topic_name: str) -> int | None:
     """The partition number of ``/ns/topic-part-N`` (None for a topic without partitions)."""
-    head, sep, tail = topic_name.rpartition("-part-")
+    _head, sep, tail = topic_name.rpartition("-part-")
     return int(tail) if sep and tail.isdigit() else None
 
 
