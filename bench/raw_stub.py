@@ -5,8 +5,8 @@ built from raw parts*: the generated gRPC stubs (no client library, no runtime),
 ``ReceiveMessages`` stream per partition on the same broker, batches of the same size cut the same way
 (full, or after the same idle time), each batch written directly to the same target by the benchmark's own
 code (decode the JSON, build the rows, one bulk write), then every message of the batch acked (acks in
-flight together). The ratio therefore scores what the sink runtime adds over the broker transport and the
-target's own write, not the transport itself.
+flight together, the next batch read meanwhile). The ratio therefore scores what the sink runtime adds
+over the broker transport and the target's own write, not the transport itself.
 
     drain(broker_url, topic, subscription, partitions, n, batch, write) -> messages/s
 
@@ -49,13 +49,15 @@ async def drain(
     idle_s: float = 0.02,
 ) -> float:
     """Receive ``n`` messages of an existing subscription, write them in batches, ack each batch after
-    its write; returns messages/s from the first receive request to the last ack."""
+    its write (the acks of a batch in flight together, not awaited before the next batch is read); returns
+    messages/s from the first subscribe to the last ack."""
     ids = itertools.count(1)
     channel = grpc.aio.insecure_channel(broker_url.removeprefix("http://"))
     consumers = api_grpc.ConsumerServiceStub(channel)
     names = [f"{topic}-part-{i}" for i in range(partitions)] if partitions else [topic]
     queue: asyncio.Queue[Any] = asyncio.Queue()
     streams: list[Any] = []
+    acks: set[asyncio.Future[Any]] = set()
 
     async def pump(name: str, index: int) -> None:
         response = await consumers.Subscribe(
@@ -95,17 +97,18 @@ async def drain(
                 except TimeoutError:
                     break
             await write(messages)
-            await asyncio.gather(
-                *(
+            for m in messages:  # acks go out together and stay in flight while the next batch is read
+                ack = asyncio.ensure_future(
                     consumers.Ack(
                         api.AckRequest(
                             request_id=m.request_id, msg_id=m.msg_id, subscription_name=subscription
                         )
                     )
-                    for m in messages
                 )
-            )
+                acks.add(ack)
+                ack.add_done_callback(acks.discard)
             done += len(messages)
+        await asyncio.gather(*acks)
         return done / (time.perf_counter() - start)
     finally:
         for call in streams:
