@@ -21,8 +21,8 @@ from typing import Any
 
 import orjson
 import pyarrow as pa  # type: ignore[import-untyped]
+from danube_connect_core import SinkRecord
 from danube_connect_core import columns as col
-from danube_connect_core.records import SinkRecord
 
 from danube_sink_clickhouse.column_types import ArrowForm, arrow_form
 from danube_sink_clickhouse.table_schema import METADATA_COLUMNS, TableColumn, TableSchema

@@ -9,8 +9,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from danube_connect_core.consumer_config import SinkTopicMapping
-from danube_connect_core.secrets import EnvSecret
+from danube_connect_core import EnvSecret, SinkTopicMapping
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = ["ClickHouseSettings", "ClickHouseTopicMapping"]

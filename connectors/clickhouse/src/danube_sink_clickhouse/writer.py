@@ -30,8 +30,8 @@ from typing import Any
 
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
+from danube_connect_core import SinkRecord
 from danube_connect_core import columns as col
-from danube_connect_core.records import SinkRecord
 
 from danube_sink_clickhouse.failures import FailureKind, classify, short
 from danube_sink_clickhouse.table_schema import TableSchema

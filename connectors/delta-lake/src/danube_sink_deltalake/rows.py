@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 
 import pyarrow as pa  # type: ignore[import-untyped]
+from danube_connect_core import SinkRecord
 from danube_connect_core.columns import Column, RecordFields, build_columns, record_fields
-from danube_connect_core.records import SinkRecord
 
 from danube_sink_deltalake.column_types import arrow_type, converter, fast_kind
 from danube_sink_deltalake.json_path import JsonPath

@@ -12,8 +12,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from danube_connect_core.consumer_config import SinkTopicMapping
-from danube_connect_core.subscription import SubscriptionType
+from danube_connect_core import SinkTopicMapping, SubscriptionType
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = ["ColumnMapping", "ColumnType", "DeltaLakeSettings", "DeltaTopicMapping"]

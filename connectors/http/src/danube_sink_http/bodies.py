@@ -16,9 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from danube_connect_core import exact_json
-from danube_connect_core.errors import InvalidData
-from danube_connect_core.records import SinkRecord
+from danube_connect_core import InvalidData, SinkRecord, exact_json
 
 from danube_sink_http.settings import BodyMode
 

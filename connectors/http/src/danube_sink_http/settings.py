@@ -12,8 +12,7 @@ import re
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from danube_connect_core.consumer_config import SinkTopicMapping
-from danube_connect_core.secrets import EnvSecret
+from danube_connect_core import EnvSecret, SinkTopicMapping
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 __all__ = ["AuthType", "BodyMode", "HttpSettings", "HttpTopicMapping", "Method"]

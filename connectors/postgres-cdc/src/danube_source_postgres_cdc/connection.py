@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from danube_connect_core.errors import ConfigError, Fatal
+from danube_connect_core import ConfigError, Fatal
 
 from danube_source_postgres_cdc.settings import PostgresSettings
 

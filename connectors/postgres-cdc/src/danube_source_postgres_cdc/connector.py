@@ -36,11 +36,17 @@ from typing import Any
 
 import asyncpg
 import orjson
-from danube_connect_core.config import ConnectorConfig
-from danube_connect_core.connector import SourceConnector
-from danube_connect_core.errors import ConfigError, Fatal, Retryable
-from danube_connect_core.producer_config import ProducerConfig
-from danube_connect_core.records import Offset, SourceEnvelope, SourceRecord
+from danube_connect_core import (
+    ConfigError,
+    ConnectorConfig,
+    Fatal,
+    Offset,
+    ProducerConfig,
+    Retryable,
+    SourceConnector,
+    SourceEnvelope,
+    SourceRecord,
+)
 
 from danube_source_postgres_cdc.catalog import TableInfo, load_table, load_types, split_table_name
 from danube_source_postgres_cdc.changes import Column, RowChange, Transaction

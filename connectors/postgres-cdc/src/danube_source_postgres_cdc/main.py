@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from danube_connect_core.lifecycle import connector_main
+from danube_connect_core import connector_main
 
 from danube_source_postgres_cdc.connector import PostgresCdcSource
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from danube_connect_core.secrets import resolve_env_secret
+from danube_connect_core import resolve_env_secret
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 __all__ = ["PostgresSettings", "TableMapping"]

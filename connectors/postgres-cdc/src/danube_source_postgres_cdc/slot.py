@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from danube_connect_core.errors import ConfigError
+from danube_connect_core import ConfigError
 
 from danube_source_postgres_cdc.catalog import TableInfo, quote_ident
 from danube_source_postgres_cdc.lsn import format_lsn, parse_lsn

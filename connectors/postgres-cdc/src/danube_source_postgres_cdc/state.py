@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from danube_connect_core.errors import ConfigError
+from danube_connect_core import ConfigError
 
 __all__ = ["SnapshotState", "StateTable"]
 

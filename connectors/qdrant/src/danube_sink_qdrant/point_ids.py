@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from danube_connect_core.errors import InvalidData
+from danube_connect_core import InvalidData
 
 __all__ = ["NAMESPACE", "point_id_for_key", "point_id_for_message"]
 

@@ -6,8 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from danube_connect_core.errors import InvalidData
-from danube_connect_core.records import SinkRecord
+from danube_connect_core import InvalidData, SinkRecord
 
 from danube_sink_qdrant.field_path import MISSING, get_path, without_paths
 from danube_sink_qdrant.point_ids import point_id_for_key, point_id_for_message

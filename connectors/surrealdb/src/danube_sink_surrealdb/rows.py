@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from danube_connect_core.errors import InvalidData
-from danube_connect_core.records import SinkRecord
+from danube_connect_core import InvalidData, SinkRecord
 from surrealdb import RecordID
 
 from danube_sink_surrealdb.settings import SurrealTopicMapping

@@ -11,8 +11,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from danube_connect_core.consumer_config import SinkTopicMapping
-from danube_connect_core.secrets import EnvSecret
+from danube_connect_core import EnvSecret, SinkTopicMapping
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
 
 __all__ = ["QueryApiSettings", "SurrealDbSettings", "SurrealTopicMapping"]

@@ -65,10 +65,19 @@ class ProcessingSettings(_Strict):
 
 
 class ErrorSettings(_Strict):
-    """``[errors]``: what to do with invalid data."""
+    """``[errors]``: what to do with invalid data.
+
+    ``tolerance = "all"`` (the default) dead-letters every invalid record and goes on; ``"none"`` makes the
+    first invalid record fatal. Runtimes ask :attr:`invalid_is_fatal`, never compare the string.
+    """
 
     tolerance: Literal["all", "none"] = "all"
     dead_letter_topic: str | None = None
+
+    @property
+    def invalid_is_fatal(self) -> bool:
+        """True when an invalid record must stop the connector instead of being dead-lettered."""
+        return self.tolerance == "none"
 
 
 class PinnedVersion(_Strict):

@@ -17,6 +17,11 @@ Failure semantics (what the runtime does with each):
   drains what is already in flight, calls ``shutdown()`` and exits with code 1.
 - :class:`ConfigError` - the configuration is wrong; raised before anything starts; exit code 2. Its message
   names the file and the key and never contains a secret value (invariant 7).
+
+:class:`DanubeError` is the other family: what the broker client raises (see
+:mod:`danube_connect_core.client.errors`), including :class:`~.resilience.RetriesExhausted`. It lives here,
+beside the connector's kinds, so that the resilience module and the client share one class hierarchy
+without importing each other.
 """
 
 from __future__ import annotations
@@ -26,9 +31,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import grpc
+
     from danube_connect_core.records import SinkRecord
 
-__all__ = ["ConfigError", "ConnectorError", "Fatal", "InvalidData", "Retryable", "ShuttingDown"]
+__all__ = [
+    "ConfigError",
+    "ConnectorError",
+    "DanubeError",
+    "Fatal",
+    "InvalidData",
+    "Retryable",
+    "ShuttingDown",
+]
 
 
 class ConnectorError(Exception):
@@ -115,3 +130,14 @@ class ConfigError(ConnectorError):
         if self.key:
             return f"{where}: {self.key}: {self.detail}"
         return f"{where}: {self.detail}"
+
+
+class DanubeError(Exception):
+    """Base class of every error raised by the Danube client.
+
+    ``code`` is the last gRPC status code seen, when the failure came from the broker.
+    """
+
+    def __init__(self, message: str, *, code: grpc.StatusCode | None = None) -> None:
+        super().__init__(message)
+        self.code = code

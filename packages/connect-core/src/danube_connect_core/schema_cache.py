@@ -9,6 +9,7 @@ from typing import Any
 
 from danube_connect_core.errors import InvalidData, Retryable
 from danube_connect_core.records import SchemaMetadata
+from danube_connect_core.resilience import RetriesExhausted
 from danube_connect_core.schema_codec import PayloadCodec, SchemalessCodec, codec_for
 
 __all__ = ["SchemaCache"]
@@ -34,7 +35,7 @@ class SchemaCache:
         hit = self._entries.get(key)
         if hit is not None:
             return hit
-        from danube_connect_core.client import NonRetryableError, RetriesExhausted
+        from danube_connect_core.client import NonRetryableError
 
         try:
             info = await self._registry.get_schema(schema_id, version)

@@ -9,7 +9,6 @@ import grpc
 import pytest
 from danube_connect_core.client import RetryPolicy, TlsOptions, fnv1a_64, unwrap_definition
 from danube_connect_core.client.auth import MetadataProvider
-from danube_connect_core.client.backoff import backoff_delay_s
 from danube_connect_core.client.errors import Action, DanubeError, classify
 from danube_connect_core.client.lookup import check_topic_name
 from danube_connect_core.client.messages import SchemaReference
@@ -85,7 +84,7 @@ def test_backoff_is_exponential_capped_and_jittered() -> None:
     policy = RetryPolicy(max_retries=5, base_backoff_ms=200, max_backoff_ms=5000)
     rng = random.Random(1)
     for attempt, ceiling in [(0, 0.2), (1, 0.4), (2, 0.8), (4, 3.2), (5, 5.0), (40, 5.0)]:
-        delays = [backoff_delay_s(policy, attempt, rng) for _ in range(200)]
+        delays = [policy.backoff_s(attempt, rng) for _ in range(200)]
         assert all(ceiling / 2 <= d <= ceiling for d in delays)
         assert len({round(d, 6) for d in delays}) > 1  # jitter
 

@@ -6,17 +6,19 @@ import asyncio
 import io
 import json
 import logging
+import random
 from typing import Any
 
 import pytest
 from danube_connect_core.batching import Batcher
-from danube_connect_core.config import RetrySettings
+from danube_connect_core.config import ErrorSettings, RetrySettings
 from danube_connect_core.dead_letter import dead_letter_attributes
 from danube_connect_core.errors import InvalidData, Retryable
 from danube_connect_core.logging_setup import JsonFormatter
 from danube_connect_core.offset_tracker import OffsetTracker
+from danube_connect_core.proto import DanubeApi_pb2 as pb
 from danube_connect_core.records import Offset, SinkRecord, SourceRecord
-from danube_connect_core.retry import RetriesExhausted, backoff_delay, retry_retryable
+from danube_connect_core.resilience import RetriesExhausted, backoff_delay, equal_jitter, retry_retryable
 from danube_connect_core.schema_codec import AvroCodec, NumberCodec, SchemalessCodec, StringCodec, codec_for
 from danube_connect_core.subscription import SubscriptionType
 from pydantic import BaseModel
@@ -80,6 +82,34 @@ async def test_retry_counts_and_exhausts() -> None:
     with pytest.raises(RetriesExhausted) as err:
         await retry_retryable(down, s)
     assert err.value.attempts == 3
+    assert isinstance(err.value.last, Retryable) and str(err.value.last) == "down"
+
+
+def test_one_retries_exhausted_for_the_runtime_and_the_client() -> None:
+    from danube_connect_core import client, retry
+    from danube_connect_core.client import errors as client_errors
+
+    assert (
+        client.RetriesExhausted
+        is RetriesExhausted
+        is client_errors.RetriesExhausted
+        is retry.RetriesExhausted
+    )
+    # `except DanubeError` around broker calls keeps catching a broker that stayed unreachable
+    assert issubclass(RetriesExhausted, client.DanubeError)
+
+
+def test_equal_jitter_is_exponential_capped_and_floored() -> None:
+    rng = random.Random(7)
+    for attempt, ceiling in ((0, 0.1), (1, 0.2), (3, 0.8), (4, 1.0), (10_000, 1.0)):
+        delays = [equal_jitter(attempt, 0.1, 1.0, rng) for _ in range(100)]
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert len(set(delays)) > 1
+
+
+def test_tolerance_decision() -> None:
+    assert not ErrorSettings().invalid_is_fatal
+    assert ErrorSettings(tolerance="none").invalid_is_fatal
 
 
 def test_offset_tracker_out_of_order() -> None:
@@ -211,7 +241,11 @@ def test_sink_record_message_id_as_type_and_dead_letter_attributes() -> None:
 def test_subscription_type_spellings() -> None:
     assert SubscriptionType("key_shared") is SubscriptionType.KEY_SHARED
     assert SubscriptionType("Shared") is SubscriptionType.SHARED
-    assert SubscriptionType.FAILOVER.to_client().name == "FAILOVER"
+    assert SubscriptionType(2) is SubscriptionType.FAILOVER  # the wire number
+    for member in SubscriptionType:  # the wire value is the broker's enum, member by member
+        assert pb.ConsumerRequest.SubscriptionType.Value(member.value) == member.wire
+    with pytest.raises(ValueError):
+        SubscriptionType("round_robin")
 
 
 def test_json_log_lines() -> None:

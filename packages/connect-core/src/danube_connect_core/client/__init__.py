@@ -3,10 +3,12 @@
 See docs/wire-contract.md §3 for why it exists. Entry point: :class:`DanubeClient`.
 """
 
+from danube_connect_core.subscription import SubscriptionType
+
 from .client import DanubeClient
 from .consumer import Consumer
 from .errors import ClientClosed, DanubeError, NonRetryableError, RetriesExhausted
-from .messages import MessageId, ReceivedMessage, SchemaReference, SubscriptionType
+from .messages import MessageId, ReceivedMessage, SchemaReference
 from .options import ClientOptions, RetryPolicy, TlsOptions
 from .producer import Producer
 from .routing import fnv1a_64

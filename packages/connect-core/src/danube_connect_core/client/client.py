@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from danube_connect_core.subscription import SubscriptionType
+
 from .consumer import Consumer
 from .context import ClientContext
 from .errors import ClientClosed
 from .lookup import check_topic_name
-from .messages import SchemaReference, SubscriptionType
+from .messages import SchemaReference
 from .options import ClientOptions, RetryPolicy
 from .producer import Producer
 from .schema_registry import SchemaRegistryClient

@@ -29,13 +29,14 @@ from collections.abc import Sequence
 
 import grpc
 
+from danube_connect_core.subscription import SubscriptionType
+
 from ..proto import DanubeApi_pb2 as pb
-from .backoff import backoff_delay_s
 from .context import ClientContext
 from .errors import ClientClosed, DanubeError, describe_rpc_error
 from .health import CONSUMER, health_loop, is_closed_by_broker
 from .lookup import BrokerAddress
-from .messages import ReceivedMessage, SubscriptionType
+from .messages import ReceivedMessage
 from .options import RetryPolicy
 from .retry import call_with_retry
 from .routing import partition_index
@@ -92,7 +93,7 @@ class _PartitionConsumer:
             topic_name=self.topic,
             consumer_name=owner.consumer_name,
             subscription=owner.subscription,
-            subscription_type=int(owner.subscription_type),  # type: ignore[arg-type]
+            subscription_type=owner.subscription_type.wire,  # type: ignore[arg-type]
             key_filters=list(owner.key_filters),
         )
         response = await stubs.subscribe(
@@ -173,7 +174,7 @@ class _PartitionConsumer:
             self._resubscribe_requested = False
             if delivered or time.monotonic() - started >= _STABLE_STREAM_S:
                 attempt = 0
-            await asyncio.sleep(backoff_delay_s(policy, attempt))
+            await asyncio.sleep(policy.backoff_s(attempt))
             attempt += 1
 
     async def check_health(self) -> None:

@@ -1,10 +1,10 @@
 """Client errors and the classification of gRPC status codes (docs/wire-contract.md §2, "Status codes").
 
-Every failure the client raises is a :class:`DanubeError`:
+Every failure the client raises is a :class:`DanubeError` (defined in :mod:`danube_connect_core.errors`):
 
-- :class:`RetriesExhausted`: a retryable condition (broker unavailable, deadline exceeded, overloaded, or a
-  producer the broker forgot) outlasted the configured :class:`~.options.RetryPolicy`. Calling again later
-  is safe and may succeed.
+- :class:`RetriesExhausted` (the SDK's one "gave up" error, from :mod:`danube_connect_core.resilience`): a
+  retryable condition (broker unavailable, deadline exceeded, overloaded, or a producer the broker forgot)
+  outlasted the configured :class:`~.options.RetryPolicy`. Calling again later is safe and may succeed.
 - :class:`NonRetryableError`: the broker refused the request for a reason retrying cannot fix (bad topic
   name, permission denied, dispatch-strategy mismatch, bad credentials, ...). Fix the cause, do not retry.
 - :class:`ClientClosed`: the producer, consumer or client was closed.
@@ -20,24 +20,22 @@ import enum
 
 import grpc
 
+from danube_connect_core.errors import DanubeError
+from danube_connect_core.resilience import RetriesExhausted
 
-class DanubeError(Exception):
-    """Base class of every error raised by the Danube client.
-
-    ``code`` is the last gRPC status code seen, when the failure came from the broker.
-    """
-
-    def __init__(self, message: str, *, code: grpc.StatusCode | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class RetriesExhausted(DanubeError):
-    """A retryable failure persisted through every retry of the policy (``attempts`` tries in total)."""
-
-    def __init__(self, message: str, *, attempts: int, code: grpc.StatusCode | None = None) -> None:
-        super().__init__(message, code=code)
-        self.attempts = attempts
+__all__ = [
+    "NON_RETRYABLE_CODES",
+    "RECREATE_CODES",
+    "RETRYABLE_CODES",
+    "Action",
+    "ClientClosed",
+    "DanubeError",
+    "NonRetryableError",
+    "RetriesExhausted",
+    "classify",
+    "describe_rpc_error",
+    "rpc_error_to_danube",
+]
 
 
 class NonRetryableError(DanubeError):

@@ -1,11 +1,15 @@
-"""Value types of the public API: message ids, received messages, subscription types, schema references."""
+"""Value types of the public API: message ids, received messages, schema references.
+
+(The subscription types are :class:`danube_connect_core.subscription.SubscriptionType`.)
+"""
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
 from ..proto import DanubeApi_pb2 as pb
+
+__all__ = ["MessageId", "ReceivedMessage", "SchemaReference"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,15 +27,6 @@ class MessageId:
     partition: int | None
     offset: int
     producer_id: int
-
-
-class SubscriptionType(enum.IntEnum):
-    """Subscription types; values equal the wire enum ``ConsumerRequest.SubscriptionType``."""
-
-    EXCLUSIVE = 0
-    SHARED = 1
-    FAILOVER = 2
-    KEY_SHARED = 3
 
 
 @dataclass(frozen=True, slots=True)

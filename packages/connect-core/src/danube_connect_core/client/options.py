@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+
+from danube_connect_core.resilience import equal_jitter
 
 TokenSource = str | Callable[[], str | Awaitable[str]]
 """A JWT: a fixed string, or a function (sync or async) called before each RPC so tokens can rotate."""
@@ -42,6 +45,10 @@ class RetryPolicy:
     def __post_init__(self) -> None:
         if self.max_retries < 0 or self.base_backoff_ms < 0 or self.max_backoff_ms < self.base_backoff_ms:
             raise ValueError(f"invalid RetryPolicy: {self}")
+
+    def backoff_s(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait before retry number ``attempt`` (0-based): :func:`~..resilience.equal_jitter`."""
+        return equal_jitter(attempt, self.base_backoff_ms / 1000, self.max_backoff_ms / 1000, rng)
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,6 @@ import grpc
 
 from ..proto import DanubeApi_pb2 as pb
 from .auth import Metadata
-from .backoff import backoff_delay_s
 from .context import ClientContext
 from .errors import (
     Action,
@@ -122,7 +121,7 @@ class _PartitionProducer:
                         attempts=attempt + 1,
                         code=code,
                     ) from err
-                delay = backoff_delay_s(self._retry, attempt)
+                delay = self._retry.backoff_s(attempt)
                 self._ctx.log.warning(
                     "create producer %s on %s: %s; retry %d/%d in %.2fs",
                     self.name,
@@ -238,7 +237,7 @@ class _PartitionProducer:
                             attempts=attempt + 1,
                             code=code,
                         ) from err
-                    delay = backoff_delay_s(self._retry, attempt)
+                    delay = self._retry.backoff_s(attempt)
                     self._ctx.log.warning(
                         "send to %s: %s; retry %d/%d in %.2fs",
                         self.topic,

@@ -1,19 +1,21 @@
-"""Bounded retry of one unary operation on transient gRPC failures."""
+"""Bounded retry of one unary operation on transient gRPC failures.
+
+The loop is :func:`danube_connect_core.resilience.retry`; this module only sorts gRPC statuses.
+"""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import grpc
 
-from .backoff import backoff_delay_s
+from danube_connect_core.resilience import RetriesExhausted, retry
+
 from .errors import (
     RETRYABLE_CODES,
     ClientClosed,
     NonRetryableError,
-    RetriesExhausted,
     describe_rpc_error,
 )
 from .options import RetryPolicy
@@ -40,8 +42,9 @@ async def call_with_retry(
     client is open — seen when a broker sheds thousands of concurrent calls — and is retried like
     UNAVAILABLE; give ``closing`` only for operations that are safe to repeat.
     """
-    attempt = 0
-    while True:
+
+    async def attempt() -> T:
+        # Sorts a failed RPC into "raise now" (translated) and "transient" (re-raised for the loop).
         try:
             return await operation()
         except grpc.aio.AioRpcError as err:
@@ -51,21 +54,27 @@ async def call_with_retry(
                     raise ClientClosed(f"{what}: cancelled (client closing)", code=code) from err
             elif code not in retry_codes:
                 raise NonRetryableError(f"{what} failed: {describe_rpc_error(err)}", code=code) from err
-            if attempt >= policy.max_retries:
-                raise RetriesExhausted(
-                    f"{what} failed after {attempt + 1} attempts: {describe_rpc_error(err)}",
-                    attempts=attempt + 1,
-                    code=code,
-                ) from err
-            delay = backoff_delay_s(policy, attempt)
-            if log is not None:
-                log.warning(
-                    "%s: %s; retry %d/%d in %.2fs",
-                    what,
-                    describe_rpc_error(err),
-                    attempt + 1,
-                    policy.max_retries,
-                    delay,
-                )
-            attempt += 1
-            await asyncio.sleep(delay)
+            raise
+
+    def on_retry(n: int, err: grpc.aio.AioRpcError, delay: float) -> None:
+        if log is not None:
+            log.warning(
+                "%s: %s; retry %d/%d in %.2fs", what, describe_rpc_error(err), n, policy.max_retries, delay
+            )
+
+    def exhausted(n: int, err: grpc.aio.AioRpcError) -> RetriesExhausted:
+        return RetriesExhausted(
+            f"{what} failed after {n} attempts: {describe_rpc_error(err)}",
+            attempts=n,
+            last=err,
+            code=err.code(),
+        )
+
+    return await retry(
+        attempt,
+        retry_on=grpc.aio.AioRpcError,
+        max_retries=policy.max_retries,
+        delay=lambda n, _err: policy.backoff_s(n),
+        exhausted=exhausted,
+        on_retry=on_retry,
+    )
