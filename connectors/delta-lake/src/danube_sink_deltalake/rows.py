@@ -15,7 +15,13 @@ from operator import attrgetter
 
 import pyarrow as pa  # type: ignore[import-untyped]
 from danube_connect_core import SinkRecord
-from danube_connect_core.columns import Column, RecordFields, build_columns, record_fields
+from danube_connect_core.columns import (
+    Column,
+    RecordFields,
+    build_columns,
+    record_fields,
+    record_positions,
+)
 
 from danube_sink_deltalake.column_types import arrow_type, converter, fast_kind
 from danube_sink_deltalake.json_path import JsonPath
@@ -82,10 +88,14 @@ class RowBuilder:
     def build(self, records: Sequence[SinkRecord]) -> BuiltRows:
         records = list(records)
         built = build_columns(self.columns, list(map(_PAYLOAD, records)))
-        meta = record_fields(records)
-        arrays = built.arrays + (_metadata(meta) if self.include_metadata else [])
+        if self.include_metadata:
+            meta = record_fields(records)
+            arrays = built.arrays + _metadata(meta)
+            partitions, offsets = meta.partitions, meta.offsets
+        else:
+            arrays = built.arrays
+            partitions, offsets = record_positions(records)
         table = pa.Table.from_arrays(arrays, schema=self.schema)
-        partitions, offsets = meta.partitions, meta.offsets
         mask = built.keep_mask(len(records))
         if mask is None:
             return BuiltRows(table, records, [], partitions, offsets)

@@ -59,6 +59,7 @@ __all__ = [
     "integer",
     "json_text",
     "record_fields",
+    "record_positions",
     "string",
     "timestamp_micros",
     "uuid_value",
@@ -510,6 +511,17 @@ def record_fields(records: Sequence[SinkRecord]) -> RecordFields:
         keys=pa.array(key, pa.string()),
         attributes=attributes,
         message_ids=ids,
+    )
+
+
+_PARTITION, _OFFSET = attrgetter("partition"), attrgetter("offset")
+
+
+def record_positions(records: Sequence[SinkRecord]) -> tuple[pa.Array, pa.Array]:
+    """Just the (partitions, offsets) of :func:`record_fields`, for a table without metadata columns."""
+    return (
+        pa.array(list(map(_PARTITION, records)), pa.int32()),
+        pa.array(list(map(_OFFSET, records)), pa.int64()),
     )
 
 

@@ -172,3 +172,10 @@ def test_dedup_token_equals_hashing_the_ids_one_by_one() -> None:
     arr = pa.array(["skip", *ids], pa.string())
     assert col.dedup_token(arr.slice(1)) == expected
     assert col.dedup_token(pa.array(ids, pa.string())) == expected
+
+
+def test_record_positions_match_record_fields() -> None:
+    records = [record(5, 1), record(6, None), record(7, 3)]
+    partitions, offsets = col.record_positions(records)
+    fields = col.record_fields(records)
+    assert partitions.equals(fields.partitions) and offsets.equals(fields.offsets)
