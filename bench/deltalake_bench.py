@@ -134,7 +134,9 @@ async def raw_pipeline(broker_url: str, root: str, topic: str, n: int, batch: in
         table_ = floor_table(messages)
         await asyncio.to_thread(write_deltalake, dt, table_, mode="append")
 
-    return await raw_stub.drain(broker_url, topic, "floor", 4, n, batch, write)
+    return await raw_stub.drain(  # cut as the runtime below: idle 20 ms, window 1000
+        broker_url, topic, "floor", 4, n, batch, write, idle_s=0.02, max_age_s=1.0, window=1000
+    )
 
 
 async def fill(broker_url: str, topic: str, subscription: str, n: int) -> None:

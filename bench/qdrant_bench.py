@@ -142,7 +142,11 @@ async def raw_pipeline(url: str, store: str, n: int, batch: int) -> float:
         await qdrant.upsert("c", points, wait=True)
 
     try:
-        return await raw_stub.drain(url, topic, "floor", 4, n, batch, write)
+        return (
+            await raw_stub.drain(  # cut as the sink's runtime: defaults (idle 50 ms, 1 s, broker window 10)
+                url, topic, "floor", 4, n, batch, write, idle_s=0.05, max_age_s=1.0, window=10
+            )
+        )
     finally:
         await qdrant.close()
 

@@ -1,12 +1,14 @@
 """The sink benchmarks' end-to-end floor: a raw-stub consumer that receives, writes directly and acks.
 
-Not a test, not part of any connector. P3 compares a sink's runtime end to end with *the same pipeline
-built from raw parts*: the generated gRPC stubs (no client library, no runtime), one ``Subscribe`` and one
-``ReceiveMessages`` stream per partition on the same broker, batches of the same size cut the same way
-(full, or after the same idle time), each batch written directly to the same target by the benchmark's own
-code (decode the JSON, build the rows, one bulk write), then every message of the batch acked (acks in
-flight together, the next batch read meanwhile). The ratio therefore scores what the sink runtime adds
-over the broker transport and the target's own write, not the transport itself.
+Not a test, not part of any connector. P3 compares a sink's runtime end to end with *the same pipeline built
+from raw parts*: the generated gRPC stubs (no client library, no runtime), one ``Subscribe`` and one
+``ReceiveMessages`` stream per partition on the same broker, batches of the same size cut the same way (as
+the runtime's batcher cuts them: full, the broker's unacked window full on every partition seen, the same
+maximum age, the same idle time), each batch written directly to the same target by the benchmark's own code
+(decode the JSON, build the rows, one bulk write), then every message of the batch acked (acks in flight
+together, the next batch read meanwhile). The ratio therefore scores what the sink runtime adds over the
+broker transport and the target's own write, not the transport itself.
+
 
     drain(broker_url, topic, subscription, partitions, n, batch, write) -> messages/s
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -47,6 +50,8 @@ async def drain(
     write: Write,
     *,
     idle_s: float = 0.02,
+    max_age_s: float = 1.0,
+    window: int | None = None,
 ) -> float:
     """Receive ``n`` messages of an existing subscription, write them in batches, ack each batch after
     its write (the acks of a batch in flight together, not awaited before the next batch is read); returns
@@ -82,20 +87,26 @@ async def drain(
     try:
         while done < n:
             messages = [await queue.get()]
-            deadline = time.monotonic() + idle_s
+            first = last = time.monotonic()
+            per_partition = Counter([messages[0].msg_id.topic_name])
+            # cut like the runtime's batcher: size, the broker's window full on every partition seen,
+            # age since the first message, idle since the last
             while len(messages) < batch:
+                if window is not None and min(per_partition.values()) >= window:
+                    break
+                left = min(first + max_age_s, last + idle_s) - time.monotonic()
                 try:
-                    messages.append(queue.get_nowait())
-                    continue
+                    message = queue.get_nowait()
                 except asyncio.QueueEmpty:
-                    pass
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                try:
-                    messages.append(await asyncio.wait_for(queue.get(), left))
-                except TimeoutError:
-                    break
+                    if left <= 0:
+                        break
+                    try:
+                        message = await asyncio.wait_for(queue.get(), left)
+                    except TimeoutError:
+                        break
+                messages.append(message)
+                per_partition[message.msg_id.topic_name] += 1
+                last = time.monotonic()
             await write(messages)
             for m in messages:  # acks go out together and stay in flight while the next batch is read
                 ack = asyncio.ensure_future(

@@ -107,6 +107,19 @@ def test_end_to_end_section_reports_every_step_and_the_sustained_rate() -> None:
     lost = sum(s["lost"] for s in everything)
     accepted = sum(s["accepted"] for s in everything)
     assert f"| {lost} of {accepted:,} | 0 | {verdict(lost == 0)} |" in text
+    # P4's floor: the raw-stub pipeline's sustained rate (the bare consumer's as context)
+    floor_row = next(
+        x for x in text.splitlines() if "vs the raw-stub pipeline at the same offered rates" in x
+    )
+    pipe = e2e.get("raw_pipeline_sustained_per_s")
+    if pipe and e2e["sustained_rate_per_s"] is not None:
+        r = e2e["sustained_rate_per_s"] / pipe
+        assert floor_row.endswith(f"= {r:.2f}x | >= 0.8x | {verdict(r >= 0.8)} |")
+    else:
+        assert floor_row.endswith("| not measured |")
+    if e2e.get("consumer_floor_per_s") and e2e["sustained_rate_per_s"] is not None:
+        context = e2e["sustained_rate_per_s"] / e2e["consumer_floor_per_s"]
+        assert any(x.startswith("| context") and f"= {context:.2f}x" in x for x in text.splitlines())
 
 
 def test_check_notices_a_stale_readme_and_a_stale_plot(tmp_path: Path) -> None:
