@@ -19,14 +19,14 @@ lint:
 	bash scripts/bootstrap.sh
 	uv run ruff check .
 	uv run ruff format --check .
-	uv run mypy packages/connect-core/src packages/embedded-broker/src connectors/*/src
+	uv run mypy packages/*/src connectors/*/src
 
 format:
 	uv run ruff format .
 	uv run ruff check --fix .
 
 typecheck:
-	uv run mypy packages/connect-core/src packages/embedded-broker/src connectors/*/src
+	uv run mypy packages/*/src connectors/*/src
 
 proto:
 	uv run python scripts/gen_proto.py

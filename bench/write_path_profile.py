@@ -37,7 +37,7 @@ async def profile(sink: Any, batches: list[Any], top: int) -> tuple[float, str]:
     start = time.process_time()
     for b in batches[:half]:
         await write_prepared(sink, b)
-    plain = sum(len(getattr(b, "records", b)) for b in batches[:half]) / (time.process_time() - start)
+    plain = sum(len(b.records) for b in batches[:half]) / (time.process_time() - start)
     profiler = cProfile.Profile(time.process_time)
     profiler.enable()
     for b in batches[half:]:

@@ -1,4 +1,5 @@
-"""`danube-connect demo` exactly as a user runs it: real processes, the printed table, clean stops."""
+"""`danube-connect-demo` (packages/demo, what `bash scripts/demo.sh` runs) exactly as a user runs it: real
+processes, the printed table, clean stops."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
-from danube_connect_core.demo.payments import PAYMENT_SCHEMA
-from danube_connect_core.demo.processes import MissingCommand, find_command
+from danube_connect_demo.payments import PAYMENT_SCHEMA
+from danube_connect_demo.processes import MissingCommand, find_command
 
 ROOT = Path(__file__).resolve().parents[2]
-DEMO = [str(Path(sys.executable).parent / "danube-connect"), "demo"]
+DEMO = [str(Path(sys.executable).parent / "danube-connect-demo")]
 ROW = re.compile(r"^\s+(payment\.\w+)\s+(\d+)$")
 
 
@@ -159,10 +160,12 @@ def test_stripe_event_schema_is_the_same_in_the_example_and_next_to_stripe_toml(
     assert json.loads(config_copy.read_text()) == example
 
 
-def test_connect_core_imports_no_connector_package() -> None:
+def test_connect_core_and_the_demo_import_no_connector_package() -> None:
+    # The SDK knows no connector and no demo; the demo runs the connectors as processes, never imports them.
     code = (
         "import sys, danube_connect_core.cli as c; c.discover_commands();"
-        "import danube_connect_core.demo.runner;"
+        "assert 'demo' not in c.discover_commands();"
+        "import danube_connect_demo.cli, danube_connect_demo.runner;"
         "bad = [m for m in sys.modules if m.startswith(('danube_sink_', 'danube_source_'))];"
         "print(bad); sys.exit(1 if bad else 0)"
     )

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 from clickhouse_helpers import TOPIC, event, record, sink_for, table_ddl
-from danube_connect_core.errors import Fatal, InvalidData
+from danube_connect_core.errors import Fatal
+from danube_connect_core.testing import write_batch
 from danube_sink_clickhouse.column_types import converter_for
 from danube_sink_clickhouse.connection import redacted
 from danube_sink_clickhouse.failures import FailureKind, classify
@@ -25,7 +26,7 @@ async def test_5000_rows_in_one_batch(ch: CH) -> None:
     client, dsn, db = ch
     client.command(table_ddl(db))
     sink = await sink_for(dsn, db)
-    await sink.process_batch([record(i, partition=i % 4, offset=i // 4) for i in range(5000)])
+    await write_batch(sink, [record(i, partition=i % 4, offset=i // 4) for i in range(5000)])
     assert count(client, db) == 5000
     rows = client.query(
         f"SELECT id, name, amount, region, toString(at), tags, _danube_partition, _danube_offset, "
@@ -43,10 +44,10 @@ async def test_replay_rebatched_after_restart_is_skipped(ch: CH) -> None:
     client, dsn, db = ch
     client.command(table_ddl(db))
     sink = await sink_for(dsn, db)
-    await sink.process_batch([record(i, partition=i % 2, offset=i // 2) for i in range(300)])
+    await write_batch(sink, [record(i, partition=i % 2, offset=i // 2) for i in range(300)])
     restarted = await sink_for(dsn, db)  # fresh positions; the redelivery is cut differently
-    await restarted.process_batch([record(i, partition=i % 2, offset=i // 2) for i in range(100, 450)])
-    await restarted.process_batch([record(i, partition=i % 2, offset=i // 2) for i in range(440, 500)])
+    await write_batch(restarted, [record(i, partition=i % 2, offset=i // 2) for i in range(100, 450)])
+    await write_batch(restarted, [record(i, partition=i % 2, offset=i // 2) for i in range(440, 500)])
     assert count(client, db) == 500
     dupes = client.query(
         f"SELECT count() FROM (SELECT id FROM {db}.events GROUP BY id HAVING count() > 1)"
@@ -59,9 +60,9 @@ async def test_same_batch_twice_is_dropped_by_the_token_without_metadata(ch: CH)
     client.command(table_ddl(db, metadata=False))
     sink = await sink_for(dsn, db, include_metadata=False)
     batch = [record(i) for i in range(50)]
-    await sink.process_batch(batch)
+    await write_batch(sink, batch)
     restarted = await sink_for(dsn, db, include_metadata=False)
-    await restarted.process_batch(batch)
+    await write_batch(restarted, batch)
     assert count(client, db) == 50
 
 
@@ -74,14 +75,13 @@ async def test_invalid_rows_are_named_and_the_rest_inserted(ch: CH) -> None:
     batch[11] = record(11, payload={"name": "no id"})  # missing non-nullable
     batch[23] = record(23, payload={**event(23), "amount": -1})  # the table refuses (bisection)
     batch[31] = record(31, payload=[1, 2])
-    with pytest.raises(InvalidData) as info:
-        await sink.process_batch(batch)
-    exc = info.value
-    assert exc.others_written
-    assert sorted(r.offset for r in exc.records or []) == [5, 11, 23, 31]
-    assert "expected an integer" in exc.reason_for(batch[5])
-    assert "missing" in exc.reason_for(batch[11])
-    assert "refused" in exc.reason_for(batch[23])
+    reported = await write_batch(sink, batch)
+    assert reported.retried == {}
+    reasons = {r.offset: reported.rejected[r.message_id] for r in batch if r.message_id in reported.rejected}
+    assert sorted(reasons) == [5, 11, 23, 31]
+    assert "expected an integer" in reasons[5]
+    assert "missing" in reasons[11]
+    assert "refused" in reasons[23]
     ids = [r[0] for r in client.query(f"SELECT id FROM {db}.events ORDER BY id").result_rows]
     assert ids == [i for i in range(40) if i not in (5, 11, 23, 31)]
 
@@ -90,11 +90,12 @@ async def test_unknown_fields_rejected_when_configured(ch: CH) -> None:
     client, dsn, db = ch
     client.command(table_ddl(db))
     sink = await sink_for(dsn, db, unknown_fields="reject")
-    with pytest.raises(InvalidData, match="fields without a column: surprise"):
-        await sink.process_batch([record(0), record(1, payload={**event(1), "surprise": 1})])
+    reported = await write_batch(sink, [record(0), record(1, payload={**event(1), "surprise": 1})])
+    (reason,) = reported.rejected.values()
+    assert "fields without a column: surprise" in reason
     assert count(client, db) == 1
     lenient = await sink_for(dsn, db)
-    await lenient.process_batch([record(2, payload={**event(2), "surprise": 1})])
+    await write_batch(lenient, [record(2, payload={**event(2), "surprise": 1})])
     assert count(client, db) == 2
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from danube_connect_core.errors import ConfigError, Fatal, InvalidData
+from danube_connect_core.errors import ConfigError, Fatal
+from danube_connect_core.testing import write_batch
 from danube_sink_deltalake.connector import resolve_table_uri
 from danube_sink_deltalake.json_path import MISSING, JsonPath
 from danube_sink_deltalake.schema_columns import columns_from_json_schema
@@ -24,7 +25,7 @@ def rows(path: Path) -> list[dict[str, object]]:
 async def test_one_batch_is_one_commit_with_every_row(tmp_path: Path, size: int) -> None:
     table = tmp_path / "t"
     sink = await sink_for(str(table))
-    await sink.process_batch([record(i, partition=i % 4) for i in range(size)])
+    await write_batch(sink, [record(i, partition=i % 4) for i in range(size)])
     dt = DeltaTable(str(table))
     assert dt.version() == 1  # 0 = create, 1 = the batch
     assert dt.count() == size
@@ -38,12 +39,12 @@ async def test_replayed_batch_is_skipped_per_partition(tmp_path: Path) -> None:
     table = tmp_path / "t"
     sink = await sink_for(str(table), include_metadata=True)
     first = [record(i, partition=i % 4, offset=i // 4) for i in range(400)]
-    await sink.process_batch(first)
+    await write_batch(sink, first)
     # A new process (fresh caches) gets a redelivery that overlaps the committed rows and goes beyond.
     sink2 = await sink_for(str(table), include_metadata=True)
     again = [record(i, partition=i % 4, offset=i // 4) for i in range(200, 600)]
-    await sink2.process_batch(again)
-    await sink2.process_batch(again)
+    await write_batch(sink2, again)
+    await write_batch(sink2, again)
     dt = DeltaTable(str(table))
     assert dt.count() == 600
     got = rows(table)
@@ -63,20 +64,19 @@ async def test_invalid_records_are_named_and_the_rest_committed(tmp_path: Path) 
     batch[3] = record(3, payload={"id": "three", "name": "x"})
     batch[7] = record(7, payload={"name": "no id"})
     batch[8] = record(8, payload="not an object")
-    with pytest.raises(InvalidData) as info:
-        await sink.process_batch(batch)
-    exc = info.value
-    assert exc.others_written is True
-    assert [r.offset for r in exc.records or []] == [3, 7, 8]
-    assert "integer" in exc.reason_for(batch[3])
-    assert "not nullable" in exc.reason_for(batch[7])
+    reported = await write_batch(sink, batch)
+    assert reported.retried == {}
+    reasons = reported.rejected
+    assert [r.offset for r in batch if r.message_id in reasons] == [3, 7, 8]
+    assert "integer" in reasons[batch[3].message_id]
+    assert "not nullable" in reasons[batch[7].message_id]
     assert [r["id"] for r in rows(table)] == [0, 1, 2, 4, 5, 6, 9]
 
 
 async def test_metadata_and_partition_columns(tmp_path: Path) -> None:
     table = tmp_path / "t"
     sink = await sink_for(str(table), include_metadata=True, partition_columns=["region"])
-    await sink.process_batch([record(i, partition=None) for i in range(20)])
+    await write_batch(sink, [record(i, partition=None) for i in range(20)])
     dt = DeltaTable(str(table))
     assert dt.metadata().partition_columns == ["region"]
     got = rows(table)
@@ -124,7 +124,7 @@ async def test_columns_from_schema_file(tmp_path: Path) -> None:
     )
     table = tmp_path / "t"
     sink = await sink_for(str(table), columns=[], schema_file=str(schema))
-    await sink.process_batch([record(i) for i in range(3)])
+    await write_batch(sink, [record(i) for i in range(3)])
     assert DeltaTable(str(table)).to_pyarrow_table().column_names == ["id", "name"]
 
 
@@ -183,8 +183,8 @@ async def test_timestamp_and_json_columns(tmp_path: Path) -> None:
     ]
     sink = await sink_for(str(table), columns=cols)
     at = ["2024-05-01T12:00:00Z", 1714564800, 1714564800000, 1714564800000000, "2024-05-01T12:00:00"]
-    await sink.process_batch(
-        [record(i, payload={"id": i, "at": a, "extra": {"k": [i]}}) for i, a in enumerate(at)]
+    await write_batch(
+        sink, [record(i, payload={"id": i, "at": a, "extra": {"k": [i]}}) for i, a in enumerate(at)]
     )
     got = rows(table)
     assert [r["at"] for r in got] == [dt.datetime(2024, 5, 1, 12, tzinfo=dt.UTC)] * 5
@@ -210,15 +210,14 @@ async def test_integers_beyond_64_bits_are_exact_or_dead_lettered(tmp_path: Path
         record(4, payload={"id": 4, "extra": {"blob": b"\x00"}}),  # not JSON-writable (Avro bytes)
         record(5, payload={"id": 5, "n": 2**63 - 1, "f": 2**64 - 1}),  # the 64-bit edges still fit
     ]
-    with pytest.raises(InvalidData) as info:
-        await sink.process_batch(batch)
-    exc = info.value
-    assert exc.others_written is True
-    assert [r.offset for r in exc.records or []] == [1, 2, 3, 4]
-    assert "out of range for int64" in exc.reason_for(batch[1])
-    assert "beyond 64 bits" in exc.reason_for(batch[2])
-    assert "beyond 64 bits" in exc.reason_for(batch[3]) and "(401 digits)" in exc.reason_for(batch[3])
-    assert "cannot be written as JSON" in exc.reason_for(batch[4])
+    reported = await write_batch(sink, batch)
+    assert reported.retried == {}
+    reasons = {r.offset: reported.rejected[r.message_id] for r in batch if r.message_id in reported.rejected}
+    assert sorted(reasons) == [1, 2, 3, 4]
+    assert "out of range for int64" in reasons[1]
+    assert "beyond 64 bits" in reasons[2]
+    assert "beyond 64 bits" in reasons[3] and "(401 digits)" in reasons[3]
+    assert "cannot be written as JSON" in reasons[4]
     got = {r["id"]: r for r in rows(table)}
     assert sorted(got) == [0, 5]
     assert got[0]["s"] == "100000000000000000001"

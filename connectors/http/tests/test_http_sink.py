@@ -121,6 +121,31 @@ async def test_503_three_times_then_200_delivers_once(broker: Any, target: Any) 
     assert metric(text, "danube_connector_dead_lettered_total") == 0
 
 
+async def test_only_the_record_that_failed_transiently_is_sent_again(broker: Any, target: Any) -> None:
+    failed: set[int] = set()
+
+    def script(seen: Any, n: int) -> tuple[int, dict[str, str], str]:
+        i = seen.body["i"]
+        if i in (2, 7) and i not in failed:
+            failed.add(i)
+            return 503, {}, "busy"
+        return 200, {}, "ok"
+
+    target.script = script
+    await produce(broker.url, TOPIC, [])
+    running = await run(broker, config("http-partial", target.url, mapping={"batch_size": 10}))
+    await produce(broker.url, TOPIC, [{"i": i} for i in range(10)])
+    await until(lambda: len(target.requests) >= 12)
+    _, text = await asyncio.to_thread(http_get, running.port, "/metrics")
+    assert await running.stop() == 0
+    sent = Counter(r.body["i"] for r in target.requests)
+    assert sent == Counter({**dict.fromkeys(range(10), 1), 2: 2, 7: 2})  # the delivered ones not resent
+    for i in (2, 7):
+        assert len({r.key for r in target.requests if r.body["i"] == i}) == 1  # same Idempotency-Key
+    assert metric(text, "danube_connector_dead_lettered_total") == 0
+    assert metric(text, "danube_connector_messages_sent_total") == 10
+
+
 async def test_400_is_dead_lettered_with_status_and_excerpt_rest_delivered(broker: Any, target: Any) -> None:
     def script(seen: Any, n: int) -> tuple[int, dict[str, str], str]:
         if seen.body.get("bad"):

@@ -13,7 +13,7 @@ from danube_connect_core.config_loader import load_config
 from danube_connect_core.errors import ConfigError, InvalidData
 from danube_connect_core.records import SinkRecord
 from danube_sink_http import HttpSettings, HttpSink
-from danube_sink_http.bodies import batch_body, record_body
+from danube_sink_http.bodies import batch_body, record_body, record_json
 from danube_sink_http.idempotency import batch_key, record_key
 from danube_sink_http.retry_after import parse_retry_after
 from danube_sink_http.sender import display_url
@@ -76,9 +76,9 @@ def test_bodies() -> None:
     assert wrapped["payload"] == {"a": 1} and wrapped["metadata"]["message_id"] == "/default/t:2:3"
     raw = record_body(record(b"\x00\x01"), False)
     assert raw.data == b"\x00\x01" and raw.content_type == "application/octet-stream"
-    two = [record({"a": 1}, 1), record("text", 2)]
-    assert orjson.loads(batch_body(two, "json_array", False).data) == [{"a": 1}, "text"]
-    nd = batch_body(two, "ndjson", False)
+    two = [record_json(r, False) for r in (record({"a": 1}, 1), record("text", 2))]
+    assert orjson.loads(batch_body(two, "json_array").data) == [{"a": 1}, "text"]
+    nd = batch_body(two, "ndjson")
     assert nd.data == b'{"a":1}\n"text"\n' and nd.content_type == "application/x-ndjson"
 
 
@@ -87,21 +87,14 @@ def test_bodies_write_big_integers_exactly_and_refuse_unwritable_records() -> No
     assert record_body(record({"amount": big}), False).data == b'{"amount":100000000000000000001}'
     wrapped = record_body(record({"amount": -big}), True).data
     assert b'"payload":{"amount":-100000000000000000001}' in wrapped
-    two = [record({"a": big}, 1), record([1, -(2**64)], 2)]
-    assert (
-        batch_body(two, "json_array", False).data
-        == b'[{"a":100000000000000000001},[1,-18446744073709551616]]'
-    )
-    assert (
-        batch_body(two, "ndjson", False).data == b'{"a":100000000000000000001}\n[1,-18446744073709551616]\n'
-    )
-    # a value JSON cannot hold (bytes nested in an Avro record) names its record: dead letter, not a crash
+    two = [record_json(r, False) for r in (record({"a": big}, 1), record([1, -(2**64)], 2))]
+    assert batch_body(two, "json_array").data == b'[{"a":100000000000000000001},[1,-18446744073709551616]]'
+    assert batch_body(two, "ndjson").data == b'{"a":100000000000000000001}\n[1,-18446744073709551616]\n'
+    # a value JSON cannot hold (bytes nested in an Avro record) is refused per record: the sink rejects it
     bad = record({"blob": b"\x00"}, 5)
-    with pytest.raises(InvalidData) as caught:
-        batch_body([two[0], bad], "json_array", False)
-    assert caught.value.records == [bad]
-    assert "cannot be written as JSON" in caught.value.reason_for(bad)
-    with pytest.raises(InvalidData):
+    with pytest.raises(InvalidData, match="cannot be written as JSON"):
+        record_json(bad, False)
+    with pytest.raises(InvalidData, match="cannot be written as JSON"):
         record_body(bad, False)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from danube_connect_core.records import SinkRecord
-from danube_connect_core.testing import http_get, make_config, produce, start_runtime
+from danube_connect_core.testing import http_get, make_config, produce, start_runtime, write_batch
 from danube_sink_qdrant import QdrantSettings, QdrantSink
 from danube_sink_qdrant.point_ids import point_id_for_message
 from qdrant_client import QdrantClient
@@ -189,7 +189,8 @@ async def test_named_vectors_and_redelivery_overwrites(broker: Any, store: Path)
         if p.payload["_danube"]["offset"] != 0  # offset 0's id also carries producer identity
     ]
     assert len(again) == 9
-    await sink.process_batch(again)
+    batch = await write_batch(sink, again)
+    assert batch.written == again
     assert await running.stop() == 0
     points = await asyncio.to_thread(read_points, store)
     assert len(points) == 10

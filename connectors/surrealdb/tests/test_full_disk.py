@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from danube_connect_core.errors import Retryable
+from danube_connect_core.testing import write_batch
 from danube_sink_surrealdb.failures import StatementRejected, StorageProblem, classify
 
 from .helpers import payment, record
@@ -40,15 +41,15 @@ async def test_full_disk_is_retried_then_written_once_without_dead_letters(tmp_p
     with mounted_tmpfs(tmp_path / "disk", 4 * 1024 * 1024) as disk:
         sink = await open_sink(url=f"surrealkv://{disk.path / 'store'}")
         try:
-            await sink.process_batch([record(payment(i), offset=i) for i in range(10)])
+            await write_batch(sink, [record(payment(i), offset=i) for i in range(10)])
             batch = [record({**payment(i), "note": "x" * 2000}, offset=i) for i in range(10, 60)]
             await asyncio.to_thread(disk.fill)
             for _ in range(3):  # the write, then the reopen attempts while the disk is still full
                 with pytest.raises(Retryable, match=r"No space left on device|fsync failed"):
-                    await sink.process_batch(batch)
+                    await write_batch(sink, batch)
             disk.free()
-            await sink.process_batch(batch)
-            await sink.process_batch(batch)  # a redelivery changes nothing (invariant 2)
+            await write_batch(sink, batch)
+            await write_batch(sink, batch)  # a redelivery changes nothing (invariant 2)
             stored = await rows(sink)
         finally:
             await sink.shutdown()

@@ -41,23 +41,31 @@ class LogLines:
             self.lines.append(raw.decode("utf-8", "replace").rstrip())
 
     def webhook_port(self) -> int | None:
-        for line in list(self.lines):
-            if '"webhook_port"' in line:
-                return int(json.loads(line)["webhook_port"])
-        return None
+        return _logged_port(self.lines, "webhook_port")
+
+    def metrics_port(self) -> int | None:
+        return _logged_port(self.lines, "metrics_port")
 
 
-async def wait_ready(port_of: Any, proc: Any, tail: Any) -> int:
-    """Wait (bounded) until the process logged its webhook port and /ready answers 200."""
+def _logged_port(lines: list[str], name: str) -> int | None:
+    for line in list(lines):
+        if f'"{name}"' in line:
+            return int(json.loads(line)[name])
+    return None
+
+
+async def wait_ready(port_of: Any, metrics_port_of: Any, proc: Any, tail: Any) -> int:
+    """Wait (bounded) until the process logged its ports and the core's /ready (metrics port) answers
+    200; returns the webhook port."""
     async with asyncio.timeout(60):
-        while (port := port_of()) is None:
+        while (port := port_of()) is None or (metrics_port := metrics_port_of()) is None:
             if proc.poll() is not None:
                 raise AssertionError("connector exited early:\n" + tail())
             await asyncio.sleep(0.05)
         async with aiohttp.ClientSession() as session:
             while True:
                 try:
-                    async with session.get(f"http://127.0.0.1:{port}/ready") as resp:
+                    async with session.get(f"http://127.0.0.1:{metrics_port}/ready") as resp:
                         if resp.status == 200:
                             return int(port)
                 except aiohttp.ClientError:
@@ -85,7 +93,9 @@ async def test_seed_config_runs_as_written_through_the_console_script(
     )
     logs = LogLines(proc)
     try:
-        port = await wait_ready(logs.webhook_port, proc, lambda: "\n".join(logs.lines[-30:]))
+        port = await wait_ready(
+            logs.webhook_port, logs.metrics_port, proc, lambda: "\n".join(logs.lines[-30:])
+        )
         # the non-reliable partitioned topic drops what nobody subscribed to: subscribe first
         reader = await open_reader(broker.url, "/stripe/payments", "surrealdb-payment-sink", dedupe=False)
         url = f"http://127.0.0.1:{port}/webhooks/stripe/payments"
@@ -148,14 +158,13 @@ reliable_dispatch = true
     )
     process = ConnectorProcess("webhook", config).start()
 
-    def port_of() -> int | None:
-        for line in list(process.lines):
-            if '"webhook_port"' in line:
-                return int(json.loads(line)["webhook_port"])
-        return None
-
     try:
-        port = await wait_ready(port_of, process.proc, process.log_tail)
+        port = await wait_ready(
+            lambda: _logged_port(process.lines, "webhook_port"),
+            lambda: _logged_port(process.lines, "metrics_port"),
+            process.proc,
+            process.log_tail,
+        )
         reader = await open_reader(broker.url, topic)
         base = f"http://127.0.0.1:{port}"
         accepted: list[int] = []
@@ -179,10 +188,6 @@ reliable_dispatch = true
             elapsed = time.monotonic() - started
             assert limited > 0
             assert 10 <= len(accepted) <= 10 + 2 * (elapsed + 1)  # burst plus the refill, no more
-            async with session.get(f"{base}/health") as resp:
-                assert resp.status == 200
-            async with session.get(f"{base}/ready") as resp:
-                assert resp.status == 200
             async with session.post(f"{base}/open", json={"seq": "end"}) as resp:
                 assert resp.status == 200
         await reader.until(lambda msgs: any(b'"end"' in m.payload for m in msgs))
@@ -191,6 +196,8 @@ reliable_dispatch = true
         core_port = process.metrics_port()
         async with aiohttp.ClientSession() as session:
             async with session.get(f"http://127.0.0.1:{core_port}/health") as resp:
+                assert resp.status == 200
+            async with session.get(f"http://127.0.0.1:{core_port}/ready") as resp:
                 assert resp.status == 200
             async with session.get(f"http://127.0.0.1:{core_port}/metrics") as resp:
                 text = await resp.text()
@@ -230,14 +237,13 @@ reliable_dispatch = true
     )
     process = ConnectorProcess("webhook", config).start()
 
-    def port_of() -> int | None:
-        for line in list(process.lines):
-            if '"webhook_port"' in line:
-                return int(json.loads(line)["webhook_port"])
-        return None
-
     try:
-        port = await wait_ready(port_of, process.proc, process.log_tail)
+        port = await wait_ready(
+            lambda: _logged_port(process.lines, "webhook_port"),
+            lambda: _logged_port(process.lines, "metrics_port"),
+            process.proc,
+            process.log_tail,
+        )
         reader = await open_reader(broker.url, topic)
         ok: list[int] = []
         other: Counter[int] = Counter()

@@ -340,7 +340,7 @@ async def test_every_answer_carries_x_request_id(
             assert request_id, f"{name}: no X-Request-Id"
             if given is not None:
                 assert request_id == given, name
-    for method, path, expected in (("POST", "/nowhere", 404), ("GET", "/ids", 405), ("GET", "/health", 200)):
+    for method, path, expected in (("POST", "/nowhere", 404), ("GET", "/ids", 405), ("GET", "/health", 404)):
         status, _, answer_headers = await hook.request(method, path, headers={"x-api-key": "x"})
         assert status == expected and answer_headers.get("X-Request-Id"), (method, path)
 

@@ -6,8 +6,8 @@ Failure semantics (what the runtime sees):
   message ids) and the runtime acks only after it returned (invariant 1); replays are dropped by the
   token and, with metadata columns, by position (see :mod:`.writer`; invariant 2);
 - records that do not fit the table (missing non-nullable field, a value the column cannot take, unknown
-  fields with ``unknown_fields = "reject"``) are named in one InvalidData with ``others_written=True``
-  after every other row was inserted (invariant 5);
+  fields with ``unknown_fields = "reject"``) are reported with ``batch.reject`` after every other row was
+  inserted (invariant 5);
 - connection errors, TOO_MANY_PARTS, memory limits, timeouts -> Retryable (the same batch is retried;
   invariant 5: an outage is never dead-lettered); bad credentials, a missing table or column -> Fatal.
 """
@@ -22,10 +22,9 @@ from typing import Any
 from danube_connect_core.config import ConnectorConfig
 from danube_connect_core.connector import SinkConnector
 from danube_connect_core.consumer_config import ConsumerConfig
-from danube_connect_core.errors import Fatal, InvalidData, Retryable
+from danube_connect_core.errors import Fatal, Retryable
 from danube_connect_core.lifecycle import connector_main
-from danube_connect_core.mapping_index import MappingIndex
-from danube_connect_core.records import SinkRecord
+from danube_connect_core.sink_batch import SinkBatch
 
 from danube_sink_clickhouse.connection import open_client, redacted
 from danube_sink_clickhouse.failures import FailureKind, classify, short
@@ -59,14 +58,12 @@ class ClickHouseSink(SinkConnector):
         self.settings: ClickHouseSettings | None = None
         self.client: Any = None
         self.mappings: list[_Mapping] = []
-        self._index: MappingIndex[_Mapping] = MappingIndex()
 
     async def initialize(self, config: ConnectorConfig) -> None:
         self.settings = config.settings_as(ClickHouseSettings)
         for m in self.settings.topic_mappings:
             mapping = _Mapping(m, m.database or self.settings.database)
             self.mappings.append(mapping)
-            self._index.add(m.topic, m.subscription, mapping)
         try:
             await self._prepare()
         except Retryable as exc:  # server not reachable yet: retried on the first batch
@@ -140,35 +137,32 @@ class ClickHouseSink(SinkConnector):
             )
 
     async def consumer_configs(self) -> list[ConsumerConfig]:
-        return [m.settings.consumer_config() for m in self.mappings]
+        return [m.settings.consumer_config(m) for m in self.mappings]
 
-    async def process(self, record: SinkRecord) -> None:
-        await self.process_batch([record])
-
-    async def process_batch(self, records: list[SinkRecord]) -> None:
-        if not records:
-            return
+    async def write(self, batch: SinkBatch[_Mapping]) -> None:
+        """Insert the rows of the batch not yet in the table; reject the records that do not fit it."""
         await self._prepare()
-        invalid: list[tuple[SinkRecord, str]] = []
-        for mapping, recs in self._index.group(records):
-            invalid += await self._write(mapping, recs)
-        if invalid:
-            reasons = {r.message_id: reason for r, reason in invalid}
-            raise InvalidData(
-                invalid[0][1], records=[r for r, _ in invalid], reasons=reasons, others_written=True
-            )
-
-    async def _write(self, mapping: _Mapping, records: list[SinkRecord]) -> list[tuple[SinkRecord, str]]:
+        mapping = batch.mapping
         assert mapping.rows is not None and mapping.writer is not None
-        built = mapping.rows.build(_unique(records))
         writer = mapping.writer
+        records = list(batch.records)
         try:
-            refused = await asyncio.to_thread(writer.write, built.rows, built.records)
+            if mapping.rows.arrow:  # one Arrow table, built per column (see rows.py)
+                built_table = mapping.rows.build_table(records)
+                invalid = built_table.invalid
+                refused = await asyncio.to_thread(
+                    writer.write_table, built_table.table, built_table.records, built_table.fields
+                )
+            else:  # a column type without an Arrow form: Python rows
+                built = mapping.rows.build(records)
+                invalid = built.invalid
+                refused = await asyncio.to_thread(writer.write, built.rows, built.records)
         except InsertFailed as exc:
             if exc.kind is FailureKind.FATAL:
                 raise Fatal(f"insert into {writer.schema.qualified} failed: {exc}") from exc
             raise Retryable(f"insert into {writer.schema.qualified} failed: {exc}") from exc
-        return built.invalid + refused
+        for record, reason in invalid + refused:
+            batch.reject(record, reason)
 
     async def health_check(self) -> None:
         await self._prepare()
@@ -184,17 +178,6 @@ class ClickHouseSink(SinkConnector):
                 await asyncio.to_thread(client.close)
             except Exception as exc:
                 log.warning("closing the ClickHouse client failed: %s", short(exc))
-
-
-def _unique(records: list[SinkRecord]) -> list[SinkRecord]:
-    """Drop repeated deliveries of one message inside a batch (a redelivery that overtook its ack)."""
-    seen: set[str] = set()
-    out = []
-    for r in records:
-        if r.message_id not in seen:
-            seen.add(r.message_id)
-            out.append(r)
-    return out
 
 
 def main() -> None:

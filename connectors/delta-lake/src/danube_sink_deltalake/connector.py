@@ -5,9 +5,10 @@ Failure semantics (what the runtime sees):
 - every record of a batch that converts to the mapping's columns is appended in ONE commit, together
   with the per-partition application transactions that make a replay a no-op (invariant 2, see
   :mod:`.target`); the runtime acks the batch only after that commit succeeded (invariant 1);
-- records that cannot be converted (wrong type, missing non-nullable value) are named in one
-  InvalidData with ``others_written=True`` after the others were committed: they go to the dead-letter
-  topic, the rest of the batch is not held back (invariant 5);
+- records that cannot be converted (wrong type, missing non-nullable value) are reported with
+  ``batch.reject`` after the others were committed: they go to the dead-letter topic, the rest of the
+  batch is not held back (invariant 5). No record is ever reported for retry: the skip-by-offset above
+  needs each partition written in offset order, so a failure retries the whole batch;
 - storage errors, commit conflicts and anything unexpected from delta-rs -> Retryable (the same batch is
   retried; rows it already committed are skipped by their recorded offsets); a full or read-only disk
   under a local table is such an error: retried until it is writable again. A table whose schema cannot
@@ -26,10 +27,9 @@ from pathlib import Path
 from danube_connect_core.config import ConnectorConfig
 from danube_connect_core.connector import SinkConnector
 from danube_connect_core.consumer_config import ConsumerConfig
-from danube_connect_core.errors import ConfigError, Fatal, InvalidData, Retryable
+from danube_connect_core.errors import ConfigError, Fatal, Retryable
 from danube_connect_core.lifecycle import connector_main
-from danube_connect_core.mapping_index import MappingIndex
-from danube_connect_core.records import SinkRecord
+from danube_connect_core.sink_batch import SinkBatch
 
 from danube_sink_deltalake.local_table import local_path, unwritable_reason
 from danube_sink_deltalake.rows import RowBuilder
@@ -70,7 +70,6 @@ class DeltaLakeSink(SinkConnector):
 
     def __init__(self) -> None:
         self.mappings: list[_Mapping] = []
-        self._index: MappingIndex[_Mapping] = MappingIndex()
 
     async def initialize(self, config: ConnectorConfig) -> None:
         settings = config.settings_as(DeltaLakeSettings)
@@ -103,7 +102,6 @@ class DeltaLakeSink(SinkConnector):
             )
             mapping = _Mapping(m, rows, target)
             self.mappings.append(mapping)
-            self._index.add(m.topic, m.subscription, mapping)
         for mapping in self.mappings:
             try:
                 await self._open(mapping)
@@ -122,44 +120,24 @@ class DeltaLakeSink(SinkConnector):
         mapping.opened = True
 
     async def consumer_configs(self) -> list[ConsumerConfig]:
-        return [m.settings.consumer_config() for m in self.mappings]
+        return [m.settings.consumer_config(m) for m in self.mappings]
 
-    async def process(self, record: SinkRecord) -> None:
-        await self.process_batch([record])
-
-    async def process_batch(self, records: list[SinkRecord]) -> None:
-        if not records:
-            return
-        invalid: list[tuple[SinkRecord, str]] = []
-        for mapping, recs in self._index.group(records):
-            invalid += await self._write(mapping, recs)
-        if invalid:
-            reasons = {r.message_id: reason for r, reason in invalid}
-            raise InvalidData(
-                invalid[0][1], records=[r for r, _ in invalid], reasons=reasons, others_written=True
-            )
-
-    async def _write(self, mapping: _Mapping, records: list[SinkRecord]) -> list[tuple[SinkRecord, str]]:
-        """Append the convertible records not yet in the table; returns the unconvertible ones."""
+    async def write(self, batch: SinkBatch[_Mapping]) -> None:
+        """Append the convertible records not yet in the table in one commit; reject the others."""
+        mapping = batch.mapping
         await self._open(mapping)
-        built = mapping.rows.build(_unique(records))
+        built = mapping.rows.build(list(batch.records))
         target = mapping.target
 
         def commit() -> None:
-            keep = [not target.already_written(r.partition, r.offset) for r in built.records]
-            fresh = [r for r, k in zip(built.records, keep, strict=True) if k]
-            if len(fresh) < len(built.records):
-                log.info(
-                    "skipped %d rows already committed to %s (a redelivery)",
-                    len(built.records) - len(fresh),
-                    target.uri,
+            assert built.partitions is not None and built.offsets is not None
+            skipped, version = target.append_new(built.table, built.partitions, built.offsets)
+            if skipped:
+                log.info("skipped %d rows already committed to %s (a redelivery)", skipped, target.uri)
+            if version is not None:
+                log.debug(
+                    "committed %d rows to %s (version %d)", len(built.records) - skipped, target.uri, version
                 )
-            if not fresh:
-                return
-            table = built.table if all(keep) else built.table.filter(keep)
-            positions = target.new_positions((r.partition, r.offset) for r in fresh)
-            version = target.append(table, positions)
-            log.debug("committed %d rows to %s (version %d)", len(fresh), target.uri, version)
 
         try:
             await asyncio.to_thread(commit)
@@ -168,7 +146,8 @@ class DeltaLakeSink(SinkConnector):
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(target.refresh)
             raise Retryable(f"append to {target.uri} failed: {DeltaTarget.describe_error(exc)}") from exc
-        return built.invalid
+        for record, reason in built.invalid:
+            batch.reject(record, reason)
 
     async def health_check(self) -> None:
         for mapping in self.mappings:
@@ -176,7 +155,6 @@ class DeltaLakeSink(SinkConnector):
 
     async def shutdown(self) -> None:
         self.mappings.clear()
-        self._index.clear()
 
 
 def _columns(m: DeltaTopicMapping, config: ConnectorConfig, key: str) -> list[ColumnMapping]:
@@ -207,25 +185,6 @@ def _columns(m: DeltaTopicMapping, config: ConnectorConfig, key: str) -> list[Co
             key=f"{key}.partition_columns",
         )
     return columns
-
-
-def _unique(records: list[SinkRecord]) -> list[SinkRecord]:
-    """Drop repeated deliveries of one message inside a batch (a redelivery that overtook its ack)."""
-    seen: set[str] = set()
-    out = []
-    for r in records:
-        if r.message_id not in seen:
-            seen.add(r.message_id)
-            out.append(r)
-    return out
-
-
-class _suppress:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return True
 
 
 def main() -> None:

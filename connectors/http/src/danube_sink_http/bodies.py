@@ -5,8 +5,8 @@ A JSON payload is sent as it is; a string payload as a JSON string. A bytes payl
 ``include_metadata`` every record becomes ``{"payload": ..., "metadata": {...}}``.
 
 Integers beyond 64 bits are written exactly (``exact_json``), never rounded. A record whose value JSON
-cannot hold (e.g. raw bytes nested in an Avro record) raises InvalidData naming it, so it is dead-lettered
-instead of failing the whole batch on every retry (invariants 4 and 5).
+cannot hold (e.g. raw bytes nested in an Avro record) raises InvalidData, so the sink rejects that record
+alone instead of failing the whole batch on every retry (invariants 4 and 5).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from danube_connect_core import InvalidData, SinkRecord, exact_json
 
 from danube_sink_http.settings import BodyMode
 
-__all__ = ["Body", "batch_body", "record_body"]
+__all__ = ["Body", "batch_body", "record_body", "record_json"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,30 +50,23 @@ def _value(record: SinkRecord, include_metadata: bool) -> Any:
     }
 
 
-def _encoded(records: Sequence[SinkRecord], include_metadata: bool) -> list[bytes]:
-    """Each record's JSON; InvalidData naming every record that JSON cannot hold."""
-    out: list[bytes] = []
-    reasons: dict[str, str] = {}
-    bad: list[SinkRecord] = []
-    for r in records:
-        try:
-            out.append(exact_json.dumps(_value(r, include_metadata)))
-        except TypeError as exc:
-            reasons[r.message_id] = f"payload cannot be written as JSON: {exc}"
-            bad.append(r)
-    if bad:
-        raise InvalidData(reasons[bad[0].message_id], records=bad, reasons=reasons)
-    return out
+def record_json(record: SinkRecord, include_metadata: bool) -> bytes:
+    """The record's JSON document; InvalidData when JSON cannot hold its value."""
+    try:
+        return exact_json.dumps(_value(record, include_metadata))
+    except TypeError as exc:
+        raise InvalidData(f"payload cannot be written as JSON: {exc}") from exc
 
 
 def record_body(record: SinkRecord, include_metadata: bool) -> Body:
+    """The body of one record (``body_mode = "record"``); InvalidData as :func:`record_json`."""
     if isinstance(record.payload, bytes | bytearray) and not include_metadata:
         return Body(bytes(record.payload), "application/octet-stream")
-    return Body(_encoded([record], include_metadata)[0], "application/json")
+    return Body(record_json(record, include_metadata), "application/json")
 
 
-def batch_body(records: Sequence[SinkRecord], mode: BodyMode, include_metadata: bool) -> Body:
-    docs = _encoded(records, include_metadata)
+def batch_body(docs: Sequence[bytes], mode: BodyMode) -> Body:
+    """The body of a batch of :func:`record_json` documents (``json_array`` or ``ndjson``)."""
     if mode == "ndjson":
         return Body(b"".join(d + b"\n" for d in docs), "application/x-ndjson")
     return Body(b"[" + b",".join(docs) + b"]", "application/json")

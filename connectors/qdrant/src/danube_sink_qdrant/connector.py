@@ -1,16 +1,14 @@
 """QdrantSink: Danube topics to Qdrant collections, one idempotent upsert per batch and collection.
 
-Failure semantics (what the runtime sees from :meth:`QdrantSink.process_batch`):
+Failure semantics (what the runtime sees from :meth:`QdrantSink.write`):
 
-- returns: every point of the batch was upserted and applied (``wait=True``); the runtime acks
-  (invariant 1).
+- returns: every point of the batch was upserted and applied (``wait=True``), except the records
+  reported with ``batch.reject``: they cannot be points (not an object, vector missing, not numeric, wrong
+  dimension, unusable ``id_field``), or Qdrant refused their point as malformed (a refused upsert of
+  several points is repeated point by point to find them). The runtime dead-letters those and acks the
+  rest (invariants 1, 5).
 - Retryable: Qdrant is unreachable, timed out or overloaded. Some points may be written already; the
   retry rewrites them with the same ids (invariant 2). Never dead-lettered (invariant 5).
-- InvalidData naming records (``others_written=True``): those records cannot be points (not an object,
-  vector missing, not numeric, wrong dimension, unusable ``id_field``); every other point of the batch
-  was upserted (invariant 5).
-- InvalidData without records: Qdrant refused the upsert as malformed; the runtime retries record by
-  record to find the bad ones.
 - Fatal: the API key is refused, the local storage is locked by another process, or an existing
   collection does not fit the mapping (vector names).
 """
@@ -24,8 +22,8 @@ from danube_connect_core.connector import SinkConnector
 from danube_connect_core.consumer_config import ConsumerConfig
 from danube_connect_core.errors import ConfigError, Fatal, InvalidData, Retryable
 from danube_connect_core.lifecycle import connector_main
-from danube_connect_core.mapping_index import MappingIndex
 from danube_connect_core.records import SinkRecord
+from danube_connect_core.sink_batch import SinkBatch
 
 from danube_sink_qdrant.engine import QdrantEngine
 from danube_sink_qdrant.failures import classify, describe
@@ -51,7 +49,6 @@ class QdrantSink(SinkConnector):
         self.engine: QdrantEngine | None = None
         self.mappings: list[QdrantTopicMapping] = []
         self._sizes: dict[str, dict[str, int]] = {}
-        self._index: MappingIndex[QdrantTopicMapping] = MappingIndex()
 
     async def initialize(self, config: ConnectorConfig) -> None:
         """Open the client. A server that is not reachable yet is waited for (not ready); a local
@@ -64,8 +61,6 @@ class QdrantSink(SinkConnector):
             raise ConfigError(str(exc), file=config.source_file, key="qdrant.url") from None
         self.engine = QdrantEngine(location, settings.secret_api_key(), settings.timeout_ms / 1000)
         self.mappings = list(settings.topic_mappings)
-        for m in self.mappings:
-            self._index.add(m.topic, m.subscription, m)
         try:
             await self.engine.open()
         except RuntimeError as exc:  # local mode: "already accessed by another instance"
@@ -75,43 +70,47 @@ class QdrantSink(SinkConnector):
     async def consumer_configs(self) -> list[ConsumerConfig]:
         return [m.consumer_config() for m in self.mappings]
 
-    async def process(self, record: SinkRecord) -> None:
-        """A batch of one: see :meth:`process_batch`."""
-        await self.process_batch([record])
+    async def write(self, batch: SinkBatch[QdrantTopicMapping]) -> None:
+        """Upsert the batch in one call; see the module docstring for the failure semantics."""
+        mapping = batch.mapping
+        sizes = await self._ensure_collection(mapping)
+        points: list[tuple[SinkRecord, PointData]] = []
+        for record in batch.records:
+            try:
+                points.append((record, to_point(record, mapping, sizes)))
+            except InvalidData as exc:
+                batch.reject(record, exc.reason)
+        if not points:
+            return
+        refusal = await self._upsert(mapping.collection, [p for _, p in points])
+        if refusal is None:
+            return
+        if len(points) == 1:
+            batch.reject(points[0][0], refusal)
+            return
+        for record, point in points:  # find the points Qdrant refuses: one upsert each
+            refused = await self._upsert(mapping.collection, [point])
+            if refused is not None:
+                batch.reject(record, refused)
 
-    async def process_batch(self, records: list[SinkRecord]) -> None:
-        """Upsert ``records``, one call per collection; see the module docstring for failures."""
-        refused: dict[str, str] = {}
-        bad: list[SinkRecord] = []
-        for mapping, group in self._index.group(records):
-            sizes = await self._ensure_collection(mapping)
-            points: list[PointData] = []
-            for record in group:
-                try:
-                    points.append(to_point(record, mapping, sizes))
-                except InvalidData as exc:
-                    bad.append(record)
-                    refused[record.message_id] = exc.reason
-            if points:
-                await self._upsert(mapping.collection, points)
-        if bad:
-            raise InvalidData(refused[bad[0].message_id], records=bad, reasons=refused, others_written=True)
-
-    async def _upsert(self, collection: str, points: list[PointData]) -> None:
+    async def _upsert(self, collection: str, points: list[PointData]) -> str | None:
+        """Upsert ``points``; None when done, the reason when Qdrant refused them as malformed."""
         assert self.engine is not None
         try:
             await self.engine.upsert(collection, points)
         except Exception as exc:
-            self._raise_for(exc, f"upsert into {collection}", collection)
+            return self._refusal(exc, f"upsert into {collection}", collection)
+        return None
 
-    def _raise_for(self, exc: Exception, what: str, collection: str) -> None:
+    def _refusal(self, exc: Exception, what: str, collection: str) -> str:
+        """The message of a refusal of the data as malformed; raises Fatal or Retryable for the rest."""
         assert self.engine is not None
         kind = classify(exc, local=self.engine.location.local)
         message = f"Qdrant {what} failed: {describe(exc)}"
+        if kind == "invalid":
+            return message
         if kind == "fatal":
             raise Fatal(message) from exc
-        if kind == "invalid":
-            raise InvalidData(message) from exc
         self._sizes.pop(collection, None)  # the collection may be gone: ensure it again next time
         raise Retryable(message) from exc
 
@@ -141,8 +140,8 @@ class QdrantSink(SinkConnector):
         except (Retryable, Fatal):
             raise
         except Exception as exc:
-            self._raise_for(exc, f"collection {name} setup", name)
-            raise  # unreachable: _raise_for always raises
+            # a setup request refused as malformed is no record's fault: retried like an outage
+            raise Retryable(self._refusal(exc, f"collection {name} setup", name)) from exc
         for vector_name in mapping.vector_fields():
             if vector_name not in sizes:
                 have = ", ".join(repr(n) if n else "unnamed" for n in sizes) or "none"

@@ -1,14 +1,13 @@
 """SurrealDbSink: Danube topics to SurrealDB tables, one idempotent bulk statement per batch.
 
-Failure semantics (what the runtime sees from :meth:`SurrealDbSink.process_batch`):
+Failure semantics (what the runtime sees from :meth:`SurrealDbSink.write`):
 
-- returns: every record of the batch is durably in SurrealDB; the runtime acks them (invariant 1).
+- returns: every record of the batch is durably in SurrealDB except those reported with
+  ``batch.reject``: the payload has no usable ``id_field``, or SurrealDB refuses the row (a schema, a
+  type, a value). The runtime dead-letters those with the reason and acks the rest (invariants 1, 5).
 - Retryable: SurrealDB is unreachable, the connection broke, the session was refused, or the table as a
   whole refuses writes. Some rows may already be written; the retry rewrites them harmlessly because the
   record ids are deterministic (invariant 2). Never dead-lettered (invariant 5).
-- InvalidData naming records (``others_written=True``): those records cannot be stored (the payload has no
-  usable ``id_field``, or SurrealDB refuses the row: a schema, a type, a value); every other record of the
-  batch was written (invariant 5). The runtime dead-letters the named ones with the reason.
 """
 
 from __future__ import annotations
@@ -21,8 +20,8 @@ from danube_connect_core.connector import SinkConnector
 from danube_connect_core.consumer_config import ConsumerConfig
 from danube_connect_core.errors import ConfigError, Fatal, InvalidData, Retryable
 from danube_connect_core.lifecycle import connector_main
-from danube_connect_core.mapping_index import MappingIndex
 from danube_connect_core.records import SinkRecord
+from danube_connect_core.sink_batch import SinkBatch
 
 from danube_sink_surrealdb.database import SurrealDatabase
 from danube_sink_surrealdb.failures import ConnectionProblem
@@ -51,7 +50,6 @@ class SurrealDbSink(SinkConnector):
         self.mappings: list[SurrealTopicMapping] = []
         self.writers: dict[str, TableWriter[SinkRecord]] = {}
         self.query_api: QueryApi | None = None
-        self._index: MappingIndex[SurrealTopicMapping] = MappingIndex()
 
     async def initialize(self, config: ConnectorConfig) -> None:
         """Open the database (an unreachable server is not fatal: the sink waits, not ready) and the
@@ -79,7 +77,6 @@ class SurrealDbSink(SinkConnector):
         )
         self.mappings = list(settings.topic_mappings)
         for m in self.mappings:
-            self._index.add(m.topic, m.subscription, m)
             self.writers.setdefault(f"{m.table}/{m.write_mode}", TableWriter(self.db, m.table, m.write_mode))
         try:
             await self.db.connect()
@@ -98,29 +95,21 @@ class SurrealDbSink(SinkConnector):
     async def consumer_configs(self) -> list[ConsumerConfig]:
         return [m.consumer_config() for m in self.mappings]
 
-    async def process(self, record: SinkRecord) -> None:
-        """Write one record (a batch of one): see :meth:`process_batch` for the failure semantics."""
-        await self.process_batch([record])
-
-    async def process_batch(self, records: list[SinkRecord]) -> None:
-        """Write ``records``, one statement per target table; see the module docstring for failures."""
-        refused: list[tuple[SinkRecord, str]] = []
-        for mapping, group in self._index.group(records):
-            pairs: list[tuple[SinkRecord, dict[str, Any]]] = []
-            for record in group:
-                try:
-                    pairs.append((record, to_row(record, mapping)))
-                except InvalidData as exc:
-                    refused.append((record, exc.reason))
-            writer = self.writers[f"{mapping.table}/{mapping.write_mode}"]
+    async def write(self, batch: SinkBatch[SurrealTopicMapping]) -> None:
+        """Write the batch in one statement; see the module docstring for the failure semantics."""
+        mapping = batch.mapping
+        pairs: list[tuple[SinkRecord, dict[str, Any]]] = []
+        for record in batch.records:
             try:
-                refused += await writer.write(pairs)
-            except ConnectionProblem as exc:
-                raise Retryable(f"SurrealDB write to {mapping.table} failed: {exc}") from exc
-        if refused:
-            reasons = {record.message_id: f"SurrealDB refused the record: {why}" for record, why in refused}
-            bad = [record for record, _ in refused]
-            raise InvalidData(reasons[bad[0].message_id], records=bad, reasons=reasons, others_written=True)
+                pairs.append((record, to_row(record, mapping)))
+            except InvalidData as exc:
+                batch.reject(record, exc.reason)
+        try:
+            refused = await self.writers[f"{mapping.table}/{mapping.write_mode}"].write(pairs)
+        except ConnectionProblem as exc:
+            raise Retryable(f"SurrealDB write to {mapping.table} failed: {exc}") from exc
+        for record, why in refused:
+            batch.reject(record, f"SurrealDB refused the record: {why}")
 
     async def health_check(self) -> None:
         """Pings SurrealDB (drives /ready); raises Retryable when it does not answer."""

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from danube_connect_core.connector import SinkConnector, SourceConnector, SourceMode, SourceSender
     from danube_connect_core.consumer_config import ConsumerConfig, SinkTopicMapping
     from danube_connect_core.errors import (
+        Backpressure,
         ConfigError,
         ConnectorError,
         Fatal,
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     )
     from danube_connect_core.lifecycle import connector_main
     from danube_connect_core.producer_config import ProducerConfig
+    from danube_connect_core.publisher import Published
     from danube_connect_core.records import (
         Offset,
         PayloadKind,
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
     from danube_connect_core.resilience import RetriesExhausted
     from danube_connect_core.runtime_context import RuntimeContext
     from danube_connect_core.secrets import EnvSecret, resolve_env_secret
+    from danube_connect_core.sink_batch import SinkBatch
     from danube_connect_core.subscription import SubscriptionType
 
 #: Public name -> the module that defines it.
@@ -55,6 +58,7 @@ _EXPORTS: dict[str, str] = {
     "RuntimeContext": "runtime_context",
     "connector_main": "lifecycle",
     # records
+    "SinkBatch": "sink_batch",
     "SinkRecord": "records",
     "SourceRecord": "records",
     "SourceEnvelope": "records",
@@ -65,6 +69,7 @@ _EXPORTS: dict[str, str] = {
     "ConnectorError": "errors",
     "Retryable": "errors",
     "ShuttingDown": "errors",
+    "Backpressure": "errors",
     "InvalidData": "errors",
     "Fatal": "errors",
     "ConfigError": "errors",
@@ -76,11 +81,13 @@ _EXPORTS: dict[str, str] = {
     "SinkTopicMapping": "consumer_config",
     "SubscriptionType": "subscription",
     "ProducerConfig": "producer_config",
+    "Published": "publisher",
     "EnvSecret": "secrets",
     "resolve_env_secret": "secrets",
 }
 
 __all__ = [
+    "Backpressure",
     "ConfigError",
     "ConnectorConfig",
     "ConnectorError",
@@ -91,12 +98,14 @@ __all__ = [
     "Offset",
     "PayloadKind",
     "ProducerConfig",
+    "Published",
     "RetriesExhausted",
     "RetrySettings",
     "Retryable",
     "RuntimeContext",
     "SchemaMetadata",
     "ShuttingDown",
+    "SinkBatch",
     "SinkConnector",
     "SinkRecord",
     "SinkTopicMapping",

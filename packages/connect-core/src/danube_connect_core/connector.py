@@ -16,14 +16,14 @@ from pydantic import BaseModel
 
 from danube_connect_core.config import ConnectorConfig
 from danube_connect_core.config_loader import ConfigSpec
-from danube_connect_core.errors import InvalidData
 
 if TYPE_CHECKING:
     from danube_connect_core.consumer_config import ConsumerConfig
     from danube_connect_core.producer_config import ProducerConfig
     from danube_connect_core.publisher import Published
-    from danube_connect_core.records import Offset, SinkRecord, SourceEnvelope, SourceRecord
+    from danube_connect_core.records import Offset, SourceEnvelope, SourceRecord
     from danube_connect_core.runtime_context import RuntimeContext
+    from danube_connect_core.sink_batch import SinkBatch
 
 __all__ = ["SinkConnector", "SourceConnector", "SourceMode", "SourceSender"]
 
@@ -34,9 +34,20 @@ class SourceMode(enum.Enum):
 
 
 class SourceSender(Protocol):
-    """Handed to a streaming source: push records, each call resolves on the broker's ack."""
+    """Handed to a streaming source: push records into the delivery pipeline.
 
-    async def send(self, item: SourceRecord | SourceEnvelope) -> Published: ...
+    ``send`` resolves once the broker acknowledged the record, or its dead letter (``Published.
+    dead_lettered``; the record was invalid). It waits while the topic's in-flight bound is full
+    (backpressure) and retries a failed publish with ``[retry]`` backoff; with ``wait=False`` (a caller
+    that must answer promptly, whose upstream retries) it raises Backpressure at once instead and makes one
+    attempt. It raises ShuttingDown after intake stopped, Retryable when the publish failed (nothing
+    acknowledged), InvalidData only with ``[errors] tolerance = "none"`` (the runtime is stopping) and
+    Fatal when the runtime cannot go on.
+    ``send_batch`` sends concurrently and raises the first failure. Full semantics:
+    :mod:`danube_connect_core.source_pipeline`.
+    """
+
+    async def send(self, item: SourceRecord | SourceEnvelope, *, wait: bool = True) -> Published: ...
 
     async def send_batch(self, items: Sequence[SourceRecord | SourceEnvelope]) -> list[Published]: ...
 
@@ -100,10 +111,16 @@ class SourceConnector(_ConnectorBase):
     nothing (immediately again when it returned records). Streaming mode: :meth:`start_streaming` receives a
     :class:`SourceSender` and returns; the connector pushes records from its own tasks.
 
+    Both modes share one delivery pipeline (:mod:`danube_connect_core.source_pipeline`): validation, the
+    in-flight bound, retries with backoff, dead letters for invalid records (``tolerance = "none"`` stops
+    instead) and offset sequencing. A connector only produces records and persists offsets.
+
     Failure semantics: ``poll`` raising Retryable is retried with backoff (the connector is not-ready
-    meanwhile) and exhausting the budget exits 1; Fatal stops the connector with exit 1. Records already
-    handed over are drained (published or failed) before ``shutdown()``. ``commit`` is called only with
-    offsets whose record and every earlier record of the same offset partition were acknowledged.
+    meanwhile) and exhausting the budget exits 1; Fatal stops the connector with exit 1. A polled record
+    whose publish exhausts its retries exits 1 too. Records already handed over are drained (published,
+    dead-lettered or failed) before ``shutdown()``. ``commit`` is called, polling or streaming, only with
+    offsets whose record (or its dead letter) and every earlier record of the same offset partition were
+    acknowledged, in order per offset partition.
     """
 
     mode: ClassVar[SourceMode] = SourceMode.POLLING
@@ -121,44 +138,43 @@ class SourceConnector(_ConnectorBase):
         raise NotImplementedError(f"{type(self).__name__} is a streaming source but does not implement it")
 
     async def commit(self, offsets: list[Offset]) -> None:
-        """Persist positions: every record up to each offset is acknowledged by the broker."""
+        """Persist positions: every record up to each offset is acknowledged by the broker (published or
+        dead-lettered). One offset per offset partition, the newest; called from one task, never twice at
+        once. Raising Fatal stops the runtime; any other error is logged (the next commit covers it)."""
 
 
 class SinkConnector(_ConnectorBase):
     """Exports data from Danube.
 
-    Failure semantics: a batch is acknowledged only after ``process_batch`` returned (invariant 1).
-    Retryable -> the same batch is retried with backoff; when the budget is exhausted the connector exits 1
-    without acking it. InvalidData -> the named records are dead-lettered and acked, the others are still
-    written (see :class:`~danube_connect_core.errors.InvalidData`). Fatal -> drain and exit 1.
+    The runtime runs one consumer and one batch per :class:`ConsumerConfig` from :meth:`consumer_configs`
+    and hands each due batch to :meth:`write`.
+
+    Failure semantics (see :mod:`danube_connect_core.sink_batch`):
+
+    - ``write`` returns: every record not reported is durably written and is acked (invariant 1); records
+      reported with ``batch.reject(record, reason)`` are dead-lettered, then acked (invariant 5); records
+      reported with ``batch.retry(record, reason)`` are handed to ``write`` again after a backoff.
+    - ``write`` raises Retryable, or any exception that is not Fatal: the whole batch is written again
+      after a backoff (an outage is never poison, invariant 5); when the retry budget is exhausted the
+      connector exits 1 without acking it. Writes should be idempotent (invariant 2): a retry may repeat
+      records that did reach the target.
+    - ``write`` raises Fatal: the runtime drains and exits 1; the batch is not acked. InvalidData escaping
+      ``write`` is treated the same way, as a connector bug: it cannot say which record is bad (catch it
+      and call ``batch.reject``).
+    - With ``[errors] tolerance = "none"`` the first rejected record is fatal instead of dead-lettered.
     """
 
     @abstractmethod
     async def consumer_configs(self) -> list[ConsumerConfig]:
-        """The subscriptions to consume (one consumer and one batch per config)."""
+        """The subscriptions to consume (one consumer and one batch per config); the ``mapping`` of a
+        config comes back as ``batch.mapping`` with each of its batches."""
 
     @abstractmethod
-    async def process(self, record: SinkRecord) -> None:
-        """Write one record durably, or raise."""
+    async def write(self, batch: SinkBatch[Any]) -> None:
+        """Write ``batch.records`` durably; report the exceptions with ``batch.reject``/``batch.retry``.
 
-    async def process_batch(self, records: list[SinkRecord]) -> None:
-        """Write a batch durably, or raise. Default: :meth:`process` per record.
-
-        The default collects InvalidData of single records, writes the others and then raises one
-        InvalidData naming the bad records (with ``others_written=True``). Retryable and Fatal propagate
-        at once (the whole batch is retried or abandoned; writes should be idempotent, invariant 2).
+        Called for one batch at a time (connectors need not be re-entrant).
         """
-        bad: list[SinkRecord] = []
-        reasons: dict[str, str] = {}
-        for record in records:
-            try:
-                await self.process(record)
-            except InvalidData as exc:
-                bad.append(record)
-                reasons[record.message_id] = exc.reason
-        if bad:
-            first = reasons[bad[0].message_id]
-            raise InvalidData(first, records=bad, reasons=reasons, others_written=True)
 
 
 def describe(connector: Any) -> str:

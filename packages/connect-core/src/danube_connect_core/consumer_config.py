@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import socket
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -20,6 +21,9 @@ class ConsumerConfig:
     ``topic`` is the logical topic (partitions are transparent). ``expected_schema_subject``, when set,
     dead-letters messages published with another subject (or none). ``batch_size`` and
     ``flush_interval_ms`` default to ``processing.batch_size`` and ``processing.batch_timeout_ms``.
+    ``mapping`` is any object the connector wants back with every batch of this subscription
+    (:attr:`SinkBatch.mapping <danube_connect_core.sink_batch.SinkBatch.mapping>`), typically its
+    settings entry or a prepared writer; the runtime never looks into it.
     """
 
     topic: str
@@ -29,6 +33,7 @@ class ConsumerConfig:
     expected_schema_subject: str | None = None
     batch_size: int | None = None
     flush_interval_ms: int | None = None
+    mapping: Any = field(default=None, compare=False)
 
     def name_for(self, connector_name: str) -> str:
         """The consumer name to subscribe with: ``consumer_name`` when configured, else a default.
@@ -71,7 +76,8 @@ class SinkTopicMapping(BaseModel):
         except ValueError:
             raise ValueError("must be one of Exclusive, Shared, Failover, KeyShared") from None
 
-    def consumer_config(self) -> ConsumerConfig:
+    def consumer_config(self, mapping: Any = None) -> ConsumerConfig:
+        """The consumer config of this entry; its batches carry ``mapping`` (default: this entry)."""
         return ConsumerConfig(
             topic=self.topic,
             subscription=self.subscription,
@@ -80,4 +86,5 @@ class SinkTopicMapping(BaseModel):
             expected_schema_subject=self.expected_schema_subject,
             batch_size=self.batch_size,
             flush_interval_ms=self.flush_interval_ms,
+            mapping=self if mapping is None else mapping,
         )

@@ -10,9 +10,13 @@ Failure semantics (what the runtime does with each):
 - :class:`ShuttingDown` - a :class:`Retryable` raised by ``sender.send`` of a streaming source once the
   runtime stopped intake (SIGTERM, a fatal error): nothing was published. An HTTP handler can answer
   503 with Retry-After knowingly ("this instance is going away, try another or later").
-- :class:`InvalidData` - this record (or these named records of a batch) can never be processed. They go
-  to the dead-letter topic with the reason and are acknowledged; the healthy records beside them are still
-  written (invariant 5). With ``[errors] tolerance = "none"`` the first invalid record is fatal instead.
+- :class:`Backpressure` - a :class:`Retryable` raised by ``sender.send(item, wait=False)`` when the
+  topic's in-flight bound is full: nothing was published (a source that must answer at once, such as an
+  HTTP handler, answers "unavailable" instead of waiting for a place).
+- :class:`InvalidData` - this record can never be processed. It goes to the dead-letter topic with the
+  reason and is acknowledged; the healthy records beside it are still written (invariant 5). A sink reports
+  such records per record with ``batch.reject`` (:mod:`danube_connect_core.sink_batch`). With
+  ``[errors] tolerance = "none"`` the first invalid record is fatal instead.
 - :class:`Fatal` - the connector cannot go on (bad credentials, lost state). The runtime stops intake,
   drains what is already in flight, calls ``shutdown()`` and exits with code 1.
 - :class:`ConfigError` - the configuration is wrong; raised before anything starts; exit code 2. Its message
@@ -26,16 +30,14 @@ without importing each other.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import grpc
 
-    from danube_connect_core.records import SinkRecord
-
 __all__ = [
+    "Backpressure",
     "ConfigError",
     "ConnectorError",
     "DanubeError",
@@ -77,43 +79,32 @@ class ShuttingDown(Retryable):
         super().__init__(message, retry_after=retry_after)
 
 
+class Backpressure(Retryable):
+    """The in-flight bound of the record's topic is full and the sender was asked not to wait.
+
+    Raised by ``SourceSender.send(item, wait=False)``; nothing was published (invariant 3).
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = 1.0) -> None:
+        super().__init__(message, retry_after=retry_after)
+
+
 class Fatal(ConnectorError):
     """The connector cannot continue: drain, call ``shutdown()`` and exit 1."""
 
 
 class InvalidData(ConnectorError):
-    """One record, or the named records of a batch, can never be processed.
+    """One record can never be processed (bad data); ``reason`` says why.
 
-    Raised from ``process(record)`` it concerns that record. Raised from ``process_batch(records)``:
-
-    - with ``records`` naming some records of the batch, only those are dead-lettered. If
-      ``others_written`` is false (the default) the runtime hands the remaining records to
-      ``process_batch`` again; writes are expected to be idempotent (invariant 2), so this is safe even if
-      some of them had been written. If ``others_written`` is true the runtime takes the connector's word
-      that the rest is durably written and acknowledges it.
-    - with no ``records``, the runtime cannot tell which record is bad: it processes the batch again one
-      record at a time to isolate the bad ones.
-
-    ``reasons`` may give a per-record reason keyed by ``SinkRecord.message_id``.
+    Raised by codecs, :meth:`SinkRecord.as_type <danube_connect_core.records.SinkRecord.as_type>` and
+    source-side validation for a single record. A sink reports a bad record of its batch with
+    ``batch.reject(record, exc.reason)`` (:mod:`danube_connect_core.sink_batch`) rather than raising it
+    from ``write``: there it could not say which record is bad, so the runtime treats it as Fatal.
     """
 
-    def __init__(
-        self,
-        reason: str,
-        *,
-        records: Sequence[SinkRecord] | None = None,
-        reasons: dict[str, str] | None = None,
-        others_written: bool = False,
-    ) -> None:
+    def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.records: list[SinkRecord] | None = list(records) if records is not None else None
-        self.reasons: dict[str, str] = dict(reasons or {})
-        self.others_written = others_written
-
-    def reason_for(self, record: SinkRecord) -> str:
-        """The reason for one named record (its own if given, else the shared one)."""
-        return self.reasons.get(record.message_id, self.reason)
 
 
 class ConfigError(ConnectorError):

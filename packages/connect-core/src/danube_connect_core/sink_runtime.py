@@ -2,14 +2,18 @@
 
 Per message: decode by its schema (registry cached), check ``expected_schema_subject``; undecodable or
 mismatched messages are dead-lettered at once. Healthy records collect in the mapping's batch until it is
-due (size, the broker's in-flight window, age, idle), then ``process_batch`` runs and the batch is acked:
+due (size, the broker's in-flight window, age, idle), then ``connector.write(SinkBatch)`` runs
+(:mod:`danube_connect_core.sink_batch`):
 
-- success -> ack every record (invariant 1: only after the target write succeeded);
-- Retryable (or any unexpected exception) -> backoff with jitter, not-ready meanwhile; budget exhausted
-  -> unhealthy, exit 1, nothing of the batch acked (the broker redelivers; invariant 5: not poison);
-- InvalidData -> the named records go to the dead-letter topic (acked after the dead-letter publish was
-  acknowledged), the others are written and acked; ``tolerance = "none"`` makes it fatal instead;
-- Fatal -> stop intake, drain the other mappings, exit 1.
+- returns -> records not reported are acked (invariant 1: only after the target write succeeded);
+  records reported with ``batch.reject`` go to the dead-letter topic and are acked once the dead-letter
+  publish was acknowledged (invariant 5; ``tolerance = "none"`` makes the first one fatal instead);
+  records reported with ``batch.retry`` are written again, alone, after a backoff;
+- Retryable (or any unexpected exception) -> the whole batch again after a backoff with jitter, not-ready
+  meanwhile. One budget per batch covers both kinds of retry; exhausted -> unhealthy, exit 1, the records
+  not yet settled stay unacked (the broker redelivers; invariant 5: an outage is not poison);
+- Fatal (or InvalidData escaping ``write``: it names no record) -> stop intake, drain the other mappings,
+  exit 1.
 
 On SIGTERM/SIGINT (invariant 6) intake stops, a batch being written completes and is acked, the rest of
 every batch is flushed and acked, ``shutdown()`` is called, exit 0.
@@ -20,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from typing import Any
 
@@ -34,9 +37,10 @@ from danube_connect_core.consumer_config import ConsumerConfig
 from danube_connect_core.dead_letter import DeadLetter
 from danube_connect_core.errors import ConfigError, Fatal, InvalidData, Retryable
 from danube_connect_core.records import SinkRecord
-from danube_connect_core.retry import RetriesExhausted, retry_retryable
+from danube_connect_core.resilience import RetriesExhausted, equal_jitter, retry_retryable
 from danube_connect_core.runtime_support import RuntimeServices, create_client
 from danube_connect_core.schema_cache import SchemaCache
+from danube_connect_core.sink_batch import SinkBatch
 
 __all__ = ["ACK_CONCURRENCY", "SUBSCRIBE_RETRY_MAX_WAIT_S", "SinkRuntime", "subscribe_retry_delay"]
 
@@ -60,8 +64,7 @@ def subscribe_retry_delay(attempt: int, retry: RetrySettings) -> float:
     ``retry.retry_backoff_ms``, capped by ``retry.max_backoff_ms`` and by :data:`SUBSCRIBE_RETRY_MAX_WAIT_S`,
     with equal jitter (a uniform draw in ``[d/2, d]``)."""
     cap = min(SUBSCRIBE_RETRY_MAX_WAIT_S, retry.max_backoff_ms / 1000)
-    d = min(cap, retry.retry_backoff_ms / 1000 * (2 ** min(attempt, 30)))
-    return random.uniform(d / 2, d)
+    return equal_jitter(attempt, retry.retry_backoff_ms / 1000, cap)
 
 
 class _Stopped(Exception):
@@ -280,7 +283,7 @@ class _MappingWorker:
                     self.cc.topic,
                     self.cc.subscription,
                     consumer_name=name,
-                    subscription_type=self.cc.subscription_type.to_client(),
+                    subscription_type=self.cc.subscription_type,
                 )
                 break
             except DanubeError as exc:
@@ -410,105 +413,109 @@ class _MappingWorker:
         """Dead-letter one message that never reached the connector, then ack it."""
         rt = self.rt
         rt.metrics.error(self.cc.topic, "invalid_data")
-        if rt.config.errors.tolerance == "none":
+        if rt.config.errors.invalid_is_fatal:
             raise Fatal(f"invalid record {record.message_id} (tolerance = none): {reason}")
         letter = DeadLetter(record, reason, kind)
         await retry_retryable(
             lambda: rt.dead_letter([letter]), rt.config.retry, on_retry=rt._on_retry(self.cc.topic)
         )
         rt._retry_done(self.cc.topic)
-        await self._ack([(record, msg)])
+        await self._ack([msg])
 
     async def _flush(self) -> None:
         items = self.batch.take()
         if not items:
             return
         rt = self.rt
-        topic = self.cc.topic
         c = rt.metrics.connector
-        rt.metrics.batch_size.labels(c, topic).observe(len(items))
+        rt.metrics.batch_size.labels(c, self.cc.topic).observe(len(items))
         started = time.perf_counter()
-        written, dead = await self._write(items)
-        rt.metrics.processing_duration.labels(c, topic).observe(time.perf_counter() - started)
-        if dead:
-            letters = [DeadLetter(rec, reason) for (rec, _), reason in dead]
-            await retry_retryable(
-                lambda: rt.dead_letter(letters), rt.config.retry, on_retry=rt._on_retry(topic)
-            )
-            rt._retry_done(topic)
-        rt.metrics.sent.labels(c, topic).inc(len(written))
-        await self._ack(written + [item for item, _ in dead])
+        # One write per message: a message delivered twice into one batch (a redelivery that overtook
+        # its ack) is written once and both deliveries are acked.
+        deliveries: dict[str, list[Any]] = {}
+        records: list[SinkRecord] = []
+        for record, msg in items:
+            copies = deliveries.setdefault(record.message_id, [])
+            if not copies:
+                records.append(record)
+            copies.append(msg)
+        await self._write(records, deliveries)
+        rt.metrics.processing_duration.labels(c, self.cc.topic).observe(time.perf_counter() - started)
 
-    Item = tuple[SinkRecord, Any]
+    async def _write(self, records: list[SinkRecord], deliveries: dict[str, list[Any]]) -> None:
+        """Write ``records`` until every one is written or dead-lettered, and ack each as it is settled.
 
-    async def _write(self, items: list[Item]) -> tuple[list[Item], list[tuple[Item, str]]]:
-        """Write ``items``; returns (written, dead-lettered with reason). Raises Fatal or RetriesExhausted."""
-        written: list[_MappingWorker.Item] = []
-        dead: list[tuple[_MappingWorker.Item, str]] = []
-        pending: list[_MappingWorker.Item] | None = items
-        while pending:
-            w, d, pending_next = await self._attempt(pending)
-            written += w
-            dead += d
-            if isinstance(pending_next, str):
-                # The connector could not say which record was bad: find out one record at a time.
-                for item in pending:
-                    w, d, _ = await self._attempt([item])
-                    written += w
-                    dead += d
-                break
-            pending = pending_next
-        return written, dead
-
-    async def _attempt(
-        self, items: list[Item]
-    ) -> tuple[list[Item], list[tuple[Item, str]], list[Item] | str | None]:
-        """One process_batch call with retries: (written, dead, what is left: None, items or "isolate")."""
+        A Retryable (or unexpected) failure of ``write`` retries the whole batch, records the sink reported
+        with ``batch.retry`` are retried alone; both with backoff, from one budget. Raises Fatal, or
+        RetriesExhausted when the budget ran out (the unsettled records stay unacked: invariant 5).
+        """
         rt = self.rt
         topic = self.cc.topic
-        records = [r for r, _ in items]
+        pending = records
 
-        async def call() -> None:
-            try:
-                async with rt._write_lock:  # connectors are not required to be re-entrant
-                    await rt.connector.process_batch(list(records))
-            except (Retryable, InvalidData, Fatal):
-                raise
-            except Exception as exc:  # unknown failure: treat as transient, never as poison (invariant 5)
-                raise Retryable(f"{type(exc).__name__}: {exc}") from exc
+        async def attempt() -> None:
+            nonlocal pending
+            batch: SinkBatch[Any] = SinkBatch(self.cc.mapping, topic, self.cc.subscription, pending)
+            await self._call_write(batch)
+            await self._settle(batch, deliveries)
+            pending = [r for r in pending if r.message_id in batch.retried]
+            if pending:
+                first = next(iter(batch.retried.values()))
+                more = f" (and {len(pending) - 1} more)" if len(pending) > 1 else ""
+                raise Retryable(f"{first}{more}", retry_after=batch.retry_after)
 
         try:
-            await retry_retryable(call, rt.config.retry, on_retry=rt._on_retry(topic))
-        except InvalidData as exc:
-            rt._retry_done(topic)
-            if rt.config.errors.tolerance == "none":
-                rt.metrics.error(topic, "fatal")
-                raise Fatal(f"invalid record in {topic} (tolerance = none): {exc.reason}") from exc
-            if exc.records is None:
-                if len(items) == 1:
-                    rt.metrics.error(topic, "invalid_data")
-                    return [], [(items[0], exc.reason)], None
-                return [], [], "isolate"
-            named = {r.message_id for r in exc.records}
-            bad = [item for item in items if item[0].message_id in named]
-            rest = [item for item in items if item[0].message_id not in named]
-            rt.metrics.error(topic, "invalid_data", len(bad))
-            dead = [(item, exc.reason_for(item[0])) for item in bad]
-            if exc.others_written:
-                return rest, dead, None
-            if not bad:  # named records that are not in this batch: cannot make progress by resubmitting
-                return [], [], "isolate"
-            return [], dead, rest
+            await retry_retryable(attempt, rt.config.retry, on_retry=rt._on_retry(topic))
         except RetriesExhausted:
             rt.health.set_target(False, "retries exhausted")
             raise
-        except Fatal:
-            rt.metrics.error(topic, "fatal")
-            raise
         rt._retry_done(topic)
-        return items, [], None
 
-    async def _ack(self, items: list[tuple[SinkRecord, Any]]) -> None:
+    async def _call_write(self, batch: SinkBatch[Any]) -> None:
+        """``connector.write(batch)``, its failures sorted into Retryable and Fatal."""
+        rt = self.rt
+        try:
+            async with rt._write_lock:  # connectors are not required to be re-entrant
+                await rt.connector.write(batch)
+        except Retryable:
+            raise
+        except Fatal:
+            rt.metrics.error(self.cc.topic, "fatal")
+            raise
+        except InvalidData as exc:  # it cannot say which record: a connector bug, not poison
+            rt.metrics.error(self.cc.topic, "fatal")
+            raise Fatal(
+                f"write() raised InvalidData for a batch of {self.cc.topic} ({exc.reason}); "
+                "a sink reports bad records with batch.reject(record, reason)"
+            ) from exc
+        except Exception as exc:  # unknown failure: treat as transient, never as poison (invariant 5)
+            raise Retryable(f"{type(exc).__name__}: {exc}") from exc
+
+    async def _settle(self, batch: SinkBatch[Any], deliveries: dict[str, list[Any]]) -> None:
+        """After ``write`` returned: dead-letter the rejected records, then ack them with the written ones
+        (invariants 1 and 5). With ``tolerance = "none"`` a rejection is Fatal (the written are acked)."""
+        rt = self.rt
+        topic = self.cc.topic
+        written = batch.written
+        rejected = [r for r in batch.records if r.message_id in batch.rejected]
+        rt.metrics.sent.labels(rt.metrics.connector, topic).inc(len(written))
+        if rejected and rt.config.errors.invalid_is_fatal:
+            await self._ack([msg for r in written for msg in deliveries[r.message_id]])
+            rt.metrics.error(topic, "fatal")
+            first = rejected[0]
+            raise Fatal(
+                f"invalid record {first.message_id} in {topic} (tolerance = none): "
+                f"{batch.rejected[first.message_id]}"
+            )
+        if rejected:
+            rt.metrics.error(topic, "invalid_data", len(rejected))
+            letters = [DeadLetter(r, batch.rejected[r.message_id]) for r in rejected]
+            await retry_retryable(
+                lambda: rt.dead_letter(letters), rt.config.retry, on_retry=rt._on_retry(topic)
+            )
+        await self._ack([msg for r in written + rejected for msg in deliveries[r.message_id]])
+
+    async def _ack(self, messages: list[Any]) -> None:
         """Acknowledge written or dead-lettered messages, :data:`ACK_CONCURRENCY` at a time (acks are
         independent, so their order does not matter)."""
         from danube_connect_core.client import DanubeError
@@ -528,7 +535,7 @@ class _MappingWorker:
             finally:
                 gauge.dec()
 
-        await asyncio.gather(*(one(msg) for _, msg in items))
+        await asyncio.gather(*(one(msg) for msg in messages))
 
     async def close(self) -> None:
         if self._recv is not None:

@@ -1,8 +1,8 @@
 """A sink that appends each record as one JSON line to a file.
 
 Writes are idempotent (invariant 2): message ids already in the file are skipped, so a redelivery after a
-crash does not duplicate lines. A batch is flushed and fsynced before ``process_batch`` returns, so the
-runtime acks only what is on disk (invariant 1).
+crash does not duplicate lines. A batch is flushed and fsynced before ``write`` returns, so the runtime
+acks only what is on disk (invariant 1); a failed write raises Retryable and the whole batch is retried.
 
 ```toml
 [jsonl_file]
@@ -17,6 +17,7 @@ subscription = "file-sink"
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from danube_connect_core.consumer_config import ConsumerConfig, SinkTopicMapping
 from danube_connect_core.errors import Retryable
 from danube_connect_core.lifecycle import connector_main
 from danube_connect_core.records import SinkRecord
+from danube_connect_core.sink_batch import SinkBatch
 
 __all__ = ["JsonLinesFileSink", "JsonLinesSettings", "main"]
 
@@ -70,10 +72,11 @@ class JsonLinesFileSink(SinkConnector):
     async def consumer_configs(self) -> list[ConsumerConfig]:
         return [m.consumer_config() for m in self.mappings]
 
-    async def process(self, record: SinkRecord) -> None:
-        await self.process_batch([record])
+    async def write(self, batch: SinkBatch[Any]) -> None:
+        await self.append(batch.records)
 
-    async def process_batch(self, records: list[SinkRecord]) -> None:
+    async def append(self, records: Sequence[SinkRecord]) -> None:
+        """Append the lines of ``records`` not in the file yet and fsync (Retryable on an OSError)."""
         assert self.path is not None
         lines = []
         for r in records:

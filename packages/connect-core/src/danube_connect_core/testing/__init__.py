@@ -4,7 +4,8 @@
 - :func:`make_config`, :func:`start_runtime` - run a connector in this event loop;
 - :func:`produce`, :func:`consume` - put records on a topic, read them back (e.g. a dead-letter topic);
 - :class:`MemorySink` - collects what a sink runtime wrote;
-- :class:`FaultySink` - raises Retryable N times, always fails, raises InvalidData for chosen records,
+- :func:`write_batch` - hand records to a sink's ``write`` as one batch, as the runtime would (no broker);
+- :class:`FaultySink` - raises Retryable N times, always fails, rejects chosen records,
   crashes the process at record K, writes slowly;
 - :class:`ConnectorProcess` - ``danube-connect run`` as a real process; :func:`http_get` for its endpoints.
 """
@@ -21,6 +22,7 @@ from danube_connect_core.testing.harness import (
     start_runtime,
 )
 from danube_connect_core.testing.memory_sink import MemorySink
+from danube_connect_core.testing.sink_batches import write_batch
 
 __all__ = [
     "ConnectorProcess",
@@ -34,4 +36,5 @@ __all__ = [
     "make_config",
     "produce",
     "start_runtime",
+    "write_batch",
 ]

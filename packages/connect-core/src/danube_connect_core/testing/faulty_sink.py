@@ -3,9 +3,9 @@
 ```toml
 [faulty_sink]
 path = "out.jsonl"
-retryable_failures = 2        # the first 2 process_batch calls raise Retryable
+retryable_failures = 2        # the first 2 write calls raise Retryable
 always_fail = false           # every call raises Retryable (a target outage)
-invalid_field = "bad"         # records whose payload[invalid_field] == invalid_value raise InvalidData
+invalid_field = "bad"         # records whose payload[invalid_field] == invalid_value are rejected
 invalid_value = true
 crash_at_record = 0           # 0 = never; K = the process dies (os._exit(137)) before writing record K
 write_delay_ms = 0            # slow target
@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from danube_connect_core.config import ConnectorConfig
-from danube_connect_core.errors import InvalidData, Retryable
+from danube_connect_core.errors import Retryable
 from danube_connect_core.examples.jsonl_file_sink import JsonLinesFileSink, JsonLinesSettings
-from danube_connect_core.records import SinkRecord
+from danube_connect_core.sink_batch import SinkBatch
 
 __all__ = ["FaultySink", "FaultySinkSettings"]
 
@@ -60,8 +60,9 @@ class FaultySink(JsonLinesFileSink):
             self.faults = config.settings_as(FaultySinkSettings)
         return self.faults
 
-    async def process_batch(self, records: list[SinkRecord]) -> None:
+    async def write(self, batch: SinkBatch[Any]) -> None:
         f = self.faults
+        records = list(batch.records)
         assert f is not None
         self.calls += 1
         if f.write_started_file is not None:
@@ -78,11 +79,7 @@ class FaultySink(JsonLinesFileSink):
                 if self.records_seen >= f.crash_at_record:
                     os._exit(137)
         if f.invalid_field is not None:
-            bad = [
-                r
-                for r in records
-                if isinstance(r.payload, dict) and r.payload.get(f.invalid_field) == f.invalid_value
-            ]
-            if bad:
-                raise InvalidData(f"{f.invalid_field} is {f.invalid_value!r}", records=bad)
-        await super().process_batch(records)
+            for r in records:
+                if isinstance(r.payload, dict) and r.payload.get(f.invalid_field) == f.invalid_value:
+                    batch.reject(r, f"{f.invalid_field} is {f.invalid_value!r}")
+        await self.append([r for r in records if r.message_id not in batch.rejected])

@@ -36,7 +36,10 @@ __all__ = [
 
 @contextlib.asynccontextmanager
 async def embedded_broker(data_dir: Path | None = None, **overrides: Any) -> AsyncIterator[str]:
-    """An in-process embedded broker; yields its service URL."""
+    """An in-process embedded broker; yields its service URL.
+
+    Needs the ``testing`` extra (``danube-connect-core[testing]``), which installs ``danube-embedded-broker``.
+    """
     from danube_embedded_broker import BrokerConfig, EmbeddedBroker
 
     settings: dict[str, Any] = {"host": "127.0.0.1", "port": 0, "data_dir": data_dir, "fsync": "never"}

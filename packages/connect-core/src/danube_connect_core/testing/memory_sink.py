@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from danube_connect_core.config import ConnectorConfig
 from danube_connect_core.connector import SinkConnector
 from danube_connect_core.consumer_config import ConsumerConfig
 from danube_connect_core.records import SinkRecord
+from danube_connect_core.sink_batch import SinkBatch
 
 __all__ = ["MemorySink"]
 
@@ -29,12 +31,9 @@ class MemorySink(SinkConnector):
     async def consumer_configs(self) -> list[ConsumerConfig]:
         return list(self.consumers)
 
-    async def process(self, record: SinkRecord) -> None:
-        await self.process_batch([record])
-
-    async def process_batch(self, records: list[SinkRecord]) -> None:
-        self.records.extend(records)
-        self.batches.append(len(records))
+    async def write(self, batch: SinkBatch[Any]) -> None:
+        self.records.extend(batch.records)
+        self.batches.append(len(batch.records))
         self._changed.set()
 
     async def wait_for(self, count: int, within: float = 30.0) -> list[SinkRecord]:

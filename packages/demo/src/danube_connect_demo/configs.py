@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from danube_connect_core.demo.payments import PAYMENT_SCHEMA
+from danube_connect_demo.payments import PAYMENT_SCHEMA
 
 __all__ = ["API_KEY", "PATH", "SUBJECT", "TABLE", "TOPIC", "DemoFiles", "write_configs"]
 
@@ -41,7 +41,7 @@ def write_configs(data_dir: Path, broker_url: str, webhook_port: int) -> DemoFil
     webhook = conf / "webhook-connector.toml"
     webhook.write_text(
         f"""\
-# Written by `danube-connect demo` (example_e2e/webhook-connector.toml with local values).
+# Written by `danube-connect-demo` (example_e2e/webhook-connector.toml with local values).
 danube_service_url = "{broker_url}"
 connector_name = "webhook-source-demo"
 
@@ -76,7 +76,7 @@ reliable_dispatch = true
     sink = conf / "surrealdb-sink-connector.toml"
     sink.write_text(
         f"""\
-# Written by `danube-connect demo` (example_e2e/surrealdb-sink-connector.toml with local values).
+# Written by `danube-connect-demo` (example_e2e/surrealdb-sink-connector.toml with local values).
 danube_service_url = "{broker_url}"
 connector_name = "surrealdb-sink-demo"
 

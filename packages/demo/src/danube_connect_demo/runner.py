@@ -1,4 +1,4 @@
-"""Orchestration of ``danube-connect demo``: start, wait for ready, send, wait for storage, report, stop.
+"""Orchestration of ``danube-connect-demo``: start, wait for ready, send, wait for storage, report, stop.
 
 Failure semantics: any child exiting early, or a wait that times out, prints what happened and where the
 logs are and exits 1. SIGINT/SIGTERM at any point stops the children in order (webhook source first, so
@@ -23,10 +23,10 @@ from typing import Any, TextIO
 
 import aiohttp
 
-from danube_connect_core.demo.configs import API_KEY, PATH, TABLE, write_configs
-from danube_connect_core.demo.payments import random_payment
-from danube_connect_core.demo.processes import MissingCommand, ServiceProcess, find_command
-from danube_connect_core.demo.report import QUERY, ProgressBar, render_table
+from danube_connect_demo.configs import API_KEY, PATH, TABLE, write_configs
+from danube_connect_demo.payments import random_payment
+from danube_connect_demo.processes import MissingCommand, ServiceProcess, find_command
+from danube_connect_demo.report import QUERY, ProgressBar, render_table
 
 __all__ = ["DemoError", "DemoOptions", "run_demo"]
 
@@ -65,7 +65,7 @@ def prepare_data_dir(data_dir: Path, keep: bool) -> Path:
         for sub in _STATE_DIRS:
             shutil.rmtree(data_dir / sub, ignore_errors=True)
     data_dir.mkdir(parents=True, exist_ok=True)
-    (data_dir / MARKER).write_text("created by `danube-connect demo`; safe to delete\n")
+    (data_dir / MARKER).write_text("created by `danube-connect-demo`; safe to delete\n")
     return data_dir
 
 

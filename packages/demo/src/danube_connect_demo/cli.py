@@ -1,22 +1,25 @@
-"""`danube-connect demo`: Stripe-style payment webhooks -> Danube -> SurrealDB on embedded defaults.
+"""`danube-connect-demo`: Stripe-style payment webhooks -> Danube -> SurrealDB on embedded defaults.
 
 Starts the embedded broker, the webhook source and the SurrealDB sink (embedded surrealkv store) as three
 processes, sends payment events, waits until they are stored, prints the count per event type, then keeps
 running until Ctrl-C (``--once``: exits after the table). Needs the ``danube-embedded-broker``,
 ``danube-source-webhook`` and ``danube-sink-surrealdb`` packages installed (found as console scripts;
-nothing is imported from them). Exit codes: 0 success or stopped by Ctrl-C/SIGTERM, 1 failure.
+nothing is imported from them). Exit codes: 0 success or stopped by Ctrl-C/SIGTERM, 1 failure, 2 bad
+arguments.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 
-NAME = "demo"
-HELP = "run the payments pipeline (webhook -> Danube -> SurrealDB) on embedded defaults"
+HELP = "Run the payments pipeline (webhook -> Danube -> SurrealDB) on embedded defaults."
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="danube-connect-demo", description=HELP)
     parser.add_argument(
         "--data-dir",
         type=Path,
@@ -41,10 +44,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout", type=float, default=60.0, help="seconds to wait for each step (default: %(default)s)"
     )
+    return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..demo.runner import DemoOptions, run_demo
+    from danube_connect_demo.runner import DemoOptions, run_demo
 
     if args.events < 0:
         print("demo: --events must be 0 or more")
@@ -61,3 +65,7 @@ def run(args: argparse.Namespace) -> int:
             timeout_s=args.timeout,
         )
     )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    sys.exit(run(build_parser().parse_args(argv)))

@@ -1,0 +1,64 @@
+"""What connect-core's modules import is declared: the base dependencies, or the ``testing`` extra for
+``danube_connect_core.testing`` (the test helpers run an embedded broker and use pytest)."""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata as md
+import re
+import sys
+from pathlib import Path
+
+import danube_connect_core
+
+PACKAGE = Path(danube_connect_core.__file__).parent
+
+
+def _imported_distributions(files: list[Path]) -> set[str]:
+    """Distributions that provide the third-party top-level modules imported anywhere in ``files``."""
+    providers = md.packages_distributions()
+    found: set[str] = set()
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top in sys.stdlib_module_names or top == "danube_connect_core":
+                    continue
+                # Editable workspace members are missing from packages_distributions(); they are named
+                # after their module (danube_embedded_broker -> danube-embedded-broker).
+                dists = providers.get(top) or [md.distribution(_normalise(top)).metadata["Name"]]
+                found.update(_normalise(d) for d in dists)
+    return found
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _declared(extra: str | None) -> set[str]:
+    declared = set()
+    for requirement in md.requires("danube-connect-core") or []:
+        name, _, marker = requirement.partition(";")
+        in_extra = f"extra == '{extra}'" in marker.replace('"', "'") if extra else not marker.strip()
+        if in_extra:
+            declared.add(_normalise(re.split(r"[\s<>=!~\[(]", name.strip(), maxsplit=1)[0]))
+    return declared
+
+
+def test_the_sdk_imports_only_its_declared_dependencies() -> None:
+    sdk = [p for p in PACKAGE.rglob("*.py") if "testing" not in p.relative_to(PACKAGE).parts]
+    # grpcio-tools only generated the stubs (proto/); the stubs themselves import protobuf and grpc.
+    assert _imported_distributions(sdk) <= _declared(None)
+
+
+def test_the_testing_helpers_import_only_the_base_and_the_testing_extra() -> None:
+    testing = list((PACKAGE / "testing").rglob("*.py"))
+    extra = _declared("testing")
+    assert {"danube-embedded-broker", "pytest"} <= extra
+    assert _imported_distributions(testing) <= _declared(None) | extra
