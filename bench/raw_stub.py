@@ -81,6 +81,21 @@ async def drain(
         async for message in call:
             queue.put_nowait(message)
 
+    async def acknowledge(m: Any) -> None:
+        # The embedded broker answers an Ack CANCELLED now and then under load; our client retries such
+        # an ack (up to 5 times), and so does the floor.
+        for attempt in range(5):
+            try:
+                await consumers.Ack(
+                    api.AckRequest(request_id=m.request_id, msg_id=m.msg_id, subscription_name=subscription)
+                )
+                return
+            except grpc.aio.AioRpcError as exc:
+                retriable = exc.code() in (grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE)
+                if not retriable or attempt == 4:
+                    raise
+                await asyncio.sleep(0.1 * (attempt + 1))
+
     start = time.perf_counter()
     pumps = [asyncio.create_task(pump(name, i)) for i, name in enumerate(names)]
     done = 0
@@ -109,13 +124,7 @@ async def drain(
                 last = time.monotonic()
             await write(messages)
             for m in messages:  # acks go out together and stay in flight while the next batch is read
-                ack = asyncio.ensure_future(
-                    consumers.Ack(
-                        api.AckRequest(
-                            request_id=m.request_id, msg_id=m.msg_id, subscription_name=subscription
-                        )
-                    )
-                )
+                ack = asyncio.ensure_future(acknowledge(m))
                 acks.add(ack)
                 ack.add_done_callback(acks.discard)
             done += len(messages)
