@@ -32,6 +32,8 @@ from danube_connect_core.proto import DanubeApi_pb2_grpc as _api_grpc
 api_grpc: Any = _api_grpc
 
 Write = Callable[[Sequence[Any]], Awaitable[None]]
+#: Acks in flight at once (the runtime's consumer keeps its acks in flight too, within its window).
+ACKS_IN_FLIGHT = 256
 
 
 def partition_of(topic_name: str) -> int | None:
@@ -81,20 +83,26 @@ async def drain(
         async for message in call:
             queue.put_nowait(message)
 
+    in_flight = asyncio.Semaphore(ACKS_IN_FLIGHT)
+
     async def acknowledge(m: Any) -> None:
-        # The embedded broker answers an Ack CANCELLED now and then under load; our client retries such
-        # an ack (up to 5 times), and so does the floor.
-        for attempt in range(5):
-            try:
-                await consumers.Ack(
-                    api.AckRequest(request_id=m.request_id, msg_id=m.msg_id, subscription_name=subscription)
-                )
-                return
-            except grpc.aio.AioRpcError as exc:
-                retriable = exc.code() in (grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE)
-                if not retriable or attempt == 4:
-                    raise
-                await asyncio.sleep(0.1 * (attempt + 1))
+        # At most ACKS_IN_FLIGHT acks at once: the embedded broker answers some of thousands of
+        # simultaneous Ack calls CANCELLED. Such an ack is sent again (acks are idempotent), as our
+        # client retries it.
+        async with in_flight:
+            for attempt in itertools.count():
+                try:
+                    await consumers.Ack(
+                        api.AckRequest(
+                            request_id=m.request_id, msg_id=m.msg_id, subscription_name=subscription
+                        )
+                    )
+                    return
+                except grpc.aio.AioRpcError as exc:
+                    retriable = exc.code() in (grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE)
+                    if not retriable or attempt >= 20:
+                        raise
+                    await asyncio.sleep(min(0.05 * (attempt + 1), 0.5))
 
     start = time.perf_counter()
     pumps = [asyncio.create_task(pump(name, i)) for i, name in enumerate(names)]
