@@ -25,7 +25,11 @@ import orjson
 import pytest
 import pytest_asyncio
 from danube_connect_core.testing import make_config, start_runtime
-from hostile_support import (
+from danube_connect_core.testing.topic_reader import topic_reader
+from hypothesis import strategies as st
+from multidict import CIMultiDict
+
+from .hostile_support import (
     PAYMENT_SCHEMA,
     RawAnswer,
     collect,
@@ -33,10 +37,7 @@ from hostile_support import (
     payment_schema,
     raw_request,
     read_answer,
-    topic_reader,
 )
-from hypothesis import strategies as st
-from multidict import CIMultiDict
 
 danube_source_webhook = pytest.importorskip("danube_source_webhook")
 

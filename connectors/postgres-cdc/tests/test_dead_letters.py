@@ -10,9 +10,10 @@ from typing import Any
 
 import orjson
 import pytest
-from cdc_helpers import Collector, settings, wait_ready
 from danube_connect_core.testing import consume, make_config, produce, start_runtime
 from danube_source_postgres_cdc import PostgresCdcSource
+
+from .cdc_helpers import Collector, settings, wait_ready
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 

@@ -14,7 +14,8 @@ from typing import Any
 import aiohttp
 import orjson
 from danube_connect_core.testing import http_get
-from webhook_testsupport import API_KEY, OpenReader, StartWebhook, payment, payment_schema
+
+from .webhook_testsupport import API_KEY, OpenReader, StartWebhook, payment, payment_schema
 
 TOPIC = "/default/payments-bad-input"
 PATH = "/webhooks/payments"

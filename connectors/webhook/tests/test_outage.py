@@ -15,7 +15,9 @@ from typing import Any
 import orjson
 import pytest
 from danube_connect_core.testing import http_get
-from webhook_testsupport import OpenReader, StartWebhook, payment
+from danube_connect_core.testing.waits import wait_for_status
+
+from .webhook_testsupport import OpenReader, StartWebhook, payment
 
 pytestmark = pytest.mark.slow
 
@@ -91,9 +93,7 @@ async def test_broker_down_answers_503_and_recovers_without_losing_acknowledged_
             await asyncio.sleep(0.2)
     for _ in range(20):
         assert (await send())[0] == 200
-    async with asyncio.timeout(30):
-        while (await asyncio.to_thread(http_get, hook.metrics_port, "/ready"))[0] != 200:  # noqa: ASYNC110
-            await asyncio.sleep(0.2)
+    await wait_for_status(hook.metrics_port, within=30)
 
     # every 2xx'd event is on the topic; nothing else than what was sent
     await reader.until(lambda _: set(ok) <= {p["seq"] for p in reader.payloads()}, within=60)

@@ -20,7 +20,10 @@ import aiohttp
 import orjson
 import pytest
 from danube_connect_core.testing import ConnectorProcess
-from webhook_testsupport import OpenReader, payment
+from danube_connect_core.testing.toml_writer import write_connector_toml
+from danube_connect_core.testing.waits import logged_int, start_ready, wait_for_status
+
+from .webhook_testsupport import OpenReader, payment
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
 DEMO_KEY = "demo-api-key-e2e-12345"
@@ -62,15 +65,8 @@ async def wait_ready(port_of: Any, metrics_port_of: Any, proc: Any, tail: Any) -
             if proc.poll() is not None:
                 raise AssertionError("connector exited early:\n" + tail())
             await asyncio.sleep(0.05)
-        async with aiohttp.ClientSession() as session:
-            while True:
-                try:
-                    async with session.get(f"http://127.0.0.1:{metrics_port}/ready") as resp:
-                        if resp.status == 200:
-                            return int(port)
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.05)
+    await wait_for_status(int(metrics_port), proc=proc)
+    return int(port)
 
 
 async def test_seed_config_runs_as_written_through_the_console_script(
@@ -131,40 +127,25 @@ async def test_flood_past_the_rate_limit_gets_429_and_the_process_stays_healthy(
 ) -> None:
     broker = await broker_factory()
     topic = "/default/limited"
-    config = tmp_path / "limited.toml"
-    config.write_text(
-        f"""
-danube_service_url = "{broker.url}"
-connector_name = "webhook-limited"
-[processing]
-metrics_port = 0
-[webhook]
-host = "127.0.0.1"
-port = 0
-[webhook.auth]
-type = "none"
-[[webhook.endpoints]]
-path = "/limited"
-danube_topic = "{topic}"
-reliable_dispatch = true
-[webhook.endpoints.rate_limit]
-rate_per_s = 2
-burst = 10
-[[webhook.endpoints]]
-path = "/open"
-danube_topic = "{topic}"
-reliable_dispatch = true
-"""
+    endpoint = {"danube_topic": topic, "reliable_dispatch": True}
+    config = write_connector_toml(
+        tmp_path / "limited.toml",
+        broker.url,
+        "webhook-limited",
+        webhook={
+            "host": "127.0.0.1",
+            "port": 0,
+            "auth": {"type": "none"},
+            "endpoints": [
+                {"path": "/limited", **endpoint, "rate_limit": {"rate_per_s": 2, "burst": 10}},
+                {"path": "/open", **endpoint},
+            ],
+        },
     )
     process = ConnectorProcess("webhook", config).start()
-
     try:
-        port = await wait_ready(
-            lambda: _logged_port(process.lines, "webhook_port"),
-            lambda: _logged_port(process.lines, "metrics_port"),
-            process.proc,
-            process.log_tail,
-        )
+        await start_ready(process)
+        port = await asyncio.to_thread(logged_int, process, "webhook_port")
         reader = await open_reader(broker.url, topic)
         base = f"http://127.0.0.1:{port}"
         accepted: list[int] = []
@@ -216,34 +197,17 @@ async def test_sigterm_during_a_stream_loses_no_acknowledged_event(
 ) -> None:
     broker = await broker_factory()
     topic = "/default/draining"
-    config = tmp_path / "draining.toml"
-    config.write_text(
-        f"""
-danube_service_url = "{broker.url}"
-connector_name = "webhook-draining"
-[processing]
-metrics_port = 0
-[webhook]
-host = "127.0.0.1"
-port = 0
-[webhook.auth]
-type = "none"
-[[webhook.endpoints]]
-path = "/in"
-danube_topic = "{topic}"
-partitions = 2
-reliable_dispatch = true
-"""
+    endpoint = {"path": "/in", "danube_topic": topic, "partitions": 2, "reliable_dispatch": True}
+    config = write_connector_toml(
+        tmp_path / "draining.toml",
+        broker.url,
+        "webhook-draining",
+        webhook={"host": "127.0.0.1", "port": 0, "auth": {"type": "none"}, "endpoints": [endpoint]},
     )
     process = ConnectorProcess("webhook", config).start()
-
     try:
-        port = await wait_ready(
-            lambda: _logged_port(process.lines, "webhook_port"),
-            lambda: _logged_port(process.lines, "metrics_port"),
-            process.proc,
-            process.log_tail,
-        )
+        await start_ready(process)
+        port = await asyncio.to_thread(logged_int, process, "webhook_port")
         reader = await open_reader(broker.url, topic)
         ok: list[int] = []
         other: Counter[int] = Counter()

@@ -36,7 +36,8 @@ from danube_connect_core.testing import start_runtime
 from danube_source_webhook import WebhookSettings, WebhookSource
 from githubkit import webhooks as github_webhooks
 from pydantic import ValidationError
-from webhook_testsupport import OpenReader, StartWebhook, payment, payment_schema
+
+from .webhook_testsupport import OpenReader, StartWebhook, payment, payment_schema
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
 STRIPE_SECRET = "whsec_test_stripe_signing_secret_0123456789"

@@ -11,7 +11,8 @@ from danube_connect_core.errors import ShuttingDown
 from danube_connect_core.publisher import Published
 from danube_connect_core.records import SourceEnvelope, SourceRecord
 from danube_connect_core.testing import http_get
-from webhook_testsupport import StartWebhook, payment
+
+from .webhook_testsupport import StartWebhook, payment
 
 PATH = "/hooks"
 

@@ -177,6 +177,7 @@ def test_full_example_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "value-of-" not in str(info.value)
 
 
+@pytest.mark.integration  # console script processes
 def test_console_script_check_exit_codes(tmp_path: Path) -> None:
     script = Path(sys.executable).parent / "danube-source-webhook"
     env = {"PATH": str(script.parent), "WEBHOOK_API_KEY": "k"}

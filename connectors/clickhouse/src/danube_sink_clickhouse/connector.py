@@ -19,12 +19,15 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from danube_connect_core.config import ConnectorConfig
-from danube_connect_core.connector import SinkConnector
-from danube_connect_core.consumer_config import ConsumerConfig
-from danube_connect_core.errors import Fatal, Retryable
-from danube_connect_core.lifecycle import connector_main
-from danube_connect_core.sink_batch import SinkBatch
+from danube_connect_core import (
+    ConnectorConfig,
+    ConsumerConfig,
+    Fatal,
+    Retryable,
+    SinkBatch,
+    SinkConnector,
+    connector_main,
+)
 
 from danube_sink_clickhouse.connection import open_client, redacted
 from danube_sink_clickhouse.failures import FailureKind, classify, short

@@ -24,12 +24,16 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from danube_connect_core.config import ConnectorConfig
-from danube_connect_core.connector import SinkConnector
-from danube_connect_core.consumer_config import ConsumerConfig
-from danube_connect_core.errors import ConfigError, Fatal, Retryable
-from danube_connect_core.lifecycle import connector_main
-from danube_connect_core.sink_batch import SinkBatch
+from danube_connect_core import (
+    ConfigError,
+    ConnectorConfig,
+    ConsumerConfig,
+    Fatal,
+    Retryable,
+    SinkBatch,
+    SinkConnector,
+    connector_main,
+)
 
 from danube_sink_deltalake.local_table import local_path, unwritable_reason
 from danube_sink_deltalake.rows import RowBuilder

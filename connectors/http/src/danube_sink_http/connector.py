@@ -24,13 +24,18 @@ import re
 from dataclasses import dataclass
 
 import aiohttp
-from danube_connect_core.config import ConnectorConfig
-from danube_connect_core.connector import SinkConnector
-from danube_connect_core.consumer_config import ConsumerConfig
-from danube_connect_core.errors import ConfigError, Fatal, InvalidData, Retryable
-from danube_connect_core.lifecycle import connector_main
-from danube_connect_core.records import SinkRecord
-from danube_connect_core.sink_batch import SinkBatch
+from danube_connect_core import (
+    ConfigError,
+    ConnectorConfig,
+    ConsumerConfig,
+    Fatal,
+    InvalidData,
+    Retryable,
+    SinkBatch,
+    SinkConnector,
+    SinkRecord,
+    connector_main,
+)
 
 from danube_sink_http.bodies import Body, batch_body, record_body, record_json
 from danube_sink_http.idempotency import batch_key, record_key

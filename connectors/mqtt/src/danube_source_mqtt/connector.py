@@ -18,11 +18,16 @@ import logging
 import ssl
 from typing import ClassVar
 
-from danube_connect_core.config import ConnectorConfig
-from danube_connect_core.connector import SourceConnector, SourceMode, SourceSender
-from danube_connect_core.errors import ConfigError, Fatal
-from danube_connect_core.lifecycle import connector_main
-from danube_connect_core.producer_config import ProducerConfig
+from danube_connect_core import (
+    ConfigError,
+    ConnectorConfig,
+    Fatal,
+    ProducerConfig,
+    SourceConnector,
+    SourceMode,
+    SourceSender,
+    connector_main,
+)
 
 from danube_source_mqtt.connection import build_tls_context
 from danube_source_mqtt.intake import Intake

@@ -32,9 +32,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from danube_connect_core.connector import SourceSender
-from danube_connect_core.errors import Fatal, InvalidData, Retryable, ShuttingDown
-from danube_connect_core.records import SourceEnvelope, SourceRecord
+from danube_connect_core import (
+    Fatal,
+    InvalidData,
+    Retryable,
+    ShuttingDown,
+    SourceEnvelope,
+    SourceRecord,
+    SourceSender,
+)
 from paho.mqtt.client import MQTTMessage
 
 from danube_source_mqtt.ack_sequencer import AckSequencer, AckTicket

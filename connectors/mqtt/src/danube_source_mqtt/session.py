@@ -22,7 +22,7 @@ import logging
 import ssl
 from collections.abc import Callable
 
-from danube_connect_core.errors import Fatal
+from danube_connect_core import Fatal
 from danube_connect_core.resilience import equal_jitter
 
 from danube_source_mqtt.connection import ConnectFailed, MqttConnection, Subscription

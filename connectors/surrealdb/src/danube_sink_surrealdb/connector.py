@@ -15,13 +15,18 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from danube_connect_core.config import ConnectorConfig
-from danube_connect_core.connector import SinkConnector
-from danube_connect_core.consumer_config import ConsumerConfig
-from danube_connect_core.errors import ConfigError, Fatal, InvalidData, Retryable
-from danube_connect_core.lifecycle import connector_main
-from danube_connect_core.records import SinkRecord
-from danube_connect_core.sink_batch import SinkBatch
+from danube_connect_core import (
+    ConfigError,
+    ConnectorConfig,
+    ConsumerConfig,
+    Fatal,
+    InvalidData,
+    Retryable,
+    SinkBatch,
+    SinkConnector,
+    SinkRecord,
+    connector_main,
+)
 
 from danube_sink_surrealdb.database import SurrealDatabase
 from danube_sink_surrealdb.failures import ConnectionProblem

@@ -22,12 +22,16 @@ from __future__ import annotations
 import logging
 from typing import ClassVar
 
-from danube_connect_core.config import ConnectorConfig
-from danube_connect_core.connector import SourceConnector, SourceMode, SourceSender
-from danube_connect_core.errors import ConfigError
-from danube_connect_core.lifecycle import connector_main
-from danube_connect_core.producer_config import ProducerConfig
-from danube_connect_core.runtime_context import RuntimeContext
+from danube_connect_core import (
+    ConfigError,
+    ConnectorConfig,
+    ProducerConfig,
+    RuntimeContext,
+    SourceConnector,
+    SourceMode,
+    SourceSender,
+    connector_main,
+)
 from danube_connect_core.schema_codec import JsonSchemaCodec
 
 from danube_source_webhook.auth import build_authenticator

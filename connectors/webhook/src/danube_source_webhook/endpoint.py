@@ -32,12 +32,19 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from danube_connect_core import exact_json
+from danube_connect_core import (
+    Backpressure,
+    Fatal,
+    InvalidData,
+    PayloadKind,
+    Published,
+    Retryable,
+    ShuttingDown,
+    SourceRecord,
+    SourceSender,
+    exact_json,
+)
 from danube_connect_core.client.ratelog import RateLimitedLog
-from danube_connect_core.connector import SourceSender
-from danube_connect_core.errors import Backpressure, Fatal, InvalidData, Retryable, ShuttingDown
-from danube_connect_core.publisher import Published
-from danube_connect_core.records import PayloadKind, SourceRecord
 from danube_connect_core.schema_codec import JsonSchemaCodec
 
 from danube_source_webhook.auth import Authenticator

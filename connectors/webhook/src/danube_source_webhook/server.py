@@ -22,8 +22,8 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from aiohttp import web
+from danube_connect_core import SourceSender
 from danube_connect_core.client.ratelog import RateLimitedLog
-from danube_connect_core.connector import SourceSender
 
 from danube_source_webhook.endpoint import Endpoint, request_id_of
 from danube_source_webhook.errors import WebhookError, json_response

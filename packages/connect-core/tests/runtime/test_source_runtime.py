@@ -18,6 +18,7 @@ from danube_connect_core.records import Offset, SourceEnvelope, SourceRecord
 from danube_connect_core.runtime_support import RuntimeServices
 from danube_connect_core.source_pipeline import PipelineSender, SourcePipeline
 from danube_connect_core.testing import consume, http_get, make_config, produce, start_runtime
+from danube_connect_core.testing.waits import wait_for_status
 
 REPO = Path(__file__).resolve().parents[4]
 TOPIC = "/default/payments"
@@ -334,9 +335,7 @@ async def test_ready_recovers_without_traffic_once_the_broker_returns(
     # Back on the same port and data: /ready turns 200 by itself, with no publish to prove it (a load
     # balancer routing by /ready would otherwise never send the traffic that could).
     await broker_factory(data_dir=data_dir, port=broker.port)
-    async with asyncio.timeout(60):
-        while (await asyncio.to_thread(http_get, running.port, "/ready"))[0] != 200:  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
+    await wait_for_status(running.port, within=60)
     assert await running.stop() == 0
 
 
