@@ -7,11 +7,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from clickhouse_helpers import TOPIC, event, record, table_ddl
 from danube_connect_core.records import SinkRecord
 from danube_sink_clickhouse.rows import RowBuilder
 from danube_sink_clickhouse.table_schema import describe_table
 from danube_sink_clickhouse.writer import TableWriter
+
+from .clickhouse_helpers import TOPIC, event, record, table_ddl
 
 CH = tuple[Any, str, str]
 
