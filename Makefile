@@ -10,7 +10,7 @@ help:
 	@echo "make bench      - run the benchmarks in bench/ (not tests), write bench/results.json, render bench/README.md"
 	@echo "                  (make bench QUICK=1: small sizes into a scratch dir, a smoke run)"
 	@echo "make demo       - Stripe-style webhooks -> Danube -> SurrealDB on embedded defaults"
-	@echo "make images     - build the 9 container images (local base images where no registry is reachable)"
+	@echo "make images     - build the 10 container images (local base images where no registry is reachable)"
 	@echo "make test-containers - build the images, then run tests/containers on a Docker Engine"
 
 test:

@@ -8,8 +8,10 @@
 - ``mosquitto``: a private mosquitto broker per test (``mosquitto_binary_path``: just its binary);
 - ``pg_cluster``: a private PostgreSQL 15 cluster (wal_level=logical, wal2json) for the session, and
   ``pg_db``: a fresh database on it per test.
+- ``kafka``: the session's Apache Kafka broker (KRaft, one node; scripts/install_kafka.sh installs it);
+  tests isolate themselves with their own topics and consumer groups.
 
-A missing service (mosquitto, PostgreSQL 15 with wal2json) skips the test with the reason, except under
+A missing service (mosquitto, PostgreSQL 15 with wal2json, Kafka) skips the test with the reason, except under
 CI=true, where it is a failure.
 
 It also gives every test its tier marker (docs/testing.md "Tiers"); ``make test-fast`` runs ``-m unit``.
@@ -28,6 +30,7 @@ from danube_embedded_broker import BrokerConfig, EmbeddedBroker
 from danube_embedded_broker.testing import BrokerProcess
 
 if TYPE_CHECKING:  # the connectors' test kits are imported by the fixtures that need them
+    from danube_source_kafka.testing import KafkaBroker
     from danube_source_mqtt.testing import Mosquitto
     from danube_source_postgres_cdc.testing import PgCluster, PgDatabase
 
@@ -56,7 +59,15 @@ DIRECTORY_TIERS = {f"tests/{tier}": tier for tier in ("faults", "hostile", "conf
 #: another fixture) is an integration test. Tests that start such things themselves (a broker or
 #: connector process, a server) carry ``pytest.mark.integration`` in their file instead.
 SERVICE_FIXTURES = frozenset(
-    {"broker", "broker_factory", "broker_process", "mosquitto", "mosquitto_binary_path", "pg_cluster"}
+    {
+        "broker",
+        "broker_factory",
+        "broker_process",
+        "mosquitto",
+        "mosquitto_binary_path",
+        "pg_cluster",
+        "kafka",
+    }
 )
 
 ROOT = Path(__file__).resolve().parent
@@ -169,3 +180,14 @@ async def pg_db(pg_cluster: PgCluster) -> AsyncIterator[PgDatabase]:
 
     async with fresh_database(pg_cluster) as database:
         yield database
+
+
+@pytest.fixture(scope="session")
+def kafka() -> KafkaBroker:
+    from danube_source_kafka.testing import KafkaMissing, session_broker
+
+    try:
+        return session_broker()  # stopped when the test process exits
+    except KafkaMissing as exc:
+        _require(str(exc))
+        raise

@@ -28,6 +28,7 @@ ORDER = (
     "webhook",
     "mqtt",
     "cdc",
+    "kafka",
     "surrealdb",
     "deltalake",
     "clickhouse",

@@ -18,7 +18,8 @@ case "${1:-}" in
     *) echo "usage: bash scripts/bench.sh [--quick]" >&2; exit 2 ;;
 esac
 
-# mosquitto and PostgreSQL (mqtt and cdc benchmarks) are installed the same way the tests get them.
+# mosquitto, PostgreSQL and Kafka (mqtt, cdc and kafka benchmarks) are installed the same way the tests
+# get them.
 BOOTSTRAP_SYSTEM=1 source scripts/bootstrap.sh
 # The renderer's plot needs matplotlib, which lives in the `bench` dependency group only (the default
 # sync that tests and CI use does not install it, and removes it again: hence `uv run --group bench`
@@ -34,6 +35,7 @@ quick_args() {
         client | runtime) echo "--messages 300" ;;
         e2e) echo "--quick" ;;
         http) echo "--records 300" ;;
+        kafka) echo "--records 2000 --repeats 1" ;;
         mqtt) echo "--messages 300 --repeats 1" ;;
         qdrant) echo "--records 300 --batch-size 50" ;;
         surrealdb) echo "--messages 300 --batch 50" ;;

@@ -6,6 +6,8 @@
 #     (mosquitto, PostgreSQL 15 with wal2json) and what the container tier needs (Docker Engine from
 #     Debian's docker.io, debootstrap for the local base images): installed with apt when running as root; otherwise
 #     listed with the command that installs them, and the tests that need them skip (or fail under CI=true).
+#     Java 17 and Maven (apt) fetch the Apache Kafka broker the Kafka source's tests start: its jars from
+#     Maven Central into a cache directory (scripts/install_kafka.sh, idempotent).
 set -euo pipefail
 
 export PATH="$HOME/.local/bin:$PATH"
@@ -28,6 +30,9 @@ missing_system_packages() {
     # /usr/bin/docker with BuildKit built in; debootstrap makes the local base images.
     [ -x /usr/sbin/dockerd ] && [ -x /usr/bin/docker ] || missing+=(docker.io)
     command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
+    # The Kafka broker (scripts/install_kafka.sh) runs on a JRE and is fetched with Maven.
+    command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
+    command -v mvn >/dev/null 2>&1 || missing+=(maven)
     echo "${missing[@]:-}"
 }
 
@@ -58,4 +63,6 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 uv sync --locked --all-packages --quiet
 if [ "${BOOTSTRAP_SYSTEM:-0}" = "1" ]; then
     ensure_system_packages
+    # Without java/mvn it says what is missing; the Kafka tests then skip (and fail under CI=true).
+    bash scripts/install_kafka.sh || echo "bootstrap: Apache Kafka not installed: the Kafka tests will skip" >&2
 fi

@@ -2,7 +2,7 @@
 # Build every container image of this repository on a local Docker Engine, and (with `test`) run the
 # container tests in tests/containers against them. Works where no container registry is reachable.
 #
-#   bash scripts/images.sh                 # build the 9 images, print their sizes   (make images)
+#   bash scripts/images.sh                 # build the 10 images, print their sizes   (make images)
 #   bash scripts/images.sh test [ARGS]     # build, then `pytest tests/containers ARGS` (make test-containers)
 #   bash scripts/images.sh bases           # only the local base images
 #
@@ -17,7 +17,7 @@
 #       danube-local/nginx, /mosquitto, /prometheus, /postgres   Debian packages on the base (stand-ins
 #       for the compose files' third-party images and the CDC image test; deploy/docker/local/Dockerfile)
 #     The Debian mirror is read from this machine's apt sources at run time.
-#  3. The 9 images from their Dockerfiles, unchanged: the bases come in as build arguments, the package
+#  3. The 10 images from their Dockerfiles, unchanged: the bases come in as build arguments, the package
 #     index is reached with --network host and this machine's CA bundle passed as a BuildKit secret
 #     (mounted for one RUN, never stored in a layer). Tag: ${DANUBE_CONNECT_REGISTRY}/<name>:${DANUBE_CONNECT_TAG}
 #     (defaults as in the compose files), so `docker compose up` finds them.
@@ -174,7 +174,7 @@ ensure_bases() {
     log "local bases ready in $((SECONDS - t0)) s"
 }
 
-# --- 3. the nine images -----------------------------------------------------------------------------
+# --- 3. the ten images ------------------------------------------------------------------------------
 image_list() {
     # "<name> <dir>" for every image in deploy/docker/images.toml
     python3 - <<'EOF'

@@ -3,7 +3,7 @@
 # Extra arguments go to pytest (e.g. `bash scripts/test.sh -k broker -x`).
 #
 # Without arguments, the container tier runs after the other tests: `bash scripts/images.sh test` builds the
-# 9 images (and the local base images where no registry is reachable) on a Docker Engine, then runs
+# 10 images (and the local base images where no registry is reachable) on a Docker Engine, then runs
 # tests/containers. No engine: skipped with a message, or a failure under CI=true.
 set -euo pipefail
 cd "$(dirname "$0")/.."

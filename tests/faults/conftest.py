@@ -18,6 +18,7 @@ from danube_sink_deltalake.testing import CASE as DELTA_LAKE
 from danube_sink_http.testing import CASE as HTTP
 from danube_sink_qdrant.testing import CASE as QDRANT
 from danube_sink_surrealdb.testing import CASE as SURREALDB
+from danube_source_kafka.testing import CASE as KAFKA
 from danube_source_mqtt.testing import CASE as MQTT
 from danube_source_webhook.testing import CASE as WEBHOOK
 
@@ -25,7 +26,7 @@ from danube_source_webhook.testing import CASE as WEBHOOK
 SINK_CASES: tuple[SinkCase, ...] = (SURREALDB, DELTA_LAKE, QDRANT, CLICKHOUSE, HTTP)
 #: The source connectors registered for the kit's source check (test_source_sigterm.py has further
 #: SIGTERM tests of its own per source).
-SOURCE_CASES: tuple[SourceCase, ...] = (WEBHOOK, MQTT)
+SOURCE_CASES: tuple[SourceCase, ...] = (WEBHOOK, MQTT, KAFKA)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

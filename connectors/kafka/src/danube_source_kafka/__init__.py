@@ -1,0 +1,1 @@
+"""Danube Connect source: Kafka topics to Danube topics."""
