@@ -1,9 +1,10 @@
 # The few commands people type. Each target is a thin wrapper over scripts/ so that a machine
 # without make can run the same thing with bash.
-.PHONY: help test lint format typecheck proto bench demo images test-containers
+.PHONY: help test test-fast lint format typecheck proto bench demo images test-containers
 
 help:
 	@echo "make test       - bootstrap (uv, workspace, system services) and run the whole test suite"
+	@echo "make test-fast  - the unit tier only (pytest -m unit: no broker, service or connector process)"
 	@echo "make lint       - ruff check + format check + mypy"
 	@echo "make proto      - regenerate the gRPC stubs from proto/ into danube-connect-core"
 	@echo "make bench      - run the benchmarks in bench/ (not tests), write bench/results.json, render bench/README.md"
@@ -15,18 +16,22 @@ help:
 test:
 	bash scripts/test.sh
 
+test-fast:
+	bash scripts/bootstrap.sh
+	uv run pytest -m unit
+
 lint:
 	bash scripts/bootstrap.sh
 	uv run ruff check .
 	uv run ruff format --check .
-	uv run mypy packages/*/src connectors/*/src
+	uv run mypy packages/*/src connectors/*/src examples/*/src
 
 format:
 	uv run ruff format .
 	uv run ruff check --fix .
 
 typecheck:
-	uv run mypy packages/*/src connectors/*/src
+	uv run mypy packages/*/src connectors/*/src examples/*/src
 
 proto:
 	uv run python scripts/gen_proto.py

@@ -168,7 +168,7 @@ async def start_connector(
         {
             "host": "127.0.0.1",
             "port": 0,
-            "max_in_flight": 4096,
+            "max_in_flight": window * partitions,  # the same per-partition window as the floor's
             "auth": {"type": "api_key"},
             "endpoints": [
                 {

@@ -20,17 +20,13 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from danube_embedded_broker.testing import BrokerProcess
 
-# pytest runs with --import-mode=importlib: put this directory on sys.path for conformance_support.
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from conformance_support import (
+from .conformance_support import (
     EMBEDDED_ACK_TIMEOUT_S,
     EMBEDDED_MAX_UNACKED,
     ENV_ADMIN,

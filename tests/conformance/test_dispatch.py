@@ -6,8 +6,9 @@ import asyncio
 
 import grpc
 import pytest
-from conformance_support import WAIT_S, Target, nothing_within, receive, receive_n
 from danube_connect_core.client import Consumer, DanubeClient, NonRetryableError, Producer, SubscriptionType
+
+from .conformance_support import WAIT_S, Target, nothing_within, receive, receive_n
 
 EXCLUSIVE = SubscriptionType.EXCLUSIVE
 FAILOVER = SubscriptionType.FAILOVER

@@ -7,10 +7,11 @@ from collections import defaultdict
 
 import grpc
 import pytest
-from conformance_support import Target, owned_topic, receive_n, status_of
 from danube_connect_core.client import fnv1a_64
 from danube_embedded_broker.testing import StubClient
 from danube_embedded_broker.wire import pb
+
+from .conformance_support import Target, owned_topic, receive_n, status_of
 
 
 async def test_lookup_of_an_existing_topic_connects_to_its_owner(target: Target) -> None:

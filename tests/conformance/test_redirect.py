@@ -4,9 +4,10 @@ default's peer broker)."""
 from __future__ import annotations
 
 import pytest
-from conformance_support import Target, receive, receive_n
 from danube_embedded_broker.testing import StubClient
 from danube_embedded_broker.wire import pb
+
+from .conformance_support import Target, receive, receive_n
 
 
 @pytest.fixture

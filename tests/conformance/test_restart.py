@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conformance_support import WAIT_S, Target, receive, receive_n
+
+from .conformance_support import WAIT_S, Target, receive, receive_n
 
 
 @pytest.fixture

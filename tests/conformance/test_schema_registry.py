@@ -7,8 +7,9 @@ import uuid
 
 import grpc
 import pytest
-from conformance_support import Target, receive
 from danube_connect_core.client import NonRetryableError, SchemaReference
+
+from .conformance_support import Target, receive
 
 V1 = {"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]}
 V2 = {

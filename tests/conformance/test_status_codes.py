@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from conformance_support import Target, create_producer, owned_topic, status_of
 from danube_connect_core.client import DanubeError, NonRetryableError, RetriesExhausted
 from danube_embedded_broker.testing import StubClient
 from danube_embedded_broker.wire import pb
+
+from .conformance_support import Target, create_producer, owned_topic, status_of
 
 EXCLUSIVE = pb.ConsumerRequest.SubscriptionType.Exclusive
 

@@ -8,6 +8,7 @@ Containers are reached only through ports published on 127.0.0.1, never by a con
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -16,7 +17,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -182,6 +183,14 @@ class Project:
         self.env.pop("COMPOSE_PROJECT_NAME", None)
         self.env.pop("COMPOSE_FILE", None)
 
+    @classmethod
+    def for_this_run(cls, prefix: str, cwd: Path, files: Iterable[str], env: dict[str, str]) -> Project:
+        """The project ``<prefix><pid>`` of this pytest process, once a Docker Engine answers (skip or
+        fail otherwise) and what dead runs of the same prefix left behind is swept away."""
+        require_engine()
+        sweep_stale(prefix)
+        return cls(f"{prefix}{os.getpid()}", cwd, files, env)
+
     def compose(
         self, *args: str, timeout: float = 600, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
@@ -238,3 +247,19 @@ class Project:
 
     def down(self) -> None:
         self.compose("down", "-v", "--remove-orphans", "--timeout", "20", check=False)
+
+    @contextlib.contextmanager
+    def running(self, *up_args: str, timeout: float = 600, no_leftovers: bool = True) -> Iterator[Project]:
+        """``compose up -d *up_args`` for the ``with`` block. A failure in it prints the project's logs;
+        the project always goes ``down`` after it, and with ``no_leftovers`` nothing of it may remain."""
+        try:
+            self.compose("up", "-d", *up_args, timeout=timeout)
+            yield self
+        except BaseException:
+            print(self.logs())
+            raise
+        finally:
+            self.down()
+            if no_leftovers:
+                left = self.leftovers()
+                assert left == {"containers": [], "networks": [], "volumes": []}, left

@@ -3,18 +3,12 @@ Engine. Run them with `bash scripts/images.sh test` (builds first, exports DOCKE
 names); `scripts/test.sh` and `.ci/run` do that after the other tests. Without an engine they skip, and fail
 under CI=true or inside `images.sh test`.
 
-Helpers live beside this file (compose_support.py); pytest runs with --import-mode=importlib, which does not
-put test directories on sys.path, hence the insert below.
+Helpers live beside this file (compose_support.py), imported relatively.
 """
-
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from compose_support import require_engine
+from .compose_support import require_engine
 
 
 @pytest.fixture(scope="session")

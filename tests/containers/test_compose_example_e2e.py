@@ -11,28 +11,13 @@ seen by its id, not only in the total.
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compose_support import (
-    ROOT,
-    Project,
-    free_port,
-    free_range,
-    get_json,
-    http,
-    metric_sum,
-    require_engine,
-    sweep_stale,
-    wait_for,
-)
+from .compose_support import ROOT, Project, free_port, free_range, get_json, http, metric_sum, wait_for
 
 pytestmark = pytest.mark.timeout(1500)
 API_KEY = "demo-api-key-e2e-12345"
@@ -77,12 +62,10 @@ class E2E:
 
 @pytest.fixture(scope="module")
 def e2e() -> Iterator[E2E]:
-    require_engine()
-    sweep_stale("dce2e")
     webhook_port = free_port(8080)
     query_port = free_port()
-    project = Project(
-        f"dce2e{os.getpid()}",
+    project = Project.for_this_run(
+        "dce2e",
         ROOT / "example_e2e",
         ["docker-compose.yml", "no-registry.override.yml"],
         {
@@ -93,17 +76,11 @@ def e2e() -> Iterator[E2E]:
             "SURREALDB_PORT": str(free_port()),
         },
     )
-    try:
-        project.compose("up", "-d", "--build", "--scale", "webhook-connector=3", timeout=1200)
+    with project.running("--build", "--scale", "webhook-connector=3", timeout=1200, no_leftovers=False):
         suite = E2E(project, webhook_port, query_port)
         wait_for("nginx on 127.0.0.1", lambda: http("GET", suite.lb_health)[0] == 200)
         wait_for("the sink's query API", lambda: get_json(suite.query)["total"] == 0)
         yield suite
-    except BaseException:
-        print(project.logs())
-        raise
-    finally:
-        project.down()
 
 
 def test_1000_events_exactly_once_over_three_replicas(e2e: E2E) -> None:

@@ -7,19 +7,15 @@ Grafana itself has no Debian package and is not started; its dashboard is what i
 from __future__ import annotations
 
 import json
-import os
 import re
-import sys
 import urllib.parse
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compose_support import ROOT, Project, free_port, get_json, http, require_engine, sweep_stale, wait_for
+from .compose_support import ROOT, Project, free_port, get_json, http, wait_for
 
 pytestmark = pytest.mark.timeout(1200)
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "danube-connect.json"
@@ -41,11 +37,9 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    require_engine()
-    sweep_stale("dcmon")
     webhook_port, prometheus_port = free_port(8080), free_port(9090)
-    project = Project(
-        f"dcmon{os.getpid()}",
+    project = Project.for_this_run(
+        "dcmon",
         ROOT / "deploy" / "compose",
         ["docker-compose.yml", "no-registry.override.yml"],
         {
@@ -55,20 +49,12 @@ def stack() -> Iterator[Stack]:
             "GRAFANA_PORT": str(free_port()),
         },
     )
-    try:
-        # The images scripts/images.sh built (example_e2e's test exercises `up --build`).
-        project.compose("up", "-d", "--no-build", "--scale", "webhook-connector=2", timeout=600)
+    # The images scripts/images.sh built (example_e2e's test exercises `up --build`).
+    with project.running("--no-build", "--scale", "webhook-connector=2"):
         s = Stack(project, webhook_port, prometheus_port)
         wait_for("Prometheus ready", lambda: http("GET", f"{s.prometheus}/-/ready")[0] == 200)
         wait_for("nginx", lambda: http("GET", f"http://127.0.0.1:{webhook_port}/lb-health")[0] == 200)
         yield s
-    except BaseException:
-        print(project.logs())
-        raise
-    finally:
-        project.down()
-        left = project.leftovers()
-        assert left == {"containers": [], "networks": [], "volumes": []}, left
 
 
 def _send(stack: Stack, n: int) -> int:

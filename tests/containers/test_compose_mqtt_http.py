@@ -7,8 +7,6 @@ HTTP receiver container. Every message arrives exactly once, and both sink repli
 from __future__ import annotations
 
 import json
-import os
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,18 +14,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compose_support import (
-    Project,
-    free_port,
-    free_range,
-    get_json,
-    http,
-    metric_sum,
-    require_engine,
-    sweep_stale,
-    wait_for,
-)
+from .compose_support import Project, free_port, free_range, get_json, http, metric_sum, wait_for
 
 pytestmark = pytest.mark.timeout(900)
 MESSAGES = 600
@@ -35,11 +22,9 @@ MESSAGES = 600
 
 @pytest.fixture(scope="module")
 def pipeline() -> Iterator[tuple[Project, int, int]]:
-    require_engine()
-    sweep_stale("dcmqtt")
     mqtt_port, receiver_port = free_port(), free_port()
-    project = Project(
-        f"dcmqtt{os.getpid()}",
+    project = Project.for_this_run(
+        "dcmqtt",
         Path(__file__).resolve().parent / "compose",
         ["mqtt-http.yml"],
         {
@@ -49,16 +34,8 @@ def pipeline() -> Iterator[tuple[Project, int, int]]:
             "SINK_METRICS_PORTS": free_range(3, start=45000),
         },
     )
-    try:
-        project.compose("up", "-d", "--scale", "http-sink=2", timeout=600)
+    with project.running("--scale", "http-sink=2"):
         yield project, mqtt_port, receiver_port
-    except BaseException:
-        print(project.logs())
-        raise
-    finally:
-        project.down()
-        left = project.leftovers()
-        assert left == {"containers": [], "networks": [], "volumes": []}, left
 
 
 def _ready(project: Project, service: str) -> bool:

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from compose_support import ROOT, docker, http, image_name, wait_for
+
+from .compose_support import ROOT, docker, http, image_name, wait_for
 
 pytestmark = pytest.mark.usefixtures("engine")
 

@@ -9,7 +9,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from deploy_support import ROOT, compose_binary, compose_files, rel
+
+from .deploy_support import ROOT, compose_binary, compose_files, rel
 
 FILES = compose_files()
 

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from deploy_support import DEPLOY, ROOT
+
+from .deploy_support import DEPLOY, ROOT
 
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "danube-connect.json"
 CORE_METRICS_MODULE = ROOT / "packages" / "connect-core" / "src" / "danube_connect_core" / "metrics.py"

@@ -10,7 +10,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from deploy_support import DEPLOY, ROOT, dockerfiles, hadolint, images, rel
+
+from .deploy_support import DEPLOY, ROOT, dockerfiles, hadolint, images, rel
 
 FILES = dockerfiles()
 PRESENT = [i for i in images() if i.dockerfile.exists()]

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_support import CHART, DEPLOY, missing
+
+from .deploy_support import CHART, DEPLOY, missing
 
 KUBE_VERSION = "1.30.0"
 EXAMPLES = sorted((DEPLOY / "helm" / "examples").glob("*.yaml"))

@@ -9,7 +9,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from deploy_support import ROOT, images, uv_binary
+
+from .deploy_support import ROOT, images, uv_binary
+
+pytestmark = pytest.mark.integration  # installs and runs every console script
 
 PRESENT = [i for i in images() if i.dockerfile.exists()]
 # Dev-only or test-only distributions that must never reach an image.

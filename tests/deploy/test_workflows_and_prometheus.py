@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from deploy_support import DEPLOY, ROOT, compose_binary, images, rel
+
+from .deploy_support import DEPLOY, ROOT, compose_binary, images, rel
 
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.y*ml"))
 

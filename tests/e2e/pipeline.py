@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from danube_connect_core.testing import ConnectorProcess, http_get
+from danube_connect_core.testing import http_get
+from danube_connect_core.testing.waits import logged_int
 
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "demo-api-key-e2e-12345"
@@ -49,28 +49,8 @@ def process_env(broker_url: str) -> dict[str, str]:
     return {"DANUBE_SERVICE_URL": broker_url, "METRICS_PORT": "0", "LOG_FORMAT": "json"}
 
 
-def logged_port(proc: ConnectorProcess, key: str, within: float = 60.0) -> int:
-    deadline = time.monotonic() + within
-    while True:
-        for line in list(proc.lines):
-            if f'"{key}"' in line:
-                try:
-                    return int(json.loads(line)[key])
-                except (ValueError, KeyError):
-                    pass
-        assert proc.proc is not None
-        if proc.proc.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError(f"no {key} logged (exit {proc.proc.poll()}):\n{proc.log_tail()}")
-        time.sleep(0.02)
-
-
-async def wait_ready(proc: ConnectorProcess, port: int, within: float = 60.0) -> None:
-    async with asyncio.timeout(within):
-        while (await asyncio.to_thread(http_get, port, "/ready"))[0] != 200:
-            assert proc.proc is not None
-            if proc.proc.poll() is not None:
-                raise AssertionError(f"exited {proc.proc.returncode}:\n{proc.log_tail()}")
-            await asyncio.sleep(0.05)
+#: The name tests/faults imports (until it imports danube_connect_core.testing.waits itself).
+logged_port = logged_int
 
 
 async def post_payments(port: int, payments: list[dict[str, Any]], concurrency: int = 64) -> Counter[int]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from danube_connect_core.testing import ConnectorProcess, http_get
+from danube_connect_core.testing.waits import logged_int, start_ready
 from danube_embedded_broker.testing import BrokerProcess
 
 from .pipeline import (
@@ -23,13 +24,11 @@ from .pipeline import (
     BROKER_ARGS,
     EVENTS,
     ROOT,
-    logged_port,
     post_payments,
     process_env,
     read_store,
     seed_sink_toml,
     stored_counts,
-    wait_ready,
     webhook_toml,
 )
 
@@ -50,15 +49,15 @@ def metric_total(port: int, name: str) -> float:
 async def start_webhook(tmp_path: Path, broker_url: str) -> tuple[ConnectorProcess, int]:
     env = {**process_env(broker_url), "WEBHOOK_API_KEY": API_KEY}
     webhook = ConnectorProcess("webhook", webhook_toml(tmp_path / "webhook"), env=env).start()
-    port = logged_port(webhook, "webhook_port")
-    await wait_ready(webhook, logged_port(webhook, "metrics_port"))
+    port = logged_int(webhook, "webhook_port")
+    await start_ready(webhook)
     return webhook, port
 
 
 async def start_sink(config: Path, broker_url: str, query_api: bool) -> tuple[ConnectorProcess, int]:
     sink = ConnectorProcess("surrealdb", config, env=process_env(broker_url)).start()
-    await wait_ready(sink, logged_port(sink, "metrics_port"))
-    return sink, logged_port(sink, "query_api_port") if query_api else 0
+    await start_ready(sink)
+    return sink, logged_int(sink, "query_api_port") if query_api else 0
 
 
 def parse_send_output(text: str) -> dict[str, int]:
@@ -91,7 +90,7 @@ async def test_seed_sink_toml_runs_on_surrealkv_fed_by_send_webhook_sh(tmp_path:
             assert script.returncode == 0, err.decode()
             sent = parse_send_output(out.decode())
             assert sum(sent.values()) == 40, out.decode()
-            metrics_port = logged_port(sink, "metrics_port")
+            metrics_port = logged_int(sink, "metrics_port")
             while (
                 await asyncio.to_thread(metric_total, metrics_port, "danube_connector_messages_sent_total")
                 < 40

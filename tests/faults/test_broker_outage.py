@@ -17,19 +17,20 @@ from pathlib import Path
 
 import pytest
 from danube_connect_core.testing import ConnectorProcess, http_get
+from danube_connect_core.testing.conformance import start_ready, wait_until
+from danube_connect_core.testing.waits import logged_int
 from danube_embedded_broker.testing import BrokerProcess
-from pipeline import (
+
+from tests.e2e.pipeline import (
     API_KEY,
     BROKER_ARGS,
     EVENTS,
-    logged_port,
     process_env,
     read_store,
     seed_sink_toml,
     webhook_toml,
 )
-from sink_cases import start_ready, wait_until
-from webhook_load import Load, stop_process
+from tests.faults.webhook_load import Load, stop_process
 
 pytestmark = pytest.mark.slow
 
@@ -76,10 +77,10 @@ async def test_broker_stopped_8s_mid_stream_nothing_acknowledged_is_lost_or_doub
     )
     load: Load | None = None
     try:
-        await start_ready(webhook)  # first: its producer creates the topic the sink subscribes to
-        await start_ready(sink)
-        query_port = logged_port(sink, "query_api_port")
-        load = Load(logged_port(webhook, "webhook_port")).start()
+        await start_ready(webhook, within=90)  # first: its producer creates the topic the sink subscribes to
+        await start_ready(sink, within=90)
+        query_port = logged_int(sink, "query_api_port")
+        load = Load(logged_int(webhook, "webhook_port")).start()
 
         async def some_stored() -> bool:
             return sum((await stored_keys(query_port)).values()) >= 100

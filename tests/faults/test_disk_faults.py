@@ -34,15 +34,23 @@ import grpc
 import orjson
 import pytest
 from danube_connect_core.testing import ConnectorProcess, http_get, produce
-from danube_embedded_broker.testing import BrokerProcess, StubClient, next_message
-from sink_cases import PARTITIONS, WINDOW, DeltaLakeTarget, backlog, produce_records, start_ready, wait_until
-from storage_faults import (
+from danube_connect_core.testing.conformance import (
+    PARTITIONS,
+    WINDOW,
+    backlog,
+    produce_records,
+    start_ready,
+    wait_until,
+)
+from danube_connect_core.testing.storage_faults import (
     Tmpfs,
     mounted_ext4,
     mounted_tmpfs,
     require_ext4_capability,
     require_mount_capability,
 )
+from danube_embedded_broker.testing import BrokerProcess, StubClient, next_message
+from danube_sink_deltalake.testing import DeltaLakeTarget
 
 TOPIC = "/default/disk"
 #: Bigger than a memory page, so a record written into a nearly full disk is cut short by the kernel.
@@ -343,7 +351,7 @@ async def test_delta_sink_retries_through_a_full_then_read_only_disk(
         # Panics of the native storage layer in their short form (see OBJECT_STORE_PANIC).
         proc = ConnectorProcess("delta-lake", config, env={**target.env, "RUST_BACKTRACE": "0"})
         try:
-            port = await start_ready(proc)
+            port = await start_ready(proc, within=90)
 
             async def stored(n: int) -> bool:
                 return (

@@ -17,53 +17,30 @@ that nothing in flight was lost:
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import signal
-import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import aiohttp
 import orjson
 import pytest
 from danube_connect_core.testing import ConnectorProcess, http_get
+from danube_connect_core.testing.conformance import start_ready, wait_until
+from danube_connect_core.testing.toml_writer import write_connector_toml
+from danube_connect_core.testing.waits import logged_int
 from danube_embedded_broker.testing import BrokerProcess
 from danube_source_mqtt.testing import DanubeCollector, Mosquitto, Publisher
-from pipeline import API_KEY, BROKER_ARGS, PATH, logged_port, process_env, webhook_toml
-from sink_cases import start_ready, wait_until
-from webhook_load import Load, payment, stop_process
+
+from tests.e2e.pipeline import API_KEY, BROKER_ARGS, PATH, process_env, webhook_toml
+from tests.faults.webhook_load import Load, payment, stop_process
 
 pytestmark = pytest.mark.slow
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _connector_fixtures(connector: str) -> ModuleType:
-    """A connector's tests/conftest.py, loaded under a name of its own: its fixtures (mosquitto, the
-    private PostgreSQL cluster) are then used here without a copy."""
-    name = f"{connector.replace('-', '_')}_test_fixtures"
-    if name in sys.modules:
-        return sys.modules[name]
-    path = ROOT / "connectors" / connector / "tests" / "conftest.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-mosquitto = _connector_fixtures("mqtt").mosquitto
-_postgres = _connector_fixtures("postgres-cdc")
-pg_cluster, pg_db = _postgres.pg_cluster, _postgres.pg_db
-from cdc_helpers import write_config as write_cdc_config  # noqa: E402 - its tests dir is on sys.path now
 
 
 def payloads(collector: DanubeCollector) -> list[dict[str, Any]]:
@@ -113,7 +90,7 @@ async def sigterm_under_load_then_restart(
     assert await stop_process(first) == 0, first.log_tail()
     drain_s = time.monotonic() - started
     produced_at_exit = produced()
-    await start_ready(second)
+    await start_ready(second, within=90)
     restart = Restart(drain_s, produced() - produced_at_exit)
     await asyncio.sleep(1.0)
     return restart
@@ -134,8 +111,9 @@ async def test_webhook_sigterm_with_requests_in_flight(tmp_path: Path) -> None:
     collector: DanubeCollector | None = None
     paused = False
     try:
-        await start_ready(webhook)
-        port = logged_port(webhook, "webhook_port")
+        await start_ready(webhook, within=90)
+        port = logged_int(webhook, "webhook_port")
+        metrics_port = logged_int(webhook, "metrics_port")
         collector = await DanubeCollector(url, "/stripe/payments", "sigterm-check").start()
         load = Load(port).start()
 
@@ -151,16 +129,13 @@ async def test_webhook_sigterm_with_requests_in_flight(tmp_path: Path) -> None:
         sigterm_at = time.monotonic()
 
         async def not_ready() -> bool:
-            return (await asyncio.to_thread(http_get, port, "/ready"))[0] == 503
+            return (await asyncio.to_thread(http_get, metrics_port, "/ready"))[0] == 503
 
         # while the drain waits for the paused broker: not ready, and a new event is refused
         await wait_until(not_ready, "/ready answering 503 after SIGTERM", within=10, proc=webhook)
         draining_at = time.monotonic()
-        _, body = await asyncio.to_thread(http_get, port, "/ready")
-        assert orjson.loads(body)["checks"]["intake"] == {
-            "ok": False,
-            "detail": "shutting down: not accepting new events",
-        }
+        _, body = await asyncio.to_thread(http_get, metrics_port, "/ready")
+        assert orjson.loads(body)["checks"]["runtime"] == {"ok": True, "detail": "shutting down"}
         async with (
             aiohttp.ClientSession() as session,
             session.post(
@@ -288,7 +263,7 @@ async def test_mqtt_sigterm_mid_stream_then_restart_loses_no_qos1_message(
     publisher: SteadyPublisher | None = None
     collector: DanubeCollector | None = None
     try:
-        await start_ready(first)
+        await start_ready(first, within=90)
         collector = await DanubeCollector(broker.url, MQTT_TOPIC, "sigterm-check").start()
         publisher = await asyncio.to_thread(SteadyPublisher, mosquitto.port)
 
@@ -347,12 +322,17 @@ async def test_postgres_cdc_sigterm_mid_stream_then_restart_loses_no_change(
     broker = await broker_factory()
     conn = await pg_db.connect()
     await conn.execute("CREATE TABLE orders (id int PRIMARY KEY, txn int)")
-    config = write_cdc_config(
+    config = write_connector_toml(
         tmp_path / "cdc.toml",
         broker.url,
         "cdc-sigterm",
-        f'[postgres]\ndsn = "{pg_db.dsn}"\nmax_changes_per_poll = 50\npoll_interval_ms = 20\n\n'
-        f'[[postgres.table_mappings]]\ntable = "public.orders"\ndanube_topic = "{CDC_TOPIC}"\n',
+        processing={"poll_interval_ms": 20, "log_level": "info"},
+        postgres={
+            "dsn": pg_db.dsn,
+            "max_changes_per_poll": 50,
+            "poll_interval_ms": 20,
+            "table_mappings": [{"table": "public.orders", "danube_topic": CDC_TOPIC}],
+        },
     )
     first = ConnectorProcess("postgres-cdc", config, env={"LOG_FORMAT": "json"})
     second = ConnectorProcess("postgres-cdc", config, env={"LOG_FORMAT": "json"})
@@ -361,7 +341,7 @@ async def test_postgres_cdc_sigterm_mid_stream_then_restart_loses_no_change(
     writer: asyncio.Task[None] | None = None
     collector: DanubeCollector | None = None
     try:
-        await start_ready(first)
+        await start_ready(first, within=90)
         collector = await DanubeCollector(broker.url, CDC_TOPIC, "sigterm-check").start()
         writer = asyncio.create_task(write_transactions(conn, stop_writing, committed))
 

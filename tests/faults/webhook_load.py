@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import aiohttp
 from danube_connect_core.testing import ConnectorProcess
-from pipeline import API_KEY, EVENTS, PATH
+
+from tests.e2e.pipeline import API_KEY, EVENTS, PATH
 
 __all__ = ["CLIENTS", "CLIENT_TIMEOUT_S", "Answer", "Load", "payment", "stop_process"]
 

@@ -1,7 +1,7 @@
-"""Shared helpers of the hostile-input tests: reproducible hypothesis settings, example collection, raw
-HTTP over a socket, and a topic reader that counts what really reached Danube.
+"""Shared helpers of the hostile-input tests: reproducible hypothesis settings, example collection and raw
+HTTP over a socket (the topic reader is danube_connect_core.testing.topic_reader).
 
-Imported by name (conftest.py puts this directory on sys.path; the name is unique in the workspace).
+Imported relatively by the tests beside it (``from .hostile_support import ...``).
 
 Reproducibility: every property here runs with ``derandomize=True`` and no example database, so a CI
 run and a local run see the same examples. ``HOSTILE_RANDOM=1`` explores with fresh random examples
@@ -13,12 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -121,69 +119,3 @@ async def raw_request(port: int, data: bytes, within: float = 30.0) -> RawAnswer
 
 
 # -- reading a topic back ---------------------------------------------------------------------------
-
-
-@dataclass
-class TopicReader:
-    """A Shared subscription opened before anything is sent (subscriptions start at the latest offset).
-
-    It receives and acks in the background from the start, so nothing waits past the broker's ack
-    timeout (a message held unacked that long is redelivered: at-least-once, not a second publish).
-    :attr:`messages` are the distinct messages by (partition, offset); :attr:`deliveries` counts all.
-    """
-
-    client: Any
-    consumer: Any
-    messages: list[Any] = field(default_factory=list)
-    deliveries: int = 0
-    _seen: set[tuple[Any, int]] = field(default_factory=set)
-    _changed: asyncio.Event = field(default_factory=asyncio.Event)
-    _task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.ensure_future(self._drain())
-
-    async def _drain(self) -> None:
-        while True:
-            msg = await self.consumer.receive()
-            await self.consumer.ack(msg)
-            self.deliveries += 1
-            ident = (msg.topic, msg.offset)
-            if ident not in self._seen:
-                self._seen.add(ident)
-                self.messages.append(msg)
-                self._changed.set()
-
-    async def until(self, done: Callable[[list[Any]], bool], within: float = 60.0) -> list[Any]:
-        async with asyncio.timeout(within):
-            while not done(self.messages):
-                assert self._task is not None and not self._task.done(), "reader stopped"
-                self._changed.clear()
-                await self._changed.wait()
-        return self.messages
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    def payloads(self) -> list[Any]:
-        return [orjson.loads(m.payload) for m in self.messages]
-
-
-@contextlib.asynccontextmanager
-async def topic_reader(service_url: str, topic: str, subscription: str) -> AsyncIterator[TopicReader]:
-    from danube_connect_core.client import DanubeClient
-
-    client = DanubeClient(service_url)
-    try:
-        consumer = await client.subscribe(topic, subscription, consumer_name=f"{subscription}-c")
-        reader = TopicReader(client, consumer)
-        reader.start()
-        try:
-            yield reader
-        finally:
-            await reader.stop()
-    finally:
-        with contextlib.suppress(Exception):
-            await client.close()

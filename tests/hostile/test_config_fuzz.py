@@ -12,9 +12,6 @@ The bulk runs in-process through the same entry points the console scripts call 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import math
 import os
 import subprocess
 import sys
@@ -25,51 +22,15 @@ from typing import Any
 import pytest
 from danube_connect_core.commands import validate
 from danube_connect_core.lifecycle import connector_main
-from hostile_support import PAYMENT_SCHEMA, collect
+from danube_connect_core.testing.toml_writer import to_toml
 from hypothesis import strategies as st
+
+from .hostile_support import PAYMENT_SCHEMA, collect
 
 danube_source_webhook = pytest.importorskip("danube_source_webhook")
 
 SECRET = "cfg-fuzz-secret-4b1d9e77"
 SECRET_ENVS = ("WEBHOOK_API_KEY", "WEBHOOK_HMAC_SECRET", "WEBHOOK_JWT_SECRET", "FUZZ_TOKEN")
-
-# -- a minimal TOML writer (every value inline, so any nesting is expressible) -----------------------
-
-
-def toml_key(key: str) -> str:
-    return _string(key)
-
-
-def _string(value: str) -> str:
-    # JSON escapes are TOML basic-string escapes; DEL must be escaped in TOML too
-    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
-
-
-def toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    if isinstance(value, str):
-        return _string(value)
-    if isinstance(value, dt.datetime | dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, list):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{toml_key(k)} = {toml_value(v)}" for k, v in value.items()) + "}"
-    raise TypeError(type(value))
-
-
-def to_toml(doc: dict[str, Any]) -> str:
-    return "".join(f"{toml_key(k)} = {toml_value(v)}\n" for k, v in doc.items())
-
 
 # -- documents -------------------------------------------------------------------------------------
 

@@ -16,7 +16,6 @@ import asyncio
 import base64
 import hashlib
 import hmac
-import json
 import subprocess
 import sys
 import time
@@ -26,8 +25,10 @@ import aiohttp
 import orjson
 import pytest
 from danube_connect_core.testing import ConnectorProcess, http_get
+from danube_connect_core.testing.waits import logged_int, wait_for_status
 from danube_embedded_broker.testing import BrokerProcess
-from hostile_support import PAYMENT_SCHEMA, payment
+
+from .hostile_support import PAYMENT_SCHEMA, payment
 
 API_KEY = "sk_live_apikey_7f3a9c2e1d"
 HMAC_SECRET = "whsec_hmacsecret_51b0e8aa"
@@ -48,17 +49,6 @@ def assert_no_secret(text: str, secrets: list[str], where: str) -> None:
     for secret in secrets:
         for form in forms(secret):
             assert form not in text, f"{where} contains a form of a secret: {form!r}"
-
-
-def _webhook_port(proc: ConnectorProcess, within: float = 30.0) -> int:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        for line in list(proc.lines):
-            if '"webhook_port"' in line:
-                return int(json.loads(line)["webhook_port"])
-        assert proc.proc is not None and proc.proc.poll() is None, proc.log_tail()
-        time.sleep(0.05)
-    raise AssertionError("the webhook did not log its port:\n" + proc.log_tail())
 
 
 async def test_webhook_never_shows_its_api_key_or_hmac_secret(
@@ -107,14 +97,12 @@ secret_env = "WEBHOOK_HMAC_SECRET"
     proc = ConnectorProcess("webhook", config, env=env).start()
     answers: list[str] = []
     try:
-        port = await asyncio.to_thread(_webhook_port, proc)
+        port = await asyncio.to_thread(logged_int, proc, "webhook_port")
         metrics_port = await asyncio.to_thread(proc.metrics_port)
         base = f"http://127.0.0.1:{port}"
         good = orjson.dumps(payment(1))
 
-        async with asyncio.timeout(60):  # intake opens once the producers exist (/ready 200)
-            while (await asyncio.to_thread(http_get, port, "/ready"))[0] != 200:  # noqa: ASYNC110 - polling an HTTP endpoint
-                await asyncio.sleep(0.05)
+        await wait_for_status(port, within=60)  # intake opens once the producers exist (/ready 200)
         async with aiohttp.ClientSession() as session:
 
             async def post(path: str, body: bytes, headers: dict[str, str]) -> int:

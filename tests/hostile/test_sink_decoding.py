@@ -25,8 +25,9 @@ import orjson
 from danube_connect_core.client import DanubeClient, SchemaReference
 from danube_connect_core.consumer_config import ConsumerConfig
 from danube_connect_core.testing import MemorySink, consume, http_get, make_config, produce, start_runtime
-from hostile_support import PAYMENT_SCHEMA, collect, payment
 from hypothesis import strategies as st
+
+from .hostile_support import PAYMENT_SCHEMA, collect, payment
 
 JSON_TOPIC = "/default/hostile-sink-json"
 AVRO_TOPIC = "/default/hostile-sink-avro"

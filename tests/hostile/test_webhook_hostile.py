@@ -25,7 +25,11 @@ import orjson
 import pytest
 import pytest_asyncio
 from danube_connect_core.testing import make_config, start_runtime
-from hostile_support import (
+from danube_connect_core.testing.topic_reader import topic_reader
+from hypothesis import strategies as st
+from multidict import CIMultiDict
+
+from .hostile_support import (
     PAYMENT_SCHEMA,
     RawAnswer,
     collect,
@@ -33,10 +37,7 @@ from hostile_support import (
     payment_schema,
     raw_request,
     read_answer,
-    topic_reader,
 )
-from hypothesis import strategies as st
-from multidict import CIMultiDict
 
 danube_source_webhook = pytest.importorskip("danube_source_webhook")
 
@@ -278,6 +279,7 @@ class Hook:
     port: int
     session: aiohttp.ClientSession
     answers: list[tuple[str, int, bytes]]  # (what, status, body) of everything sent
+    metrics_port: int = 0  # the core's /health, /ready and /metrics
 
     @property
     def base(self) -> str:
@@ -323,7 +325,7 @@ async def hook(broker: Any, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Ho
             await asyncio.sleep(0.01)
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
     try:
-        yield Hook(connector.port, session, [])
+        yield Hook(connector.port, session, [], running.port)
     finally:
         await session.close()
         if not running.task.done():
@@ -462,7 +464,7 @@ async def test_hostile_requests_get_documented_answers_and_only_valid_events_rea
             assert answer.status == 408, answer
 
         # the process still serves: health and a final marker event
-        async with hook.session.get(hook.base + "/health") as resp:
+        async with hook.session.get(f"http://127.0.0.1:{hook.metrics_port}/health") as resp:
             assert resp.status == 200
         marker = Req("POST", PATH, "application/json", API_KEY, orjson.dumps(payment(99, marker="end")))
         assert await hook.send("marker", marker) == 200

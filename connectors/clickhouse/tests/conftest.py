@@ -1,19 +1,16 @@
 """ClickHouse sink test fixtures: one chdb engine directory per pytest process (chdb allows one path per
-process), a fresh database per test, and the helpers module on sys.path (--import-mode=importlib)."""
+process) and a fresh database per test."""
 
 from __future__ import annotations
 
 import itertools
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from clickhouse_helpers import require_chdb
+from .clickhouse_helpers import require_chdb
 
 _counter = itertools.count()
 

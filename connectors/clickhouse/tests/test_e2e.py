@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from clickhouse_helpers import TOPIC, event, require_chdb, settings, table_ddl
 from danube_connect_core.testing import (
     ConnectorProcess,
     consume,
@@ -21,7 +20,11 @@ from danube_connect_core.testing import (
     produce,
     start_runtime,
 )
+from danube_connect_core.testing.toml_writer import write_connector_toml
+from danube_connect_core.testing.waits import start_ready, wait_for_status
 from danube_sink_clickhouse.connector import ClickHouseSink
+
+from .clickhouse_helpers import TOPIC, event, require_chdb, settings, table_ddl
 
 N = 5000
 PARTITIONS = 4
@@ -54,47 +57,25 @@ def metric(text: str, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
 
 
-async def ready(proc: ConnectorProcess) -> int:
-    proc.start()
-    port = await asyncio.to_thread(proc.metrics_port)
-    async with asyncio.timeout(90):
-        while (await asyncio.to_thread(http_get, port, "/ready"))[0] != 200:
-            assert proc.proc is not None and proc.proc.poll() is None, proc.log_tail()
-            await asyncio.sleep(0.1)
-    return port
-
-
 def backlog(broker: Any, subscription: str) -> int:
     return sum(v for (_, sub), v in broker.core.snapshot().backlog.items() if sub == subscription)
 
 
 def config_toml(tmp_path: Path, url: str, dsn: str) -> Path:
-    path = tmp_path / "clickhouse.toml"
-    path.write_text(
-        f"""
-danube_service_url = "{url}"
-connector_name = "ch-e2e"
-[retry]
-max_retries = 5
-retry_backoff_ms = 50
-max_backoff_ms = 500
-[processing]
-metrics_port = 0
-batch_size = 1000
-batch_timeout_ms = 2000
-batch_idle_ms = 100
-max_unacked_messages = 250
-[clickhouse]
-url = "{dsn}"
-database = "lake"
-[[clickhouse.topic_mappings]]
-topic = "{TOPIC}"
-subscription = "ch-e2e"
-table = "events"
-include_metadata = true
-"""
+    return write_connector_toml(
+        tmp_path / "clickhouse.toml",
+        url,
+        "ch-e2e",
+        retry={"max_retries": 5, "retry_backoff_ms": 50, "max_backoff_ms": 500},
+        processing=dict(batch_size=1000, batch_timeout_ms=2000, batch_idle_ms=100, max_unacked_messages=250),
+        clickhouse={
+            "url": dsn,
+            "database": "lake",
+            "topic_mappings": [
+                {"topic": TOPIC, "subscription": "ch-e2e", "table": "events", "include_metadata": True}
+            ],
+        },
     )
-    return path
 
 
 async def test_5000_records_on_4_partitions_survive_sigkill(broker_factory: Any, tmp_path: Path) -> None:
@@ -107,7 +88,7 @@ async def test_5000_records_on_4_partitions_survive_sigkill(broker_factory: Any,
     first = ConnectorProcess("clickhouse", config)
     second = ConnectorProcess("clickhouse", config)
     try:
-        port = await ready(first)
+        port = await start_ready(first, within=90)
         producing = asyncio.create_task(
             produce(broker.url, TOPIC, [event(i) for i in range(N)], partitions=PARTITIONS)
         )
@@ -119,7 +100,7 @@ async def test_5000_records_on_4_partitions_survive_sigkill(broker_factory: Any,
                 await asyncio.sleep(0.1)
         first.kill()  # SIGKILL: whatever was inserted but not acked is redelivered
         await producing
-        await ready(second)
+        await start_ready(second, within=90)
         async with asyncio.timeout(120):
             while backlog(broker, "ch-e2e") > 0:
                 assert second.proc is not None and second.proc.poll() is None, second.log_tail()
@@ -159,9 +140,9 @@ async def test_refused_record_is_dead_lettered_rest_inserted(
     )
     running = await start_runtime(ClickHouseSink(), config)
     try:
-        async with asyncio.timeout(60):  # subscribed: a new subscription starts at the end of the topic
-            while (await asyncio.to_thread(http_get, running.port, "/ready"))[0] != 200:  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
+        await wait_for_status(
+            running.port, within=60
+        )  # subscribed: a new subscription starts at the end of the topic
         await produce(broker.url, "/default/ch-dlq-dlq", [])
         await consume(broker.url, "/default/ch-dlq-dlq", "inspect", 0)
         payloads = [event(i) for i in range(150)]

@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
-from clickhouse_helpers import TOPIC, event, record, sink_for, table_ddl
 from danube_connect_core.errors import Fatal
 from danube_connect_core.testing import write_batch
 from danube_sink_clickhouse.column_types import converter_for
@@ -14,6 +13,8 @@ from danube_sink_clickhouse.connection import redacted
 from danube_sink_clickhouse.failures import FailureKind, classify
 from danube_sink_clickhouse.settings import ClickHouseSettings
 from pydantic import ValidationError
+
+from .clickhouse_helpers import TOPIC, event, record, sink_for, table_ddl
 
 CH = tuple[Any, str, str]
 

@@ -14,72 +14,40 @@ import pytest
 from danube_connect_core.testing import (
     ConnectorProcess,
     consume,
-    http_get,
     make_config,
     produce,
     start_runtime,
 )
+from danube_connect_core.testing.toml_writer import write_connector_toml
+from danube_connect_core.testing.waits import start_ready, wait_for_status
 from danube_sink_deltalake.connector import DeltaLakeSink
 from danube_sink_deltalake.settings import DeltaLakeSettings
+from danube_sink_deltalake.testing import moto_s3
 from deltalake import DeltaTable
-from deltalake_helpers import COLUMNS, TOPIC, payment
-from moto_s3 import moto_s3
+
+from .deltalake_helpers import COLUMNS, TOPIC, payment
 
 N = 5000
 PARTITIONS = 4
 
 
 def config_toml(tmp_path: Path, url: str, name: str, table: Path) -> Path:
-    cols = "\n".join(
-        f"""[[deltalake.topic_mappings.columns]]
-path = "{c["path"]}"
-column = "{c["column"]}"
-type = "{c["type"]}"
-nullable = {str(c.get("nullable", True)).lower()}"""
-        for c in COLUMNS
+    columns = [{"nullable": True, **c} for c in COLUMNS]
+    mapping = {"topic": TOPIC, "subscription": "delta-e2e", "table": table.name, "include_metadata": True}
+    return write_connector_toml(
+        tmp_path / f"{name}.toml",
+        url,
+        name,
+        retry={"max_retries": 5, "retry_backoff_ms": 50, "max_backoff_ms": 500},
+        processing=dict(batch_size=1000, batch_timeout_ms=2000, batch_idle_ms=100, max_unacked_messages=250),
+        deltalake={"table_root": table.parent, "topic_mappings": [{**mapping, "columns": columns}]},
     )
-    path = tmp_path / f"{name}.toml"
-    path.write_text(
-        f"""
-danube_service_url = "{url}"
-connector_name = "{name}"
-[retry]
-max_retries = 5
-retry_backoff_ms = 50
-max_backoff_ms = 500
-[processing]
-metrics_port = 0
-batch_size = 1000
-batch_timeout_ms = 2000
-batch_idle_ms = 100
-max_unacked_messages = 250
-[deltalake]
-table_root = "{table.parent}"
-[[deltalake.topic_mappings]]
-topic = "{TOPIC}"
-subscription = "delta-e2e"
-table = "{table.name}"
-include_metadata = true
-{cols}
-"""
-    )
-    return path
 
 
 def table_count(table: Path) -> int:
     if not (table / "_delta_log").exists():
         return 0
     return int(DeltaTable(str(table)).count())
-
-
-async def ready(proc: ConnectorProcess) -> int:
-    proc.start()
-    port = await asyncio.to_thread(proc.metrics_port)
-    async with asyncio.timeout(60):
-        while (await asyncio.to_thread(http_get, port, "/ready"))[0] != 200:
-            assert proc.proc is not None and proc.proc.poll() is None, proc.log_tail()
-            await asyncio.sleep(0.05)
-    return port
 
 
 def backlog(broker: Any, subscription: str) -> int:
@@ -94,7 +62,7 @@ async def test_5000_records_on_4_partitions_survive_sigkill(broker_factory: Any,
     first = ConnectorProcess("delta-lake", config)
     second = ConnectorProcess("delta-lake", config)
     try:
-        await ready(first)
+        await start_ready(first)
         producing = asyncio.create_task(
             produce(broker.url, TOPIC, [payment(i) for i in range(N)], partitions=PARTITIONS)
         )
@@ -108,7 +76,7 @@ async def test_5000_records_on_4_partitions_survive_sigkill(broker_factory: Any,
         killed_at = table_count(table)
         await producing
         assert killed_at < N
-        await ready(second)
+        await start_ready(second)
         async with asyncio.timeout(120):
             while await asyncio.to_thread(table_count, table) < N or backlog(broker, "delta-e2e") > 0:
                 assert second.proc is not None and second.proc.poll() is None, second.log_tail()
@@ -167,9 +135,9 @@ async def test_s3_table_and_dead_letter(broker_factory: Any, s3_env: dict[str, s
     )
     running = await start_runtime(DeltaLakeSink(), config)
     try:
-        async with asyncio.timeout(60):  # subscribed: a new subscription starts at the end of the topic
-            while (await asyncio.to_thread(http_get, running.port, "/ready"))[0] != 200:  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
+        await wait_for_status(
+            running.port, within=60
+        )  # subscribed: a new subscription starts at the end of the topic
         await produce(broker.url, "/default/delta-s3-dlq", [])
         await consume(broker.url, "/default/delta-s3-dlq", "inspect", 0)  # subscribe before anything arrives
         payloads: list[Any] = [payment(i) for i in range(150)]

@@ -13,8 +13,9 @@ from danube_sink_deltalake.schema_columns import columns_from_json_schema
 from danube_sink_deltalake.settings import DeltaLakeSettings
 from danube_sink_deltalake.storage import storage_options
 from deltalake import DeltaTable
-from deltalake_helpers import TOPIC, record, sink_for
 from pydantic import ValidationError
+
+from .deltalake_helpers import TOPIC, record, sink_for
 
 
 def rows(path: Path) -> list[dict[str, object]]:

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from danube_connect_core.testing import ConnectorProcess, http_get, produce
+from danube_connect_core.testing import ConnectorProcess, produce
+from danube_connect_core.testing.toml_writer import write_connector_toml
+from danube_connect_core.testing.waits import start_ready
 from danube_sink_http.idempotency import record_key
 
 TOPIC = "/default/orders"
@@ -19,38 +21,18 @@ N = 5000
 
 
 def write_config(tmp_path: Path, broker_url: str, target_url: str) -> Path:
-    path = tmp_path / "http.toml"
-    path.write_text(
-        f"""
-danube_service_url = "{broker_url}"
-connector_name = "http-kill"
-[retry]
-max_retries = 10
-retry_backoff_ms = 50
-max_backoff_ms = 500
-[processing]
-metrics_port = 0
-batch_size = 100
-[http]
-url = "{target_url}"
-max_in_flight = 32
-[[http.topic_mappings]]
-topic = "{TOPIC}"
-subscription = "http-kill"
-include_metadata = true
-"""
+    return write_connector_toml(
+        tmp_path / "http.toml",
+        broker_url,
+        "http-kill",
+        retry={"max_retries": 10, "retry_backoff_ms": 50, "max_backoff_ms": 500},
+        processing={"batch_size": 100},
+        http={
+            "url": target_url,
+            "max_in_flight": 32,
+            "topic_mappings": [{"topic": TOPIC, "subscription": "http-kill", "include_metadata": True}],
+        },
     )
-    return path
-
-
-async def start(proc: ConnectorProcess) -> None:
-    proc.start()
-    port = await asyncio.to_thread(proc.metrics_port)
-    async with asyncio.timeout(30):
-        while True:
-            if (await asyncio.to_thread(http_get, port, "/ready"))[0] == 200:
-                return
-            await asyncio.sleep(0.05)
 
 
 async def wait_distinct(target: Any, proc: ConnectorProcess, n: int, within: float) -> None:
@@ -72,14 +54,14 @@ async def test_sigkill_mid_stream_then_restart_delivers_all_with_stable_keys(
     first = ConnectorProcess("http", config)
     second = ConnectorProcess("http", config)
     try:
-        await start(first)
+        await start_ready(first)
         producing = asyncio.create_task(
             produce(broker.url, TOPIC, [{"i": i} for i in range(N)], partitions=4, reliable=True)
         )
         await wait_distinct(target, first, 1000, within=120)
         first.kill()
         assert first.proc is not None and first.proc.returncode == -signal.SIGKILL
-        await start(second)
+        await start_ready(second)
         await producing
         await wait_distinct(target, second, N, within=180)
         second.signal(signal.SIGTERM)

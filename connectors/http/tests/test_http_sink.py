@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from danube_connect_core.testing import http_get, make_config, produce, start_runtime
+from danube_connect_core.testing.waits import wait_for_status
 from danube_sink_http import HttpSettings, HttpSink
 
 TOPIC = "/default/events"
@@ -31,11 +32,8 @@ def config(name: str, url: str, retry: dict[str, int] | None = None, **http: Any
 async def run(broker: Any, cfg: Any) -> Any:
     cfg = cfg.model_copy(update={"danube_service_url": broker.url}).with_settings(cfg.settings)
     running = await start_runtime(HttpSink(), cfg)
-    async with asyncio.timeout(30):
-        while True:
-            if (await asyncio.to_thread(http_get, running.port, "/ready"))[0] == 200:
-                return running
-            await asyncio.sleep(0.05)
+    await wait_for_status(running.port)
+    return running
 
 
 @contextlib.asynccontextmanager
@@ -67,14 +65,6 @@ async def until(cond: Any, within: float = 120) -> None:
             if cond():
                 return
             await asyncio.sleep(0.05)
-
-
-async def until_ready(port: int, status: int) -> None:
-    async with asyncio.timeout(30):
-        while True:
-            if (await asyncio.to_thread(http_get, port, "/ready"))[0] == status:
-                return
-            await asyncio.sleep(0.1)
 
 
 def metric(text: str, name: str) -> float:
@@ -196,12 +186,12 @@ async def test_target_down_20s_nothing_lost_nothing_dead_lettered(broker: Any, t
     async def ready_status() -> int:
         return (await asyncio.to_thread(http_get, running.port, "/ready"))[0]
 
-    await until_ready(running.port, 503)
+    await wait_for_status(running.port, "/ready", 503)
     await asyncio.sleep(20)  # the outage itself (not a timing assertion)
     assert await ready_status() == 503
     await target.start()  # same port
     await until(lambda: len({r.body["i"] for r in target.requests}) >= 20)
-    await until_ready(running.port, 200)
+    await wait_for_status(running.port, "/ready", 200)
     _, text = await asyncio.to_thread(http_get, running.port, "/metrics")
     assert await running.stop() == 0
     assert sorted({r.body["i"] for r in target.requests}) == list(range(20))

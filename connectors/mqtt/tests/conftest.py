@@ -1,16 +1,13 @@
-"""Fixtures: a real mosquitto broker (Debian package) per test; certificate authorities for TLS tests
-(``pki``: CA, server and client certificates generated with ``cryptography``, optionally expired or for
-another host name, written as PEM files).
-
-Without mosquitto the tests skip, except under CI=true where they fail.
+"""Fixtures: certificate authorities for TLS tests (``pki``: CA, server and client certificates generated
+with ``cryptography``, optionally expired or for another host name, written as PEM files). The mosquitto
+broker per test (``mosquitto``, ``mosquitto_binary_path``) comes from the root conftest.py.
 """
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,33 +16,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from danube_source_mqtt.testing import Mosquitto, mosquitto_binary
-
-
-@pytest.fixture
-def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
-    binary = mosquitto_binary()
-    if binary is None:
-        message = "mosquitto is not installed (apt-get install mosquitto, or scripts/bootstrap.sh)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    broker = Mosquitto(binary, tmp_path / "mosquitto").start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
-
-
-@pytest.fixture
-def mosquitto_binary_path() -> str:
-    binary = mosquitto_binary()
-    if binary is None:
-        message = "mosquitto is not installed (apt-get install mosquitto, or scripts/bootstrap.sh)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return binary
 
 
 @dataclass

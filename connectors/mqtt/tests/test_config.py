@@ -67,6 +67,7 @@ def test_bad_mappings_are_config_errors_naming_the_key(tmp_path: Path, snippet: 
     assert err.value.key == key, str(err.value)
 
 
+@pytest.mark.integration  # console script processes
 def test_check_command_exit_codes(tmp_path: Path) -> None:
     ok = subprocess.run(
         [

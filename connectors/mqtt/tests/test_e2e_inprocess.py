@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from danube_connect_core.testing import http_get, make_config, start_runtime
+from danube_connect_core.testing import http_get, make_config, produce, start_runtime
 from danube_source_mqtt.connector import MqttSource
 from danube_source_mqtt.settings import MqttSettings
 from danube_source_mqtt.testing import DanubeCollector, Mosquitto, Publisher, wait_ready
@@ -132,7 +132,53 @@ async def test_invalid_payloads_go_to_the_dead_letter_topic(
         assert m.attributes["error.kind"] == "invalid_data"
         assert m.attributes["error.topic"] == "/iot/temperature"
         assert m.attributes["mqtt.topic"] == "sensors/a/temp"
-        assert m.attributes["error.reason"]
+    reasons = {m.payload: m.attributes["error.reason"] for m in bad}
+    assert "not valid JSON" in reasons[b"not json"]
+    assert "schema violation" in reasons[b'{"i": "two"}']
+
+
+async def test_an_invalid_message_is_acked_only_after_its_dead_letter(
+    mosquitto: Mosquitto, broker_factory: Any
+) -> None:
+    """The core pipeline dead-letters an unreadable MQTT message; the PUBACK waits for the dead letter's
+    ack: with a dead-letter topic the broker refuses, the connector exits 1 without acknowledging, and
+    once restarted with a usable one the broker redelivers the message (persistent session) and it is
+    dead-lettered."""
+    broker = await broker_factory(namespaces=("default", "iot"))
+    s = settings(
+        mosquitto,
+        topic_mappings=[
+            {
+                "mqtt_topic": "sensors/+/temp",
+                "danube_topic": "/iot/temperature",
+                "qos": 1,
+                "payload_format": "json",
+            }
+        ],
+    )
+    retry = {"max_retries": 1, "retry_backoff_ms": 10, "max_backoff_ms": 10}
+    refused = make_config(
+        broker.url, "mqtt-dlq-ack", s, errors={"dead_letter_topic": "not a topic"}, retry=retry
+    )
+    first = MqttSource()
+    running = await start_runtime(first, refused)
+    await wait_ready(running.port)
+    pub = await asyncio.to_thread(Publisher, mosquitto.port)
+    try:
+        await asyncio.to_thread(pub.publish_all, [("sensors/a/temp", b"not json")])
+        assert await running.wait(within=60) == 1  # the dead letter was never acknowledged
+        assert first.intake is not None and first.intake.received == 1
+        assert first.intake.dead_lettered == 0
+        await produce(broker.url, "/default/mqtt-dlq-ack-dlq", [])  # the topic, for the collector
+        dlq = await DanubeCollector(broker.url, "/default/mqtt-dlq-ack-dlq", "dlq").start()
+        running = await start_runtime(MqttSource(), make_config(broker.url, "mqtt-dlq-ack", s, retry=retry))
+        (letter,) = await dlq.wait_for(1)
+        assert await running.stop() == 0
+        await dlq.close()
+    finally:
+        await asyncio.to_thread(pub.close)
+    assert letter.payload == b"not json"
+    assert "not valid JSON" in letter.attributes["error.reason"]
 
 
 async def test_ready_follows_the_mqtt_connection(mosquitto: Mosquitto, broker_factory: Any) -> None:

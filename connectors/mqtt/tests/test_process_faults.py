@@ -12,7 +12,6 @@ real mosquitto, the embedded Danube broker.
 
 from __future__ import annotations
 
-# ruff: noqa: ASYNC110 - polling collectors and process logs that have no event to wait on
 import asyncio
 import signal
 import threading
@@ -23,6 +22,9 @@ from typing import Any
 import orjson
 import pytest
 from danube_connect_core.testing import ConnectorProcess
+
+# ruff: noqa: ASYNC110 - polling collectors and process logs that have no event to wait on
+from danube_connect_core.testing.toml_writer import write_connector_toml
 from danube_source_mqtt.testing import DanubeCollector, Mosquitto, Publisher, wait_ready
 
 TOTAL = 1000
@@ -33,39 +35,27 @@ KILL_PENDING = 200
 def write_config(
     path: Path, url: str, mqtt_port: int, name: str, protocol: str = "3.1.1", max_pending: int = 1000
 ) -> Path:
-    path.write_text(
-        f"""
-danube_service_url = "{url}"
-connector_name = "{name}"
-
-[processing]
-metrics_port = 0
-log_level = "info"
-
-[mqtt]
-broker_host = "127.0.0.1"
-broker_port = {mqtt_port}
-client_id = "{name}"
-protocol = "{protocol}"
-max_pending_messages = {max_pending}
-clean_session = false
-keep_alive = 5
-reconnect_min_delay_ms = 100
-reconnect_max_delay_ms = 1000
-
-[[mqtt.topic_mappings]]
-mqtt_topic = "sensors/+/temp"
-danube_topic = "/iot/temperature"
-qos = 1
-
-[[mqtt.topic_mappings]]
-mqtt_topic = "devices/#"
-danube_topic = "/iot/devices"
-partitions = 2
-qos = 1
-"""
+    return write_connector_toml(
+        path,
+        url,
+        name,
+        processing={"log_level": "info"},
+        mqtt={
+            "broker_host": "127.0.0.1",
+            "broker_port": mqtt_port,
+            "client_id": name,
+            "protocol": protocol,
+            "max_pending_messages": max_pending,
+            "clean_session": False,
+            "keep_alive": 5,
+            "reconnect_min_delay_ms": 100,
+            "reconnect_max_delay_ms": 1000,
+            "topic_mappings": [
+                {"mqtt_topic": "sensors/+/temp", "danube_topic": "/iot/temperature", "qos": 1},
+                {"mqtt_topic": "devices/#", "danube_topic": "/iot/devices", "partitions": 2, "qos": 1},
+            ],
+        },
     )
-    return path
 
 
 def message(i: int) -> tuple[str, bytes]:

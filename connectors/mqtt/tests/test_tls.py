@@ -12,33 +12,23 @@ from typing import Any
 
 import pytest
 from danube_connect_core.testing import ConnectorProcess
+from danube_connect_core.testing.toml_writer import write_connector_toml
 from danube_source_mqtt.testing import Mosquitto, wait_ready
 
 
 def write_config(path: Path, url: str, port: int, tls: dict[str, Path]) -> Path:
-    tls_lines = "\n".join(f'{k} = "{v}"' for k, v in tls.items())
-    path.write_text(
-        f"""
-danube_service_url = "{url}"
-connector_name = "mqtt-tls"
-
-[processing]
-metrics_port = 0
-
-[mqtt]
-broker_host = "127.0.0.1"
-broker_port = {port}
-connect_timeout_s = 20.0
-
-[mqtt.tls]
-{tls_lines}
-
-[[mqtt.topic_mappings]]
-mqtt_topic = "sensors/#"
-danube_topic = "/default/sensors"
-"""
+    return write_connector_toml(
+        path,
+        url,
+        "mqtt-tls",
+        mqtt={
+            "broker_host": "127.0.0.1",
+            "broker_port": port,
+            "connect_timeout_s": 20.0,
+            "tls": tls,
+            "topic_mappings": [{"mqtt_topic": "sensors/#", "danube_topic": "/default/sensors"}],
+        },
     )
-    return path
 
 
 def tls_broker(binary: str, workdir: Path, ca: Any, server: Any, mtls: bool) -> Mosquitto:

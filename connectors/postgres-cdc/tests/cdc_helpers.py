@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import orjson
 from danube_connect_core.client import DanubeClient
+from danube_connect_core.testing.waits import wait_for_status
 from danube_source_postgres_cdc.settings import PostgresSettings
 
 
@@ -87,18 +87,6 @@ def settings(dsn: str, mappings: list[dict[str, Any]], **extra: Any) -> Postgres
     return PostgresSettings.model_validate(data)
 
 
-def write_config(path: Path, url: str, name: str, section: str) -> Path:
-    path.write_text(
-        f'danube_service_url = "{url}"\nconnector_name = "{name}"\n'
-        '[processing]\nmetrics_port = 0\npoll_interval_ms = 20\nlog_level = "info"\n\n' + section
-    )
-    return path
-
-
 async def wait_ready(port: int, within: float = 30.0) -> None:
     """Until the connector's /ready answers 200 (initialized, producers created)."""
-    from danube_connect_core.testing import http_get
-
-    async with asyncio.timeout(within):
-        while (await asyncio.to_thread(http_get, port, "/ready"))[0] != 200:  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
+    await wait_for_status(port, within=within)

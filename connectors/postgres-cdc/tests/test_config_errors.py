@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pg_cluster import PgCluster, make_cluster
+from danube_source_postgres_cdc.testing import PgCluster, make_cluster
+
+pytestmark = pytest.mark.integration  # connector processes
 
 SCRIPT = "from danube_source_postgres_cdc.main import main; main()"
 

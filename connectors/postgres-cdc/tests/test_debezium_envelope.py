@@ -10,11 +10,12 @@ from typing import Any
 
 import orjson
 import pytest
-from cdc_helpers import settings, take_raw, wait_ready
 from danube_connect_core.client import DanubeClient
 from danube_connect_core.errors import ConfigError
 from danube_connect_core.testing import make_config, start_runtime
 from danube_source_postgres_cdc import PostgresCdcSource
+
+from .cdc_helpers import settings, take_raw, wait_ready
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 

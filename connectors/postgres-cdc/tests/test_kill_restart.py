@@ -9,20 +9,27 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from cdc_helpers import Collector, wait_ready, write_config
 from danube_connect_core.testing import ConnectorProcess
+from danube_connect_core.testing.toml_writer import write_connector_toml
+
+from .cdc_helpers import Collector, wait_ready
 
 TOPIC = "/default/orders"
 MAX_CHANGES = 50
 
 
 def _config(tmp_path: Path, url: str, dsn: str) -> Path:
-    return write_config(
+    return write_connector_toml(
         tmp_path / "cdc.toml",
         url,
         "cdc-kill",
-        f'[postgres]\ndsn = "{dsn}"\nmax_changes_per_poll = {MAX_CHANGES}\npoll_interval_ms = 20\n\n'
-        f'[[postgres.table_mappings]]\ntable = "public.orders"\ndanube_topic = "{TOPIC}"\n',
+        processing={"poll_interval_ms": 20, "log_level": "info"},
+        postgres={
+            "dsn": dsn,
+            "max_changes_per_poll": MAX_CHANGES,
+            "poll_interval_ms": 20,
+            "table_mappings": [{"table": "public.orders", "danube_topic": TOPIC}],
+        },
     )
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from cdc_helpers import Collector, settings, wait_ready
 from danube_connect_core.testing import make_config, start_runtime
 from danube_source_postgres_cdc import PostgresCdcSource
+
+from .cdc_helpers import Collector, settings, wait_ready
 
 
 async def _run(

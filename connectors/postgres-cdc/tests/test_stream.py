@@ -6,9 +6,10 @@ import base64
 from typing import Any
 
 import pytest
-from cdc_helpers import Collector, settings, wait_ready
 from danube_connect_core.testing import make_config, start_runtime
 from danube_source_postgres_cdc import PostgresCdcSource
+
+from .cdc_helpers import Collector, settings, wait_ready
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 

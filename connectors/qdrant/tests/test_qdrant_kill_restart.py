@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from danube_connect_core.testing import ConnectorProcess, http_get, produce
+from danube_connect_core.testing import ConnectorProcess, produce
+from danube_connect_core.testing.toml_writer import write_connector_toml
+from danube_connect_core.testing.waits import start_ready
 from qdrant_client import QdrantClient
 
 TOPIC = "/default/embeddings"
@@ -34,32 +36,23 @@ def store() -> Iterator[Path]:
 
 
 def write_config(tmp_path: Path, url: str, store: Path) -> Path:
-    path = tmp_path / "qdrant.toml"
-    path.write_text(
-        f"""
-danube_service_url = "{url}"
-connector_name = "qdrant-kill"
-[retry]
-max_retries = 10
-retry_backoff_ms = 50
-max_backoff_ms = 500
-[processing]
-metrics_port = 0
-batch_size = 200
-log_format = "json"
-[qdrant]
-url = "path:{store}"
-[[qdrant.topic_mappings]]
-topic = "{TOPIC}"
-subscription = "qdrant-kill"
-collection = "embeddings"
-vector_field = "embedding"
-id_field = "doc"
-dimension = 3
-distance = "Euclid"
-"""
+    mapping = {
+        "topic": TOPIC,
+        "subscription": "qdrant-kill",
+        "collection": "embeddings",
+        "vector_field": "embedding",
+        "id_field": "doc",
+        "dimension": 3,
+        "distance": "Euclid",
+    }
+    return write_connector_toml(
+        tmp_path / "qdrant.toml",
+        url,
+        "qdrant-kill",
+        retry={"max_retries": 10, "retry_backoff_ms": 50, "max_backoff_ms": 500},
+        processing={"batch_size": 200, "log_format": "json"},
+        qdrant={"url": f"path:{store}", "topic_mappings": [mapping]},
     )
-    return path
 
 
 def count_copy(store: Path, scratch: Path) -> int:
@@ -94,16 +87,6 @@ async def wait_count(store: Path, scratch: Path, proc: ConnectorProcess, n: int,
         raise AssertionError(f"fewer than {n} points:\n{proc.log_tail()}") from None
 
 
-async def start(proc: ConnectorProcess) -> None:
-    proc.start()
-    port = await asyncio.to_thread(proc.metrics_port)
-    async with asyncio.timeout(30):
-        while True:
-            if (await asyncio.to_thread(http_get, port, "/ready"))[0] == 200:
-                return
-            await asyncio.sleep(0.05)
-
-
 @pytest.mark.slow
 async def test_sigkill_mid_stream_then_restart_gives_exactly_5000_points(
     broker_factory: Any, tmp_path: Path, store: Path
@@ -115,13 +98,13 @@ async def test_sigkill_mid_stream_then_restart_gives_exactly_5000_points(
     first = ConnectorProcess("qdrant", config)
     second = ConnectorProcess("qdrant", config)
     try:
-        await start(first)
+        await start_ready(first)
         payloads = [{"doc": f"doc-{i}", "embedding": [float(i), -1.0, 0.5], "n": i} for i in range(N)]
         producing = asyncio.create_task(produce(broker.url, TOPIC, payloads, partitions=4, reliable=True))
         await wait_count(store, scratch, first, 1000, within=120)
         first.kill()  # SIGKILL in the middle of the stream
         assert first.proc is not None and first.proc.returncode == -signal.SIGKILL
-        await start(second)  # opens the same directory: the lock died with the first process
+        await start_ready(second)  # opens the same directory: the lock died with the first process
         await producing
         assert await wait_count(store, scratch, second, N, within=180) == N
         second.signal(signal.SIGTERM)

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 from danube_connect_core.records import SinkRecord
-from danube_connect_core.testing import http_get, make_config, produce, start_runtime, write_batch
+from danube_connect_core.testing import make_config, produce, start_runtime, write_batch
+from danube_connect_core.testing.waits import wait_for_status
 from danube_sink_qdrant import QdrantSettings, QdrantSink
 from danube_sink_qdrant.point_ids import point_id_for_message
 from qdrant_client import QdrantClient
@@ -83,14 +84,6 @@ async def receive(consumer: Any, n: int, within: float = 60) -> list[Any]:
     return out
 
 
-async def wait_ready(port: int) -> None:
-    async with asyncio.timeout(30):
-        while True:
-            if (await asyncio.to_thread(http_get, port, "/ready"))[0] == 200:
-                return
-            await asyncio.sleep(0.05)
-
-
 async def wait_points(sink: QdrantSink, n: int, within: float = 120) -> None:
     assert sink.engine is not None
     async with asyncio.timeout(within):
@@ -105,7 +98,7 @@ async def test_400_records_on_4_partitions(broker: Any, store: Path) -> None:
     config = make_config(broker.url, "qdrant-400", settings(store), processing={"batch_size": 100})
     await create_topic(broker.url, 4)
     running = await start_runtime(QdrantSink(), config)
-    await wait_ready(running.port)
+    await wait_for_status(running.port)
     payloads = [{"v": [float(i), 1.0, 2.0, 3.0], "i": i, "name": f"doc-{i}"} for i in range(n)]
     await produce(broker.url, TOPIC, payloads, partitions=4, reliable=True)
     await wait_points(running.runtime.connector, n)
@@ -133,7 +126,7 @@ async def test_invalid_records_are_dead_lettered_rest_written(broker: Any, store
     )
     await create_topic(broker.url)
     running = await start_runtime(QdrantSink(), config)
-    await wait_ready(running.port)
+    await wait_for_status(running.port)
     payloads: list[Any] = [{"v": [1, 2, 3, 4], "key": i} for i in range(20)]
     payloads[3] = {"v": [1, 2, 3], "key": 3}  # wrong dimension
     payloads[11] = {"v": [1, "x", 3, 4], "key": 11}  # not numeric
@@ -163,7 +156,7 @@ async def test_named_vectors_and_redelivery_overwrites(broker: Any, store: Path)
     )
     await create_topic(broker.url)
     running = await start_runtime(QdrantSink(), make_config(broker.url, "qdrant-named", s))
-    await wait_ready(running.port)
+    await wait_for_status(running.port)
     await produce(broker.url, TOPIC, [{"va": [1, 0], "vb": [0, 0, 1], "i": i} for i in range(10)])
     await wait_points(running.runtime.connector, 10)
     sink: QdrantSink = running.runtime.connector

@@ -10,20 +10,16 @@ and was dead-lettered. Now a storage failure is a Retryable, the engine is reope
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 
 import pytest
 from danube_connect_core.errors import Retryable
 from danube_connect_core.testing import write_batch
+from danube_connect_core.testing.storage_faults import mounted_tmpfs, require_mount_capability
 from danube_sink_surrealdb.failures import StatementRejected, StorageProblem, classify
 
 from .helpers import payment, record
 from .test_writes import open_sink, rows
-
-# The workspace's tmpfs helper (tests/faults/storage_faults.py): mounts, fills and always unmounts.
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests" / "faults"))
-from storage_faults import mounted_tmpfs, require_mount_capability
 
 
 def test_storage_failures_are_told_apart_from_refused_data() -> None:
@@ -36,6 +32,7 @@ def test_storage_failures_are_told_apart_from_refused_data() -> None:
     assert isinstance(classify(refused), StatementRejected)
 
 
+@pytest.mark.faults  # mounts a tmpfs and fills it
 async def test_full_disk_is_retried_then_written_once_without_dead_letters(tmp_path: Path) -> None:
     require_mount_capability()
     with mounted_tmpfs(tmp_path / "disk", 4 * 1024 * 1024) as disk:

@@ -14,6 +14,10 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
+pytestmark = pytest.mark.integration  # engine processes
+
 SCRIPT = textwrap.dedent(
     """
     import asyncio, time

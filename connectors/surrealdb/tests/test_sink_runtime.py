@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 from danube_connect_core.client import DanubeClient
 from danube_connect_core.testing import http_get, make_config, produce, start_runtime
+from danube_connect_core.testing.waits import wait_for_status
 from danube_embedded_broker import EmbeddedBroker
 from danube_sink_surrealdb.connector import SurrealDbSink
 from danube_sink_surrealdb.settings import SurrealDbSettings
@@ -30,12 +31,6 @@ async def get_json(port: int, path: str) -> tuple[int, Any]:
     return status, json.loads(body)
 
 
-async def wait_ready(port: int) -> None:
-    async with asyncio.timeout(30):
-        while (await asyncio.to_thread(http_get, port, "/ready"))[0] != 200:  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
-
-
 async def wait_total(sink: SurrealDbSink, n: int) -> dict[str, Any]:
     assert sink.query_api is not None
     async with asyncio.timeout(60):
@@ -54,7 +49,7 @@ async def test_payments_end_to_end_with_grouped_counts(broker_factory: Any) -> N
     config = make_config(url, "surrealdb-sink-test", sink_settings(batch_size=50, flush_interval_ms=200))
     running = await start_runtime(sink, config)
     try:
-        await wait_ready(running.port)
+        await wait_for_status(running.port, within=30)
         sent = [payment(i, EVENTS[i % 7 % 4]) for i in range(700)]
         await produce(url, TOPIC, sent, partitions=4)
         body = await wait_total(sink, 700)
@@ -80,7 +75,7 @@ async def test_refused_rows_go_to_the_dead_letter_topic_and_the_rest_is_written(
     config = make_config(url, "surrealdb-dlq-test", sink_settings(batch_size=40))
     running = await start_runtime(sink, config)
     try:
-        await wait_ready(running.port)
+        await wait_for_status(running.port, within=30)
         assert sink.db is not None
         await sink.db.query("DEFINE FIELD amount ON stripe_payments TYPE int;")
         sent: list[Any] = [payment(i) for i in range(120)]

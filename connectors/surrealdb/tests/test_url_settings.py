@@ -127,6 +127,7 @@ def test_config_errors_name_the_key(tmp_path: Path, old: str, new: str, key: str
     assert str(path) in str(info.value) and key in str(info.value)
 
 
+@pytest.mark.integration  # console script processes
 def test_console_script_check_exit_codes(tmp_path: Path) -> None:
     good = tmp_path / "good.toml"
     good.write_text(SEED_SINK_TOML)

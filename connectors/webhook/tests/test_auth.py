@@ -18,7 +18,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from danube_source_webhook.signatures import sign_github, sign_standard, sign_stripe
-from webhook_testsupport import OpenReader, StartWebhook, payment
+
+from .webhook_testsupport import OpenReader, StartWebhook, payment
 
 TOPIC = "/default/signed"
 STRIPE_SECRET = "whsec_stripe_current_0123456789"

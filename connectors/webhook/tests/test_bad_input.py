@@ -12,8 +12,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import orjson
 from danube_connect_core.testing import http_get
-from webhook_testsupport import API_KEY, OpenReader, StartWebhook, payment, payment_schema
+
+from .webhook_testsupport import API_KEY, OpenReader, StartWebhook, payment, payment_schema
 
 TOPIC = "/default/payments-bad-input"
 PATH = "/webhooks/payments"
@@ -153,15 +155,55 @@ async def test_bad_requests_get_their_status_and_only_valid_events_are_published
     assert "danube_webhook_request_duration_seconds_count" in text
 
 
-async def test_health_and_ready_on_the_webhook_port(broker: Any, start_webhook: StartWebhook) -> None:
+async def test_health_and_ready_are_the_cores_not_the_webhook_ports(
+    broker: Any, start_webhook: StartWebhook
+) -> None:
+    """One readiness model: /health and /ready are served by the core on the metrics port; the webhook
+    port serves only endpoints (a GET there is a 404 like any unknown path)."""
     hook = await start_webhook(
         broker.url, {"endpoints": [{"path": PATH, "danube_topic": "/default/health-topic"}]}
     )
+    async with aiohttp.ClientSession() as s:
+        for path in ("/health", "/ready"):
+            async with s.get(f"http://127.0.0.1:{hook.metrics_port}{path}") as r:
+                body = await r.json()
+                assert r.status == 200, body
+                assert body["ready"] is True
+                assert body["checks"]["danube"]["ok"] and body["checks"]["target"]["ok"]
     for path in ("/health", "/ready"):
         status, body, _ = await hook.request("GET", path)
-        assert status == 200, body
-        assert body["ready"] is True
-    status, _, headers = await hook.request("POST", "/health")
-    assert status == 405 and "GET" in headers["Allow"]
-    async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{hook.metrics_port}/ready") as r:
-        assert r.status == 200
+        assert status == 404 and body["error"] == "not_found"
+
+
+async def test_a_schema_violation_is_dead_lettered_with_its_reason_before_the_422(
+    broker: Any, start_webhook: StartWebhook, open_reader: OpenReader
+) -> None:
+    """The core pipeline dead-letters an invalid event; the 422 is answered only once the dead letter is
+    acknowledged. When the dead-letter topic cannot be written the answer is 503 (the provider retries),
+    never 422: nothing is dropped."""
+    topic = "/default/dlq-payments"
+    section = {"endpoints": [{"path": PATH, "danube_topic": topic, "reliable_dispatch": True}]}
+    hook = await start_webhook(broker.url, section, schemas=[payment_schema(topic)], name="webhook-dlq")
+    dlq = await open_reader(broker.url, "/default/webhook-dlq-dlq")
+    status, body, headers = await hook.post(
+        PATH, payment(1, currency="usd"), headers={"X-Request-Id": "bad-1", "x-api-key": API_KEY}
+    )
+    assert status == 422 and body["error"] == "schema_violation" and body["dead_lettered"] is True, body
+    (letter,) = await dlq.take(1)
+    assert orjson.loads(letter.payload)["currency"] == "usd"
+    assert letter.attributes["error.kind"] == "invalid_data"
+    assert letter.attributes["error.topic"] == topic
+    assert "usd" in letter.attributes["error.reason"]
+    assert letter.attributes["webhook.request_id"] == "bad-1"
+
+    refused = await start_webhook(
+        broker.url,
+        section,
+        schemas=[payment_schema(topic)],
+        name="webhook-dlq-refused",
+        errors={"dead_letter_topic": "not a topic"},
+        retry={"max_retries": 0, "retry_backoff_ms": 10, "max_backoff_ms": 10},
+    )
+    status, body, headers = await refused.post(PATH, payment(2, currency="usd"))
+    assert status == 503 and body["error"] == "unavailable", body
+    assert int(headers["Retry-After"]) >= 1

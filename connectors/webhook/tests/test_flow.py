@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from webhook_testsupport import API_KEY, OpenReader, StartWebhook, payment
+from .webhook_testsupport import API_KEY, OpenReader, StartWebhook, payment
 
 
 async def test_duplicate_deliveries_answer_the_same_2xx_and_publish_once(

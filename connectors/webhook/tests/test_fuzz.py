@@ -13,7 +13,8 @@ import jsonschema_rs
 import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from webhook_testsupport import PAYMENT_SCHEMA, OpenReader, StartWebhook, payment, payment_schema
+
+from .webhook_testsupport import PAYMENT_SCHEMA, OpenReader, StartWebhook, payment, payment_schema
 
 TOPIC = "/default/fuzz"
 PATH = "/fuzz"

@@ -20,7 +20,10 @@ import aiohttp
 import orjson
 import pytest
 from danube_connect_core.testing import ConnectorProcess
-from webhook_testsupport import OpenReader, payment
+from danube_connect_core.testing.toml_writer import write_connector_toml
+from danube_connect_core.testing.waits import logged_int, start_ready, wait_for_status
+
+from .webhook_testsupport import OpenReader, payment
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
 DEMO_KEY = "demo-api-key-e2e-12345"
@@ -41,28 +44,29 @@ class LogLines:
             self.lines.append(raw.decode("utf-8", "replace").rstrip())
 
     def webhook_port(self) -> int | None:
-        for line in list(self.lines):
-            if '"webhook_port"' in line:
-                return int(json.loads(line)["webhook_port"])
-        return None
+        return _logged_port(self.lines, "webhook_port")
+
+    def metrics_port(self) -> int | None:
+        return _logged_port(self.lines, "metrics_port")
 
 
-async def wait_ready(port_of: Any, proc: Any, tail: Any) -> int:
-    """Wait (bounded) until the process logged its webhook port and /ready answers 200."""
+def _logged_port(lines: list[str], name: str) -> int | None:
+    for line in list(lines):
+        if f'"{name}"' in line:
+            return int(json.loads(line)[name])
+    return None
+
+
+async def wait_ready(port_of: Any, metrics_port_of: Any, proc: Any, tail: Any) -> int:
+    """Wait (bounded) until the process logged its ports and the core's /ready (metrics port) answers
+    200; returns the webhook port."""
     async with asyncio.timeout(60):
-        while (port := port_of()) is None:
+        while (port := port_of()) is None or (metrics_port := metrics_port_of()) is None:
             if proc.poll() is not None:
                 raise AssertionError("connector exited early:\n" + tail())
             await asyncio.sleep(0.05)
-        async with aiohttp.ClientSession() as session:
-            while True:
-                try:
-                    async with session.get(f"http://127.0.0.1:{port}/ready") as resp:
-                        if resp.status == 200:
-                            return int(port)
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.05)
+    await wait_for_status(int(metrics_port), proc=proc)
+    return int(port)
 
 
 async def test_seed_config_runs_as_written_through_the_console_script(
@@ -85,7 +89,9 @@ async def test_seed_config_runs_as_written_through_the_console_script(
     )
     logs = LogLines(proc)
     try:
-        port = await wait_ready(logs.webhook_port, proc, lambda: "\n".join(logs.lines[-30:]))
+        port = await wait_ready(
+            logs.webhook_port, logs.metrics_port, proc, lambda: "\n".join(logs.lines[-30:])
+        )
         # the non-reliable partitioned topic drops what nobody subscribed to: subscribe first
         reader = await open_reader(broker.url, "/stripe/payments", "surrealdb-payment-sink", dedupe=False)
         url = f"http://127.0.0.1:{port}/webhooks/stripe/payments"
@@ -121,41 +127,25 @@ async def test_flood_past_the_rate_limit_gets_429_and_the_process_stays_healthy(
 ) -> None:
     broker = await broker_factory()
     topic = "/default/limited"
-    config = tmp_path / "limited.toml"
-    config.write_text(
-        f"""
-danube_service_url = "{broker.url}"
-connector_name = "webhook-limited"
-[processing]
-metrics_port = 0
-[webhook]
-host = "127.0.0.1"
-port = 0
-[webhook.auth]
-type = "none"
-[[webhook.endpoints]]
-path = "/limited"
-danube_topic = "{topic}"
-reliable_dispatch = true
-[webhook.endpoints.rate_limit]
-rate_per_s = 2
-burst = 10
-[[webhook.endpoints]]
-path = "/open"
-danube_topic = "{topic}"
-reliable_dispatch = true
-"""
+    endpoint = {"danube_topic": topic, "reliable_dispatch": True}
+    config = write_connector_toml(
+        tmp_path / "limited.toml",
+        broker.url,
+        "webhook-limited",
+        webhook={
+            "host": "127.0.0.1",
+            "port": 0,
+            "auth": {"type": "none"},
+            "endpoints": [
+                {"path": "/limited", **endpoint, "rate_limit": {"rate_per_s": 2, "burst": 10}},
+                {"path": "/open", **endpoint},
+            ],
+        },
     )
     process = ConnectorProcess("webhook", config).start()
-
-    def port_of() -> int | None:
-        for line in list(process.lines):
-            if '"webhook_port"' in line:
-                return int(json.loads(line)["webhook_port"])
-        return None
-
     try:
-        port = await wait_ready(port_of, process.proc, process.log_tail)
+        await start_ready(process)
+        port = await asyncio.to_thread(logged_int, process, "webhook_port")
         reader = await open_reader(broker.url, topic)
         base = f"http://127.0.0.1:{port}"
         accepted: list[int] = []
@@ -179,10 +169,6 @@ reliable_dispatch = true
             elapsed = time.monotonic() - started
             assert limited > 0
             assert 10 <= len(accepted) <= 10 + 2 * (elapsed + 1)  # burst plus the refill, no more
-            async with session.get(f"{base}/health") as resp:
-                assert resp.status == 200
-            async with session.get(f"{base}/ready") as resp:
-                assert resp.status == 200
             async with session.post(f"{base}/open", json={"seq": "end"}) as resp:
                 assert resp.status == 200
         await reader.until(lambda msgs: any(b'"end"' in m.payload for m in msgs))
@@ -191,6 +177,8 @@ reliable_dispatch = true
         core_port = process.metrics_port()
         async with aiohttp.ClientSession() as session:
             async with session.get(f"http://127.0.0.1:{core_port}/health") as resp:
+                assert resp.status == 200
+            async with session.get(f"http://127.0.0.1:{core_port}/ready") as resp:
                 assert resp.status == 200
             async with session.get(f"http://127.0.0.1:{core_port}/metrics") as resp:
                 text = await resp.text()
@@ -209,35 +197,17 @@ async def test_sigterm_during_a_stream_loses_no_acknowledged_event(
 ) -> None:
     broker = await broker_factory()
     topic = "/default/draining"
-    config = tmp_path / "draining.toml"
-    config.write_text(
-        f"""
-danube_service_url = "{broker.url}"
-connector_name = "webhook-draining"
-[processing]
-metrics_port = 0
-[webhook]
-host = "127.0.0.1"
-port = 0
-[webhook.auth]
-type = "none"
-[[webhook.endpoints]]
-path = "/in"
-danube_topic = "{topic}"
-partitions = 2
-reliable_dispatch = true
-"""
+    endpoint = {"path": "/in", "danube_topic": topic, "partitions": 2, "reliable_dispatch": True}
+    config = write_connector_toml(
+        tmp_path / "draining.toml",
+        broker.url,
+        "webhook-draining",
+        webhook={"host": "127.0.0.1", "port": 0, "auth": {"type": "none"}, "endpoints": [endpoint]},
     )
     process = ConnectorProcess("webhook", config).start()
-
-    def port_of() -> int | None:
-        for line in list(process.lines):
-            if '"webhook_port"' in line:
-                return int(json.loads(line)["webhook_port"])
-        return None
-
     try:
-        port = await wait_ready(port_of, process.proc, process.log_tail)
+        await start_ready(process)
+        port = await asyncio.to_thread(logged_int, process, "webhook_port")
         reader = await open_reader(broker.url, topic)
         ok: list[int] = []
         other: Counter[int] = Counter()

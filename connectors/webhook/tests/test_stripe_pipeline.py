@@ -16,32 +16,30 @@ from typing import Any
 import aiohttp
 import stripe
 from danube_connect_core.testing import ConnectorProcess, http_get
+from danube_connect_core.testing.toml_writer import write_connector_toml
+from danube_connect_core.testing.waits import logged_int, start_ready
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "stripe.toml"
 SECRET = "whsec_" + secrets.token_hex(16)
 
-SINK_TOML = """
-danube_service_url = "{url}"
-connector_name = "surrealdb-stripe-events"
 
-[surrealdb]
-url = "surrealkv://{store}"
-namespace = "default"
-database = "default"
-
-[surrealdb.query_api]
-enabled = true
-port = 0
-
-[[surrealdb.topic_mappings]]
-topic = "/stripe/events"
-subscription = "surrealdb-stripe-events"
-subscription_type = "Shared"
-table = "stripe_events"
-expected_schema_subject = "stripe-event-v1"
-batch_size = 10
-flush_interval_ms = 100
-"""
+def sink_toml(path: Path, broker_url: str, store: Path) -> Path:
+    mapping = {
+        "topic": "/stripe/events",
+        "subscription": "surrealdb-stripe-events",
+        "subscription_type": "Shared",
+        "table": "stripe_events",
+        "expected_schema_subject": "stripe-event-v1",
+        "batch_size": 10,
+        "flush_interval_ms": 100,
+    }
+    surrealdb = {"url": f"surrealkv://{store}", "namespace": "default", "database": "default"}
+    return write_connector_toml(
+        path,
+        broker_url,
+        "surrealdb-stripe-events",
+        surrealdb={**surrealdb, "query_api": {"enabled": True, "port": 0}, "topic_mappings": [mapping]},
+    )
 
 
 def event(event_id: str, kind: str, object_id: str, amount: int) -> dict[str, Any]:
@@ -70,29 +68,6 @@ def event(event_id: str, kind: str, object_id: str, amount: int) -> dict[str, An
     }
 
 
-def logged(proc: ConnectorProcess, key: str, within: float = 60.0) -> int:
-    deadline = time.monotonic() + within
-    while True:
-        for line in list(proc.lines):
-            if f'"{key}"' in line:
-                try:
-                    return int(json.loads(line)[key])
-                except (ValueError, KeyError):
-                    pass
-        assert proc.proc is not None
-        if proc.proc.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError(f"no {key} logged (exit {proc.proc.poll()}):\n{proc.log_tail()}")
-        time.sleep(0.02)
-
-
-async def ready(proc: ConnectorProcess, within: float = 60.0) -> None:
-    port = await asyncio.to_thread(logged, proc, "metrics_port")
-    async with asyncio.timeout(within):
-        while (await asyncio.to_thread(http_get, port, "/ready"))[0] != 200:
-            assert proc.proc is not None and proc.proc.poll() is None, proc.log_tail()
-            await asyncio.sleep(0.05)
-
-
 async def stored(query_port: int) -> dict[str, Any]:
     status, body = await asyncio.to_thread(http_get, query_port, "/tables/stripe_events/count?group_by=type")
     assert status == 200, body
@@ -109,14 +84,13 @@ async def test_a_stripe_event_delivered_three_times_is_stored_once(
         CONFIG,
         env={**env, "WEBHOOK_HOST": "127.0.0.1", "WEBHOOK_PORT": "0", "STRIPE_WEBHOOK_SECRET": SECRET},
     ).start()
-    sink_config = tmp_path / "sink.toml"
-    sink_config.write_text(SINK_TOML.format(url=broker.url, store=tmp_path / "surreal"))
+    sink_config = sink_toml(tmp_path / "sink.toml", broker.url, tmp_path / "surreal")
     sink = ConnectorProcess("surrealdb", sink_config, env=env).start()
     try:
-        await ready(webhook)
-        await ready(sink)
-        port = await asyncio.to_thread(logged, webhook, "webhook_port")
-        query_port = await asyncio.to_thread(logged, sink, "query_api_port")
+        await start_ready(webhook)
+        await start_ready(sink)
+        port = await asyncio.to_thread(logged_int, webhook, "webhook_port")
+        query_port = await asyncio.to_thread(logged_int, sink, "query_api_port")
         url = f"http://127.0.0.1:{port}/webhooks/stripe"
         deliveries = [
             event("evt_3PqRsT2eZvKYlo2C1a2b3c4d", "payment_intent.succeeded", "pi_3PqRsT2eZvKYlo2C1", 2000),

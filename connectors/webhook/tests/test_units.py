@@ -177,6 +177,7 @@ def test_full_example_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "value-of-" not in str(info.value)
 
 
+@pytest.mark.integration  # console script processes
 def test_console_script_check_exit_codes(tmp_path: Path) -> None:
     script = Path(sys.executable).parent / "danube-source-webhook"
     env = {"PATH": str(script.parent), "WEBHOOK_API_KEY": "k"}
@@ -206,21 +207,21 @@ def test_the_server_listens_and_stops_on_uvloop() -> None:
     import aiohttp
     import uvloop
     from danube_source_webhook.metrics import WebhookMetrics
-    from danube_source_webhook.server import BrokerProbe, WebhookServer
+    from danube_source_webhook.server import WebhookServer
     from prometheus_client import CollectorRegistry
 
     async def scenario() -> tuple[int, int, bool]:
         metrics = WebhookMetrics("uvloop-test", CollectorRegistry())
-        server = WebhookServer({}, metrics, BrokerProbe("127.0.0.1:1"), "127.0.0.1", 0)
+        server = WebhookServer({}, metrics, "127.0.0.1", 0)
         port = await server.start()
         async with aiohttp.ClientSession() as session:
             async with session.get(f"http://127.0.0.1:{port}/health") as health:
-                health_status = health.status
+                health_status = health.status  # readiness is the core's, on the metrics port
             async with session.post(f"http://127.0.0.1:{port}/nowhere", data=b"{}") as missing:
                 missing_status = missing.status
         await server.stop()
         return health_status, missing_status, server.serving.cancelled()
 
     health_status, missing_status, cancelled = uvloop.run(scenario())
-    assert (health_status, missing_status) == (200, 404)
+    assert (health_status, missing_status) == (404, 404)
     assert cancelled, "stop() must end the serving task by cancelling it, not with ServerStopped"

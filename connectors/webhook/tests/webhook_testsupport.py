@@ -1,14 +1,15 @@
 """Helpers and fixtures for the webhook source tests: the connector in this event loop against an embedded
-broker, an HTTP client, and a consumer that reads the topic back to count what really reached Danube.
+broker, an HTTP client, and ``open_reader`` (danube_connect_core.testing.topic_reader) to count what
+really reached Danube.
 
-Imported by name (conftest.py puts this directory on sys.path; the name is unique in the workspace)."""
+Imported relatively by the tests beside it (``from .webhook_testsupport import ...``)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,8 @@ import aiohttp
 import orjson
 import pytest
 import pytest_asyncio
-from danube_connect_core.client import DanubeClient
 from danube_connect_core.testing import RunningRuntime, make_config, start_runtime
+from danube_connect_core.testing.topic_reader import TopicReader, open_topic_reader
 from danube_source_webhook import WebhookSettings, WebhookSource
 from multidict import CIMultiDict
 
@@ -135,55 +136,6 @@ def payment_schema(topic: str, subject: str = "payment-v1") -> dict[str, Any]:
     }
 
 
-@dataclass
-class TopicReader:
-    """A Shared subscription on a topic, opened before anything is sent (subscriptions start at latest).
-
-    A background task receives and acks at once (so the broker's ack timeout never redelivers), and keeps
-    each (partition, offset) once: ``messages`` is what is on the topic, in arrival order. Non-reliable
-    topics carry no offsets (all 0) and are never redelivered: open those with ``dedupe=False``.
-    """
-
-    client: DanubeClient
-    consumer: Any
-    dedupe: bool = True
-    messages: list[Any] = field(default_factory=list)
-    _seen: set[tuple[str, int]] = field(default_factory=set)
-    _arrived: asyncio.Event = field(default_factory=asyncio.Event)
-    _task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._pump())
-
-    async def _pump(self) -> None:
-        async for msg in self.consumer:
-            await self.consumer.ack(msg)
-            key = (msg.partition_topic, msg.offset)
-            if not self.dedupe or key not in self._seen:
-                self._seen.add(key)
-                self.messages.append(msg)
-                self._arrived.set()
-
-    async def until(self, predicate: Callable[[list[Any]], bool], within: float = 30.0) -> list[Any]:
-        async with asyncio.timeout(within):
-            while not predicate(self.messages):
-                self._arrived.clear()
-                await self._arrived.wait()
-        return self.messages
-
-    async def take(self, count: int, within: float = 30.0) -> list[Any]:
-        return await self.until(lambda msgs: len(msgs) >= count, within)
-
-    def payloads(self) -> list[Any]:
-        return [orjson.loads(m.payload) for m in self.messages]
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        await self.client.close()
-
-
 OpenReader = Callable[..., Awaitable[TopicReader]]
 
 
@@ -194,10 +146,7 @@ async def open_reader() -> AsyncIterator[OpenReader]:
     async def open_(
         service_url: str, topic: str, subscription: str = "test-reader", *, dedupe: bool = True
     ) -> TopicReader:
-        client = DanubeClient(service_url)
-        consumer = await client.subscribe(topic, subscription, consumer_name=f"{subscription}-c")
-        reader = TopicReader(client, consumer, dedupe)
-        reader.start()
+        reader = await open_topic_reader(service_url, topic, subscription, dedupe=dedupe)
         readers.append(reader)
         return reader
 

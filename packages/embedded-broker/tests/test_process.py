@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from danube_embedded_broker.testing import BrokerProcess, StubClient, next_message
+
+pytestmark = pytest.mark.integration  # broker processes
 
 T = "/default/durable"
 

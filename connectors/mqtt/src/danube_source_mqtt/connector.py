@@ -2,9 +2,10 @@
 
 Streaming source. ``initialize`` validates the mappings and opens the MQTT connection (a persistent
 session may start delivering at once: those messages wait, bounded, until the producers exist);
-``start_streaming`` hands the sender to the intake; ``health_check`` fails while MQTT is disconnected
-(so /ready is 200 only with both MQTT and Danube connected) and raises Fatal after a fatal error
-(refused credentials or subscription, Danube publish retries exhausted), which makes the runtime exit 1.
+``start_streaming`` hands the sender to the intake; the session reports every change of the MQTT
+connection through ``RuntimeContext.set_ready`` (so the core's /ready is 200 only with both MQTT and
+Danube connected); ``health_check`` fails while MQTT is disconnected too and raises Fatal after a fatal
+error (refused credentials or subscription, Danube publish retries exhausted): the runtime exits 1.
 ``shutdown`` stops intake, lets publishes on the wire finish and acknowledges them, then disconnects.
 See :mod:`danube_source_mqtt.intake` for the delivery guarantees.
 """
@@ -17,11 +18,16 @@ import logging
 import ssl
 from typing import ClassVar
 
-from danube_connect_core.config import ConnectorConfig
-from danube_connect_core.connector import SourceConnector, SourceMode, SourceSender
-from danube_connect_core.errors import ConfigError, Fatal
-from danube_connect_core.lifecycle import connector_main
-from danube_connect_core.producer_config import ProducerConfig
+from danube_connect_core import (
+    ConfigError,
+    ConnectorConfig,
+    Fatal,
+    ProducerConfig,
+    SourceConnector,
+    SourceMode,
+    SourceSender,
+    connector_main,
+)
 
 from danube_source_mqtt.connection import build_tls_context
 from danube_source_mqtt.intake import Intake
@@ -77,16 +83,13 @@ class MqttSource(SourceConnector):
                 f"cannot load TLS files: {exc}", file=config.source_file, key="mqtt.tls"
             ) from None
         router = Router(routes)
-        self.intake = Intake(
-            router,
-            retry=config.retry,
-            tolerance=config.errors.tolerance,
-            dead_letter_topic=config.dead_letter_topic,
-            connector_name=config.connector_name,
-            max_pending=s.max_pending_messages,
-        )
+        self.intake = Intake(router, max_pending=s.max_pending_messages)
         client_id = s.client_id or config.connector_name
-        self.session = MqttSession(s, client_id, self.intake, tls, router.identifiers)
+        try:  # the connection state goes straight into the core's readiness
+            on_state = self.runtime_context.set_ready
+        except RuntimeError:  # not run by a runtime (a unit test): health_check() still tells
+            on_state = None
+        self.session = MqttSession(s, client_id, self.intake, tls, router.identifiers, on_state)
         self.session.start()
         # Wait for the first attempt so /ready is right from the start; an unreachable broker is not an
         # error here (the session keeps retrying), refused credentials are.
@@ -105,6 +108,7 @@ class MqttSource(SourceConnector):
 
     async def start_streaming(self, sender: SourceSender) -> None:
         assert self.intake is not None
+        self.intake.on_fatal = self.runtime_context.fail
         self.intake.start(sender)
 
     async def health_check(self) -> None:
@@ -131,7 +135,7 @@ class MqttSource(SourceConnector):
 
 
 def _producer_configs(s: MqttSettings, config: ConnectorConfig) -> list[ProducerConfig]:
-    """One producer per Danube topic (mappings sharing a topic must agree) plus the dead-letter topic."""
+    """One producer per Danube topic (mappings sharing a topic must agree)."""
     by_topic: dict[str, ProducerConfig] = {}
     for i, m in enumerate(s.topic_mappings):
         pc = ProducerConfig(m.danube_topic, partitions=m.partitions, reliable_dispatch=m.reliable_dispatch)
@@ -142,9 +146,6 @@ def _producer_configs(s: MqttSettings, config: ConnectorConfig) -> list[Producer
                 file=config.source_file,
                 key=f"mqtt.topic_mappings[{i}]",
             )
-    dlq = config.dead_letter_topic
-    if dlq not in by_topic:
-        by_topic[dlq] = ProducerConfig(dlq, reliable_dispatch=True)
     return list(by_topic.values())
 
 

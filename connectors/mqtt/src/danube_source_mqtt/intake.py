@@ -14,10 +14,13 @@ Guarantees, with the invariants of docs/architecture.md:
   many QoS 1/2 messages are unacknowledged (a message already in Danube may wait for an earlier one's
   ack): at that number the connection stops reading from its socket, and resumes at half of it. So a
   crash leaves at most ``max_pending_messages`` messages in Danube that the broker will send again.
-- Invariants 4/5: a payload that cannot be read as its topic requires, or that its schema rejects, goes
-  to the dead-letter topic with ``error.*`` attributes (``[errors] tolerance = "none"`` stops instead).
-- Danube outages: publishes are retried with ``[retry]`` backoff; when the budget is exhausted the intake
-  records a fatal error (health_check raises Fatal, the runtime exits 1; nothing is acked, nothing lost).
+- Invariants 4/5: a payload that cannot be read as its topic requires is handed to the core's delivery
+  pipeline marked invalid (``SourceEnvelope.invalid``); the pipeline dead-letters it, or one its schema
+  rejects, with ``error.*`` attributes (``[errors] tolerance = "none"`` stops instead), and the message is
+  acknowledged only once its dead letter is (see :mod:`danube_connect_core.source_pipeline`).
+- Danube outages: the pipeline retries with ``[retry]`` backoff; when the budget is exhausted the intake
+  stops the runtime (exit 1): an unacknowledged message blocks every ack after it (MQTT acks in order),
+  and only a new connection makes the broker send it again. Nothing is acked, nothing lost.
 """
 
 from __future__ import annotations
@@ -29,11 +32,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from danube_connect_core.config import RetrySettings
-from danube_connect_core.connector import SourceSender
-from danube_connect_core.errors import Fatal, InvalidData, Retryable
-from danube_connect_core.records import SourceRecord
-from danube_connect_core.retry import RetriesExhausted, retry_retryable
+from danube_connect_core import (
+    Fatal,
+    InvalidData,
+    Retryable,
+    ShuttingDown,
+    SourceEnvelope,
+    SourceRecord,
+    SourceSender,
+)
 from paho.mqtt.client import MQTTMessage
 
 from danube_source_mqtt.ack_sequencer import AckSequencer, AckTicket
@@ -44,10 +51,6 @@ from danube_source_mqtt.router import Route, Router
 __all__ = ["Intake"]
 
 log = logging.getLogger("danube_connect.mqtt")
-
-
-class _Stopping(Exception):
-    """The connector is shutting down: leave the message unacknowledged (the broker redelivers it)."""
 
 
 @dataclass(slots=True, eq=False)
@@ -64,28 +67,14 @@ class _Delivery:
 class Intake:
     """Receives messages from the current MQTT connection and publishes them through the sender."""
 
-    def __init__(
-        self,
-        router: Router,
-        *,
-        retry: RetrySettings,
-        tolerance: str,
-        dead_letter_topic: str,
-        connector_name: str,
-        max_pending: int,
-    ) -> None:
+    def __init__(self, router: Router, *, max_pending: int) -> None:
         self._router = router
-        self._retry = retry
-        self._tolerance = tolerance
-        self._dead_letter_topic = dead_letter_topic
-        self._connector_name = connector_name
         self.max_pending = max_pending
         self._resume_at = max(0, max_pending // 2)
         self._sender: SourceSender | None = None
         self._backlog: deque[_Delivery] = deque()
         self._lanes: dict[str, deque[_Delivery]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._sending: set[asyncio.Task[Any]] = set()
         self._sequencers: dict[MqttConnection, AckSequencer] = {}
         self._connection: MqttConnection | None = None
         self._unmapped_warned: set[str] = set()
@@ -200,26 +189,25 @@ class Intake:
                 self._finished(lane.popleft(), ack=False)
 
     async def _deliver(self, d: _Delivery) -> bool:
-        """Publish one message (or dead-letter it) and ack it; False when it stays unacknowledged."""
+        """Hand one message to the pipeline and ack it once Danube holds it (or its dead letter); False
+        when it stays unacknowledged."""
         ack = False
+        sender = self._sender
+        assert sender is not None
         try:
             if self.fatal is not None or self._stopping:
                 return False
-            mapping = d.route.mapping
-            try:
-                record = build_record(mapping.danube_topic, d.route.fmt, d.topic, d.payload, d.attributes)
-                await self._send(record)
+            published = await sender.send(self._item(d))
+            if published.dead_lettered:
+                self.dead_lettered += 1
+                log.warning("MQTT message on %r dead-lettered: %s", d.topic, published.dead_letter_reason)
+            else:
                 self.published += 1
-            except InvalidData as exc:
-                if self._tolerance == "none":
-                    self._fail(Fatal(f"invalid message on MQTT topic {d.topic} (tolerance = none): {exc}"))
-                    return False
-                await self._dead_letter(d, exc.reason)
             ack = True
             return True
-        except _Stopping:
+        except (ShuttingDown, InvalidData):  # intake stopped; or tolerance = none, the runtime is stopping
             return False
-        except RetriesExhausted as exc:
+        except Retryable as exc:  # the pipeline's retries are exhausted
             self._fail(Fatal(f"publishing to Danube failed: {exc}"))
             return False
         except Fatal as exc:
@@ -228,41 +216,14 @@ class Intake:
         finally:
             self._finished(d, ack=ack)
 
-    async def _send(self, record: SourceRecord) -> None:
-        sender = self._sender
-        assert sender is not None
-
-        async def attempt() -> None:
-            if self._stopping:
-                raise _Stopping
-            task = asyncio.current_task()
-            assert task is not None
-            self._sending.add(task)
-            try:
-                await sender.send(record)
-            finally:
-                self._sending.discard(task)
-
-        def on_retry(n: int, exc: Retryable, delay: float) -> None:
-            log.warning("publish to %s failed: %s (retry %d in %.2fs)", record.topic, exc, n, delay)
-
-        await retry_retryable(attempt, self._retry, on_retry=on_retry)
-
-    async def _dead_letter(self, d: _Delivery, reason: str) -> None:
-        log.warning("MQTT message on %r dead-lettered: %s", d.topic, reason)
-        attributes = {
-            **d.attributes,
-            "error.reason": reason[:4000],
-            "error.kind": "invalid_data",
-            "error.connector": self._connector_name,
-            "error.topic": d.route.mapping.danube_topic,
-        }
-        record = SourceRecord(self._dead_letter_topic, bytes(d.payload), "bytes", attributes, key=d.topic)
+    @staticmethod
+    def _item(d: _Delivery) -> SourceRecord | SourceEnvelope:
+        topic = d.route.mapping.danube_topic
         try:
-            await self._send(record)
-        except InvalidData as exc:  # a schema on the dead-letter topic itself: nowhere left to put it
-            raise Fatal(f"the dead-letter topic {self._dead_letter_topic} rejected a record: {exc}") from exc
-        self.dead_lettered += 1
+            return build_record(topic, d.route.fmt, d.topic, d.payload, d.attributes)
+        except InvalidData as exc:  # unreadable as the topic requires: the pipeline dead-letters it
+            raw = SourceRecord(topic, d.payload, "bytes", d.attributes, key=d.topic)
+            return SourceEnvelope.invalid(raw, exc.reason)
 
     def _finished(self, d: _Delivery, *, ack: bool) -> None:
         if ack and d.ticket is not None and d.sequencer is not None:
@@ -301,14 +262,11 @@ class Intake:
                 self.on_fatal(exc)
 
     async def shutdown(self, within: float) -> None:
-        """Stop intake; let publishes already on the wire finish (and their acks be queued); the rest
-        stays unacknowledged for the broker to redeliver. Waits at most ``within`` seconds."""
+        """Stop intake; the runtime has already drained the pipeline, so what is left are messages that
+        were refused (unacknowledged: the broker redelivers them). Waits at most ``within`` seconds."""
         self._stopping = True
         if self._connection is not None:
             self._connection.pause_reading()
-        for task in list(self._tasks):
-            if task not in self._sending:
-                task.cancel()
         if self._tasks:
             _, still = await asyncio.wait(set(self._tasks), timeout=within)
             for task in still:

@@ -18,9 +18,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import orjson
-from danube_connect_core import exact_json
-from danube_connect_core.errors import InvalidData
-from danube_connect_core.records import SourceRecord
+from danube_connect_core import InvalidData, SourceRecord, exact_json
 
 from danube_source_mqtt.settings import PayloadFormat
 

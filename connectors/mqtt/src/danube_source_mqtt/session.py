@@ -9,7 +9,9 @@ resubscribe makes the broker send retained messages again (they carry ``mqtt.ret
 
 A connection refused for good (bad credentials, not authorised, subscription refused) is fatal; anything
 else (broker down, network, timeouts) is retried forever with exponential backoff and jitter while the
-connector reports not-ready (invariant 5: an outage is not poison).
+connector reports not-ready (invariant 5: an outage is not poison). Every change of the connection is
+reported through ``on_state(connected, detail)`` (the connector passes ``RuntimeContext.set_ready``, so
+the core's /ready follows the MQTT connection at once).
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import ssl
+from collections.abc import Callable
 
-from danube_connect_core.errors import Fatal
+from danube_connect_core import Fatal
+from danube_connect_core.resilience import equal_jitter
 
 from danube_source_mqtt.connection import ConnectFailed, MqttConnection, Subscription
 from danube_source_mqtt.intake import Intake
@@ -39,6 +42,7 @@ class MqttSession:
         intake: Intake,
         tls: ssl.SSLContext | None,
         identifiers: list[int] | None = None,
+        on_state: Callable[[bool, str], None] | None = None,
     ) -> None:
         self._settings = settings
         self._client_id = client_id
@@ -56,8 +60,10 @@ class MqttSession:
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self.first_attempt = asyncio.Event()
+        self._on_state = on_state
         self.connected = False
         self.detail = "not connected yet"
+        self._report()
         self.fatal: Exception | None = None
         self.connections = 0
 
@@ -78,6 +84,7 @@ class MqttSession:
                 self.connections += 1
                 self.connected = True
                 self.detail = f"connected to {where}"
+                self._report()
                 failures = 0
                 log.info(
                     "MQTT connected to %s as %s (session resumed: %s), subscribed to %s",
@@ -102,6 +109,7 @@ class MqttSession:
                 log.warning("MQTT: %s", self.detail)
             finally:
                 self.connected = False
+                self._report()
                 if not self._stopping.is_set() and not conn.closed:
                     conn.abort()
                 self._intake.detach(conn)
@@ -114,10 +122,13 @@ class MqttSession:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), delay)
 
+    def _report(self) -> None:
+        if self._on_state is not None:
+            self._on_state(self.connected, f"MQTT: {self.detail}")
+
     def _backoff(self, failures: int) -> float:
         s = self._settings
-        d = min(s.reconnect_max_delay_ms, s.reconnect_min_delay_ms * 2**failures) / 1000
-        return random.uniform(d / 2, d)
+        return equal_jitter(failures, s.reconnect_min_delay_ms / 1000, s.reconnect_max_delay_ms / 1000)
 
     async def stop(self, within: float = 5.0) -> None:
         """Disconnect cleanly (queued acks are written before DISCONNECT) and stop reconnecting."""

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from danube_connect_core.secrets import EnvSecret
+from danube_connect_core import EnvSecret
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from danube_source_mqtt.topic_filter import TopicFilter

@@ -3,12 +3,15 @@
 :class:`Mosquitto` writes its own conf (``listener PORT 127.0.0.1``, ``allow_anonymous true``, no
 pid_file, since tests may run as root). Queues are unlimited so a persistent session never drops what
 the connector has not acknowledged yet; ``persistence true`` keeps sessions across a mosquitto restart.
+
+:data:`CASE` registers the MQTT source for the conformance kit (:class:`MqttUpstream`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -17,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+from danube_connect_core.testing.conformance import SourceCase, SourceUpstream, payload
 from paho.mqtt import client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -190,15 +195,80 @@ class DanubeCollector:
 
 
 async def wait_ready(port: int, within: float = 60.0, ready: bool = True) -> None:
-    """Poll ``GET /ready`` on the metrics port until it answers 200 (or, with ``ready=False``, not 200)."""
-    from danube_connect_core.testing import http_get
+    """Poll ``GET /ready`` on the metrics port until it answers 200 (or, with ``ready=False``, 503)."""
+    from danube_connect_core.testing.waits import wait_for_status
 
-    async with asyncio.timeout(within):
-        while True:
-            try:
-                status, _ = await asyncio.to_thread(http_get, port, "/ready", 2.0)
-            except OSError:
-                status = 0
-            if (status == 200) == ready:
-                return
-            await asyncio.sleep(0.05)
+    await wait_for_status(port, "/ready", 200 if ready else 503, within=within)
+
+
+class MqttUpstream(SourceUpstream):
+    """The MQTT source's conformance upstream (danube_connect_core.testing.conformance): its own
+    mosquitto under ``root``; record ``i`` is published QoS 1 to ``conformance/t<i % 4>`` and counts as
+    acknowledged once mosquitto sent its PUBACK. The connector keeps a persistent session
+    (``clean_session = false``), so what is published while no connector runs is delivered after the
+    restart: at least once, duplicates allowed."""
+
+    section_name = "mqtt"
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.mosquitto: Mosquitto | None = None
+        self.publisher: Publisher | None = None
+
+    async def start(self) -> None:
+        binary = mosquitto_binary()
+        if binary is None:
+            if os.environ.get("CI") == "true":
+                raise AssertionError("mosquitto is not installed (scripts/bootstrap.sh installs it)")
+            import pytest
+
+            pytest.skip("mosquitto is not installed")
+        self.mosquitto = await asyncio.to_thread(Mosquitto(binary, self.root / "mosquitto").start)
+        self.publisher = await asyncio.to_thread(Publisher, self.mosquitto.port, "conformance-upstream")
+
+    async def stop(self) -> None:
+        if self.publisher is not None:
+            await asyncio.to_thread(self.publisher.close)
+            self.publisher = None
+        if self.mosquitto is not None:
+            await asyncio.to_thread(self.mosquitto.stop)
+            self.mosquitto = None
+
+    def section(self, topic: str) -> dict[str, Any]:
+        assert self.mosquitto is not None
+        return {
+            "broker_host": "127.0.0.1",
+            "broker_port": self.mosquitto.port,
+            "client_id": "conformance-mqtt",
+            "clean_session": False,
+            "reconnect_min_delay_ms": 100,
+            "reconnect_max_delay_ms": 1000,
+            "topic_mappings": [
+                {
+                    "mqtt_topic": "conformance/#",
+                    "danube_topic": topic,
+                    "partitions": 2,
+                    "qos": 1,
+                    "payload_format": "json",
+                }
+            ],
+        }
+
+    def bad_records(self) -> list[bytes]:
+        # The mapping reads JSON (payload_format): these are not JSON documents.
+        return [b"not json", b'{"i": 1', b"\xff\xfe"]
+
+    async def send_bad(self, data: bytes) -> None:
+        assert self.publisher is not None
+        info = self.publisher.publish("conformance/bad", data, qos=1)
+        await asyncio.to_thread(info.wait_for_publish, 30)
+
+    async def send(self, i: int) -> bool:
+        assert self.publisher is not None
+        info = self.publisher.publish(f"conformance/t{i % 4}", orjson.dumps(payload(i)), qos=1)
+        await asyncio.to_thread(info.wait_for_publish, 30)
+        assert info.is_published(), f"mosquitto did not acknowledge record {i}"
+        return True
+
+
+CASE = SourceCase("mqtt", idempotent=False, upstream_type=MqttUpstream)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ssl
 
-from danube_connect_core.errors import Fatal
+from danube_connect_core import Fatal
 
 from danube_source_mqtt.settings import MqttSettings
 

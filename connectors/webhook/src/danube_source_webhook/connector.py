@@ -4,10 +4,12 @@ Lifecycle: ``bind_runtime`` registers the webhook metrics in the runtime's regis
 /metrics); ``initialize`` validates the endpoints, builds authentication, rate limits and idempotency
 stores and binds the HTTP port (requests answer 503 until the producers exist), and has the runtime watch
 the HTTP server (if it stops serving unexpectedly the connector exits 1); ``start_streaming`` receives the
-runtime's sender; from then on each request awaits its own publish. Once the runtime stops intake (SIGTERM),
-/ready answers 503 at once (load balancers stop sending while the drain finishes the publishes in flight)
-and new publishes answer 503 "shutting down" with Retry-After. ``shutdown`` (after the runtime drained
-every in-flight publish) closes the HTTP server.
+runtime's sender; from then on each request awaits its own publish through the core's delivery pipeline
+(bound, validation, retries, dead letters). Readiness is the core's: /health and /ready on the metrics
+port (broker, this connector's ``health_check``: the server listens, and intake). Once the runtime stops
+intake (SIGTERM), the core's /ready answers 503 at once (load balancers stop sending while the drain
+finishes the publishes in flight) and new publishes answer 503 "shutting down" with Retry-After.
+``shutdown`` (after the runtime drained every in-flight publish) closes the HTTP server.
 
 Delivery guarantee: at-least-once from the sender's point of view. A 2xx is answered only after the broker
 acknowledged the event (invariant 1; with ``reliable_dispatch = true`` that means stored durably). Any
@@ -20,12 +22,16 @@ from __future__ import annotations
 import logging
 from typing import ClassVar
 
-from danube_connect_core.config import ConnectorConfig
-from danube_connect_core.connector import SourceConnector, SourceMode, SourceSender
-from danube_connect_core.errors import ConfigError
-from danube_connect_core.lifecycle import connector_main
-from danube_connect_core.producer_config import ProducerConfig
-from danube_connect_core.runtime_context import RuntimeContext
+from danube_connect_core import (
+    ConfigError,
+    ConnectorConfig,
+    ProducerConfig,
+    RuntimeContext,
+    SourceConnector,
+    SourceMode,
+    SourceSender,
+    connector_main,
+)
 from danube_connect_core.schema_codec import JsonSchemaCodec
 
 from danube_source_webhook.auth import build_authenticator
@@ -34,7 +40,7 @@ from danube_source_webhook.idempotency import IdempotencyStore
 from danube_source_webhook.json_pointer import compile_pointer
 from danube_source_webhook.metrics import WebhookMetrics
 from danube_source_webhook.rate_limit import TokenBucket
-from danube_source_webhook.server import BrokerProbe, WebhookServer
+from danube_source_webhook.server import WebhookServer
 from danube_source_webhook.settings import WebhookSettings
 
 __all__ = ["WebhookSource", "main"]
@@ -96,7 +102,6 @@ class WebhookSource(SourceConnector):
                     else None
                 ),
                 key_pointer=compile_pointer(es.key) if es.key is not None else None,
-                max_in_flight=settings.effective_max_in_flight(es),
                 max_body_bytes=settings.max_body_bytes,
                 request_timeout_s=settings.request_timeout_ms / 1000,
                 explainer=_explainer(config, es.danube_topic, i),
@@ -106,14 +111,7 @@ class WebhookSource(SourceConnector):
                     else None
                 ),
             )
-        self.server = WebhookServer(
-            endpoints,
-            self.metrics,
-            BrokerProbe(config.danube_service_url),
-            settings.host,
-            settings.port,
-            intake_stopped=lambda: context.stopping,
-        )
+        self.server = WebhookServer(endpoints, self.metrics, settings.host, settings.port)
         port = await self.server.start()
         # the server stopping on its own (not through shutdown) is fatal: the runtime drains and exits 1
         context.watch(self.server.serving)
@@ -127,15 +125,24 @@ class WebhookSource(SourceConnector):
         )
 
     async def producer_configs(self) -> list[ProducerConfig]:
-        assert self.settings is not None
-        return [
-            ProducerConfig(
+        """One producer per endpoint topic. The endpoint's ``max_in_flight`` is its topic's in-flight bound
+        in the core, in total: spread over the partitions as the per-partition window (endpoints sharing a
+        topic: the largest)."""
+        s = self.settings
+        assert s is not None
+        by_topic: dict[str, ProducerConfig] = {}
+        for es in s.endpoints:
+            window = -(-s.effective_max_in_flight(es) // (es.partitions or 1))  # ceiling division
+            seen = by_topic.get(es.danube_topic)
+            if seen is not None and seen.max_in_flight is not None:
+                window = max(window, seen.max_in_flight)
+            by_topic[es.danube_topic] = ProducerConfig(
                 es.danube_topic,
                 partitions=es.partitions,
                 reliable_dispatch=es.reliable_dispatch,
+                max_in_flight=window,
             )
-            for es in self.settings.endpoints
-        ]
+        return list(by_topic.values())
 
     async def start_streaming(self, sender: SourceSender) -> None:
         """Open intake: requests publish through ``sender`` from now on."""

@@ -3,20 +3,22 @@
 Order of checks (cheapest and least trusting first): method (405), rate limit (429), declared length
 (413), content type (415), header authentication (401, before the body is read), body within the limit
 (413), signature authentication over the raw body (401), JSON (400; a form-encoded delivery is first
-unwrapped from its ``payload`` field), idempotency (replay), in-flight bound (503), publish: schema (422,
-checked by the runtime before anything is sent) and the broker's ack.
+unwrapped from its ``payload`` field), idempotency (replay), then the core's delivery pipeline
+(:mod:`danube_connect_core.source_pipeline`): its in-flight bound (full: 503 at once), the schema (an
+invalid event is dead-lettered with the reason, then answered 422 with every violation) and the broker's
+ack.
 
 What is published: the parsed JSON (re-serialised), or with ``publish_raw_body`` the body bytes exactly as
 received (still validated). Attributes: the endpoint, the request id, the idempotency key when there is
 one, and the headers listed in ``forward_headers`` as ``webhook.header.<lower-case name>``.
 
 Invariant 1: the 2xx answer is built only from the broker's acknowledgement (``sender.send`` returned).
-Every failure of the publish (broker unreachable, timeout, shutdown) answers 503 with Retry-After, so the
-sender retries (a publish refused because the runtime stopped intake says "shutting down", and does not
-mark the broker unreachable); a record may then be on the topic twice (at-least-once), never missing
-after a 2xx.
-Invariant 3: at most ``max_in_flight`` publishes wait for the broker per endpoint; more answer 503.
-Invariant 4: nothing that failed a check is handed to the runtime.
+Every failure of the publish (broker unreachable after the pipeline's retries, timeout, shutdown) answers
+503 with Retry-After, so the sender retries; a record may then be on the topic twice (at-least-once),
+never missing after a 2xx. A 422 is answered only once the dead letter is acknowledged.
+Invariant 3: the endpoint's ``max_in_flight`` is its topic's in-flight bound in the core (the one bound on
+this path); a request finding it full answers 503 at once instead of queueing.
+Invariant 4: nothing that failed a protocol check is handed to the runtime.
 """
 
 from __future__ import annotations
@@ -25,17 +27,24 @@ import asyncio
 import logging
 import math
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from aiohttp import web
-from danube_connect_core import exact_json
+from danube_connect_core import (
+    Backpressure,
+    Fatal,
+    InvalidData,
+    PayloadKind,
+    Published,
+    Retryable,
+    ShuttingDown,
+    SourceRecord,
+    SourceSender,
+    exact_json,
+)
 from danube_connect_core.client.ratelog import RateLimitedLog
-from danube_connect_core.connector import SourceSender
-from danube_connect_core.errors import Fatal, InvalidData, Retryable, ShuttingDown
-from danube_connect_core.records import PayloadKind, SourceRecord
 from danube_connect_core.schema_codec import JsonSchemaCodec
 
 from danube_source_webhook.auth import Authenticator
@@ -52,7 +61,7 @@ from danube_source_webhook.json_pointer import key_from, resolve
 from danube_source_webhook.rate_limit import TokenBucket
 from danube_source_webhook.settings import EndpointSettings
 
-__all__ = ["Endpoint", "PublishOutcome", "request_id_of"]
+__all__ = ["Endpoint", "request_id_of"]
 
 log = logging.getLogger("danube_connect.webhook")
 
@@ -66,13 +75,6 @@ MAX_VALIDATION_ERRORS = 20
 UNAVAILABLE_RETRY_AFTER_S = 2
 
 
-@dataclass(frozen=True, slots=True)
-class PublishOutcome:
-    """What the pipeline reports to the server besides the response: did the broker answer?"""
-
-    broker_ok: bool | None  # None: the broker was not involved
-
-
 @dataclass
 class Endpoint:
     settings: EndpointSettings
@@ -80,7 +82,6 @@ class Endpoint:
     bucket: TokenBucket | None
     idempotency: IdempotencyStore | None
     key_pointer: tuple[str, ...] | None
-    max_in_flight: int
     max_body_bytes: int
     request_timeout_s: float
     #: The topic's JSON Schema, compiled locally only to list every violation in a 422 body (the
@@ -88,8 +89,6 @@ class Endpoint:
     explainer: JsonSchemaCodec | None = None
     #: The idempotency key's JSON pointer into the body, compiled once (None: headers only).
     idempotency_pointer: tuple[str, ...] | None = None
-    in_flight: int = 0
-    on_broker_state: Callable[[bool], None] = field(default=lambda ok: None)
     #: Publish failures arrive once per request during an outage: a few lines per second, with a count.
     failure_log: RateLimitedLog = field(default_factory=lambda: RateLimitedLog(log, per_second=1.0, burst=5))
 
@@ -143,7 +142,6 @@ class Endpoint:
                 ) from None
             if phase[0] == "duplicate":
                 raise _unavailable("a request with the same idempotency key is in flight") from None
-            self.on_broker_state(False)
             self.failure_log.warning("publish to %s not acknowledged within the request timeout", self.topic)
             raise _unavailable("the broker did not acknowledge in time", logged=True) from None
 
@@ -224,10 +222,6 @@ class Endpoint:
         """Publish ``payload`` (the parsed ``value``, or the raw body bytes) and wait for the broker."""
         if sender is None:
             raise _unavailable("the connector is starting; Danube producers are not ready yet")
-        if self.in_flight >= self.max_in_flight:
-            raise _unavailable(
-                f"{self.in_flight} publishes to {self.topic} are already waiting for the broker"
-            )
         attributes = {ATTR_ENDPOINT: self.path, ATTR_REQUEST_ID: request_id}
         if idem_key:
             attributes[ATTR_IDEMPOTENCY_KEY] = idem_key
@@ -238,21 +232,15 @@ class Endpoint:
         key = key_from(value, self.key_pointer) if self.key_pointer is not None else None
         kind: PayloadKind = "bytes" if isinstance(payload, bytes) else "json"
         record = SourceRecord(self.topic, payload, kind, attributes, key)
-        self.in_flight += 1
         try:
-            published = await sender.send(record)
-        except InvalidData as exc:
-            raise WebhookError(
-                422,
-                "schema_violation",
-                f"payload does not match the schema of {self.topic}",
-                errors=self._explain(value, exc),
-            ) from None
-        except ShuttingDown as exc:  # intake stopped: nothing was published, the broker is not at fault
+            published = await sender.send(record, wait=False)
+        except InvalidData as exc:  # tolerance = none: not dead-lettered, the connector is stopping
+            raise self._schema_violation(value, exc.reason, dead_lettered=False) from None
+        except (ShuttingDown, Backpressure) as exc:  # nothing was published; the broker is not at fault
             retry = math.ceil(exc.retry_after) if exc.retry_after else UNAVAILABLE_RETRY_AFTER_S
-            raise _unavailable("the connector is shutting down; the event was not accepted", retry) from None
+            what = "shutting down" if isinstance(exc, ShuttingDown) else "at its in-flight bound"
+            raise _unavailable(f"the connector is {what}; the event was not accepted", retry) from None
         except Retryable as exc:
-            self.on_broker_state(False)
             self.failure_log.warning("publish to %s failed: %s", self.topic, exc)
             retry = math.ceil(exc.retry_after) if exc.retry_after else UNAVAILABLE_RETRY_AFTER_S
             raise _unavailable(
@@ -261,23 +249,35 @@ class Endpoint:
         except Fatal as exc:
             log.error("publish to %s failed fatally: %s", self.topic, exc)
             raise _unavailable("the connector is stopping; the event was not accepted", logged=True) from None
-        finally:
-            self.in_flight -= 1
-        self.on_broker_state(True)
-        return self.settings.success_status, {
-            "status": "accepted",
-            "topic": self.topic,
-            "partition": published.partition,
-            "offset": published.sequence,
-            "request_id": request_id,
-        }
+        if published.dead_lettered:
+            raise self._schema_violation(value, published.dead_letter_reason or "", dead_lettered=True)
+        return self.settings.success_status, _accepted(published, self.topic, request_id)
 
-    def _explain(self, value: Any, exc: InvalidData) -> list[dict[str, str]]:
+    def _schema_violation(self, value: Any, reason: str, *, dead_lettered: bool) -> WebhookError:
+        return WebhookError(
+            422,
+            "schema_violation",
+            f"payload does not match the schema of {self.topic}",
+            errors=self._explain(value, reason),
+            dead_lettered=dead_lettered,
+        )
+
+    def _explain(self, value: Any, reason: str) -> list[dict[str, str]]:
         if self.explainer is not None:
             errors = self.explainer.errors(value, limit=MAX_VALIDATION_ERRORS)
             if errors:
                 return errors
-        return [{"path": "", "message": exc.reason}]
+        return [{"path": "", "message": reason}]
+
+
+def _accepted(published: Published, topic: str, request_id: str) -> dict[str, Any]:
+    return {
+        "status": "accepted",
+        "topic": topic,
+        "partition": published.partition,
+        "offset": published.sequence,
+        "request_id": request_id,
+    }
 
 
 def _unavailable(

@@ -1,9 +1,13 @@
-"""The aiohttp server: routes requests to endpoints, answers errors as JSON, serves /health and /ready.
+"""The aiohttp server: routes requests to endpoints and answers errors as JSON.
+
+Readiness is not served here: /health and /ready are the core's, on ``processing.metrics_port``, for every
+connector (the broker's state from the delivery pipeline and its probe, this connector's ``health_check``
+— the server is listening — and the runtime's intake state).
 
 Routing is done here rather than by aiohttp's router so that unknown paths (404) and wrong methods (405,
 with ``Allow``) get the same JSON error bodies as everything else. Every answer is counted in
 ``danube_webhook_requests_total`` and timed in ``danube_webhook_request_duration_seconds``, and every
-answer — success, idempotent replay, error, health — carries ``X-Request-Id`` (the caller's, or a new one).
+answer — success, idempotent replay, error — carries ``X-Request-Id`` (the caller's, or a new one).
 
 :attr:`WebhookServer.serving` is a task that ends with :class:`ServerStopped` if the listening socket stops
 serving other than through :meth:`WebhookServer.stop`; the connector hands it to ``RuntimeContext.watch``.
@@ -12,69 +16,22 @@ serving other than through :meth:`WebhookServer.stop`; the connector hands it to
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 from aiohttp import web
+from danube_connect_core import SourceSender
 from danube_connect_core.client.ratelog import RateLimitedLog
-from danube_connect_core.connector import SourceSender
 
 from danube_source_webhook.endpoint import Endpoint, request_id_of
 from danube_source_webhook.errors import WebhookError, json_response
 from danube_source_webhook.metrics import UNMATCHED, WebhookMetrics
 
-__all__ = ["BrokerProbe", "ServerStopped", "WebhookServer"]
+__all__ = ["ServerStopped", "WebhookServer"]
 
 log = logging.getLogger("danube_connect.webhook")
-
-HEALTH_PATHS = ("/health", "/ready")
-
-
-class BrokerProbe:
-    """Whether Danube looks reachable, as the publishes see it.
-
-    A failed publish marks it down; while down, a TCP connect to the service URL every ``interval_s``
-    marks it up again (the next publish confirms), so /ready recovers even when no traffic arrives
-    because a load balancer stopped sending while it was not ready.
-    """
-
-    def __init__(self, service_url: str, interval_s: float = 1.0) -> None:
-        parts = urlsplit(service_url if "://" in service_url else f"http://{service_url}")
-        self.host = parts.hostname or "127.0.0.1"
-        self.port = parts.port or 6650
-        self.interval_s = interval_s
-        self.ok = True
-        self._task: asyncio.Task[None] | None = None
-
-    def report(self, ok: bool) -> None:
-        self.ok = ok
-        if not ok and self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._probe(), name="webhook-broker-probe")
-
-    async def _probe(self) -> None:
-        try:
-            while not self.ok:
-                await asyncio.sleep(self.interval_s)
-                try:
-                    async with asyncio.timeout(self.interval_s):
-                        _, writer = await asyncio.open_connection(self.host, self.port)
-                    writer.close()
-                    with contextlib.suppress(Exception):
-                        await writer.wait_closed()
-                    self.ok = True
-                except (OSError, TimeoutError):
-                    continue
-        finally:
-            self._task = None
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
 
 
 class _ListeningServer(Protocol):
@@ -97,17 +54,11 @@ class WebhookServer:
         self,
         endpoints: Mapping[str, Endpoint],
         metrics: WebhookMetrics,
-        probe: BrokerProbe,
         host: str,
         port: int,
-        intake_stopped: Callable[[], bool] = lambda: False,
     ) -> None:
         self.endpoints = dict(endpoints)
-        #: True once the runtime stopped intake (SIGTERM): /ready answers 503 from then on, while the
-        #: drain still finishes the publishes in flight (invariant 6), so load balancers stop sending.
-        self.intake_stopped = intake_stopped
         self.metrics = metrics
-        self.probe = probe
         self.host = host
         self.port = port
         self.sender: SourceSender | None = None
@@ -118,7 +69,6 @@ class WebhookServer:
         # the story (with a count of the rest) without the logging itself costing the CPU.
         self._unavailable_log = RateLimitedLog(log, per_second=1.0, burst=5)
         for endpoint in self.endpoints.values():
-            endpoint.on_broker_state = probe.report
             metrics.declare(endpoint.path)
 
     async def start(self) -> int:
@@ -183,7 +133,6 @@ class WebhookServer:
         if self._serving is not None:
             self._serving.cancel()
             await asyncio.gather(self._serving, return_exceptions=True)
-        await self.probe.close()
 
     @property
     def running(self) -> bool:
@@ -197,8 +146,6 @@ class WebhookServer:
 
     async def _answer(self, request: web.Request, request_id: str) -> web.Response:
         path = request.path
-        if path in HEALTH_PATHS:
-            return self._health(request)
         started = time.perf_counter()
         endpoint = self.endpoints.get(path)
         label = endpoint.path if endpoint is not None else UNMATCHED
@@ -219,35 +166,3 @@ class WebhookServer:
             response = json_response({"error": "internal_error", "message": "internal error"}, 500)
         self.metrics.observe(label, response.status, time.perf_counter() - started)
         return response
-
-    def _health(self, request: web.Request) -> web.Response:
-        if request.method not in ("GET", "HEAD"):
-            return json_response(
-                {"error": "method_not_allowed", "message": f"use GET on {request.path}"},
-                405,
-                {"Allow": "GET, HEAD"},
-            )
-        draining = self.stopping or self.intake_stopped()
-        accepting = self.sender is not None and not draining
-        ready = accepting and self.probe.ok
-        checks: dict[str, Any] = {
-            "http": {"ok": not self.stopping, "detail": "stopping" if self.stopping else "serving"},
-            "danube": {
-                "ok": self.probe.ok,
-                "detail": "reachable" if self.probe.ok else "last publish failed; probing",
-            },
-            "intake": {"ok": accepting, "detail": _intake_detail(self.sender is not None, draining)},
-        }
-        if request.path == "/health":
-            status = "healthy" if ready else "degraded"
-            return json_response({"status": status, "ready": ready, "checks": checks}, 200)
-        return json_response(
-            {"status": "ready" if ready else "not_ready", "ready": ready, "checks": checks},
-            200 if ready else 503,
-        )
-
-
-def _intake_detail(started: bool, draining: bool) -> str:
-    if draining:
-        return "shutting down: not accepting new events"
-    return "accepting" if started else "producers not ready"

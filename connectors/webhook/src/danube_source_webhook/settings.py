@@ -269,7 +269,9 @@ class EndpointSettings(_Strict):
     #: Per-endpoint overrides of ``[webhook.auth]`` and ``[webhook.rate_limit]``.
     auth: AuthSettings | None = None
     rate_limit: RateLimitSettings | None = None
-    #: Publishes awaiting the broker at once; more answer 503 (invariant 3). Default: ``[webhook]``'s.
+    #: The in-flight bound of this endpoint's topic in the core's delivery pipeline, in total (spread over
+    #: its partitions; endpoints sharing a topic: the largest): a request finding it full answers 503 at
+    #: once (invariant 3). Default: ``[webhook]``'s.
     max_in_flight: int | None = Field(default=None, ge=1)
     #: 200 (default) or 202 on success.
     success_status: Literal[200, 202] = 200

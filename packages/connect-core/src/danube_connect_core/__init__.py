@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from danube_connect_core.connector import SinkConnector, SourceConnector, SourceMode, SourceSender
     from danube_connect_core.consumer_config import ConsumerConfig, SinkTopicMapping
     from danube_connect_core.errors import (
+        Backpressure,
         ConfigError,
         ConnectorError,
         Fatal,
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     )
     from danube_connect_core.lifecycle import connector_main
     from danube_connect_core.producer_config import ProducerConfig
+    from danube_connect_core.publisher import Published
     from danube_connect_core.records import (
         Offset,
         PayloadKind,
@@ -67,6 +69,7 @@ _EXPORTS: dict[str, str] = {
     "ConnectorError": "errors",
     "Retryable": "errors",
     "ShuttingDown": "errors",
+    "Backpressure": "errors",
     "InvalidData": "errors",
     "Fatal": "errors",
     "ConfigError": "errors",
@@ -78,11 +81,13 @@ _EXPORTS: dict[str, str] = {
     "SinkTopicMapping": "consumer_config",
     "SubscriptionType": "subscription",
     "ProducerConfig": "producer_config",
+    "Published": "publisher",
     "EnvSecret": "secrets",
     "resolve_env_secret": "secrets",
 }
 
 __all__ = [
+    "Backpressure",
     "ConfigError",
     "ConnectorConfig",
     "ConnectorError",
@@ -93,6 +98,7 @@ __all__ = [
     "Offset",
     "PayloadKind",
     "ProducerConfig",
+    "Published",
     "RetriesExhausted",
     "RetrySettings",
     "Retryable",

@@ -34,9 +34,20 @@ class SourceMode(enum.Enum):
 
 
 class SourceSender(Protocol):
-    """Handed to a streaming source: push records, each call resolves on the broker's ack."""
+    """Handed to a streaming source: push records into the delivery pipeline.
 
-    async def send(self, item: SourceRecord | SourceEnvelope) -> Published: ...
+    ``send`` resolves once the broker acknowledged the record, or its dead letter (``Published.
+    dead_lettered``; the record was invalid). It waits while the topic's in-flight bound is full
+    (backpressure) and retries a failed publish with ``[retry]`` backoff; with ``wait=False`` (a caller
+    that must answer promptly, whose upstream retries) it raises Backpressure at once instead and makes one
+    attempt. It raises ShuttingDown after intake stopped, Retryable when the publish failed (nothing
+    acknowledged), InvalidData only with ``[errors] tolerance = "none"`` (the runtime is stopping) and
+    Fatal when the runtime cannot go on.
+    ``send_batch`` sends concurrently and raises the first failure. Full semantics:
+    :mod:`danube_connect_core.source_pipeline`.
+    """
+
+    async def send(self, item: SourceRecord | SourceEnvelope, *, wait: bool = True) -> Published: ...
 
     async def send_batch(self, items: Sequence[SourceRecord | SourceEnvelope]) -> list[Published]: ...
 
@@ -100,10 +111,16 @@ class SourceConnector(_ConnectorBase):
     nothing (immediately again when it returned records). Streaming mode: :meth:`start_streaming` receives a
     :class:`SourceSender` and returns; the connector pushes records from its own tasks.
 
+    Both modes share one delivery pipeline (:mod:`danube_connect_core.source_pipeline`): validation, the
+    in-flight bound, retries with backoff, dead letters for invalid records (``tolerance = "none"`` stops
+    instead) and offset sequencing. A connector only produces records and persists offsets.
+
     Failure semantics: ``poll`` raising Retryable is retried with backoff (the connector is not-ready
-    meanwhile) and exhausting the budget exits 1; Fatal stops the connector with exit 1. Records already
-    handed over are drained (published or failed) before ``shutdown()``. ``commit`` is called only with
-    offsets whose record and every earlier record of the same offset partition were acknowledged.
+    meanwhile) and exhausting the budget exits 1; Fatal stops the connector with exit 1. A polled record
+    whose publish exhausts its retries exits 1 too. Records already handed over are drained (published,
+    dead-lettered or failed) before ``shutdown()``. ``commit`` is called, polling or streaming, only with
+    offsets whose record (or its dead letter) and every earlier record of the same offset partition were
+    acknowledged, in order per offset partition.
     """
 
     mode: ClassVar[SourceMode] = SourceMode.POLLING
@@ -121,7 +138,9 @@ class SourceConnector(_ConnectorBase):
         raise NotImplementedError(f"{type(self).__name__} is a streaming source but does not implement it")
 
     async def commit(self, offsets: list[Offset]) -> None:
-        """Persist positions: every record up to each offset is acknowledged by the broker."""
+        """Persist positions: every record up to each offset is acknowledged by the broker (published or
+        dead-lettered). One offset per offset partition, the newest; called from one task, never twice at
+        once. Raising Fatal stops the runtime; any other error is logged (the next commit covers it)."""
 
 
 class SinkConnector(_ConnectorBase):

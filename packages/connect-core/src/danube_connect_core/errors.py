@@ -10,6 +10,9 @@ Failure semantics (what the runtime does with each):
 - :class:`ShuttingDown` - a :class:`Retryable` raised by ``sender.send`` of a streaming source once the
   runtime stopped intake (SIGTERM, a fatal error): nothing was published. An HTTP handler can answer
   503 with Retry-After knowingly ("this instance is going away, try another or later").
+- :class:`Backpressure` - a :class:`Retryable` raised by ``sender.send(item, wait=False)`` when the
+  topic's in-flight bound is full: nothing was published (a source that must answer at once, such as an
+  HTTP handler, answers "unavailable" instead of waiting for a place).
 - :class:`InvalidData` - this record can never be processed. It goes to the dead-letter topic with the
   reason and is acknowledged; the healthy records beside it are still written (invariant 5). A sink reports
   such records per record with ``batch.reject`` (:mod:`danube_connect_core.sink_batch`). With
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
     import grpc
 
 __all__ = [
+    "Backpressure",
     "ConfigError",
     "ConnectorError",
     "DanubeError",
@@ -72,6 +76,16 @@ class ShuttingDown(Retryable):
     def __init__(
         self, message: str = "connector is shutting down", *, retry_after: float | None = 1.0
     ) -> None:
+        super().__init__(message, retry_after=retry_after)
+
+
+class Backpressure(Retryable):
+    """The in-flight bound of the record's topic is full and the sender was asked not to wait.
+
+    Raised by ``SourceSender.send(item, wait=False)``; nothing was published (invariant 3).
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = 1.0) -> None:
         super().__init__(message, retry_after=retry_after)
 
 

@@ -1,13 +1,16 @@
-"""Publishing source records: validate, serialise, send with a bounded in-flight window, track offsets.
+"""Publishing source records: one attempt to validate, serialise and send a record, or its dead letter.
+
+The policy around these attempts (the in-flight bound, retries, tolerance, offsets) lives in
+:mod:`danube_connect_core.source_pipeline`; this module only talks to the broker.
 
 Invariant 4: a record is validated against its topic's schema before anything is sent; an invalid one is
-counted (``schema_validation_failures``) and never published. Invariant 1: an offset is released for
-``commit()`` only once its record and every earlier one of its offset partition is acknowledged.
+counted (``schema_validation_failures``) and never published to its topic.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -15,9 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from danube_connect_core.config import ConnectorConfig
+from danube_connect_core.dead_letter import dead_letter_payload, source_dead_letter_attributes
 from danube_connect_core.errors import Fatal, InvalidData, Retryable
 from danube_connect_core.metrics import ConnectorMetrics
-from danube_connect_core.offset_tracker import OffsetTracker
 from danube_connect_core.producer_config import ProducerConfig
 from danube_connect_core.records import SourceEnvelope, SourceRecord
 from danube_connect_core.schema_codec import PayloadCodec, SchemalessCodec
@@ -30,18 +33,29 @@ log = logging.getLogger("danube_connect.source")
 
 @dataclass(frozen=True, slots=True)
 class Published:
-    """A record the broker acknowledged: the partition topic it went to and the producer's sequence."""
+    """A record the broker acknowledged: the partition topic it went to and the producer's sequence.
+
+    ``dead_letter_reason`` is set when the record was invalid and what the broker acknowledged is its dead
+    letter (``topic`` is then the dead-letter topic): the record is safely kept, but not on its topic.
+    """
 
     topic: str
     partition: int | None
     sequence: int
+    dead_letter_reason: str | None = None
+
+    @property
+    def dead_lettered(self) -> bool:
+        return self.dead_letter_reason is not None
 
 
 @dataclass
 class _Route:
     producer: Any
     codec: PayloadCodec
-    window: asyncio.Semaphore
+    #: The topic's in-flight bound (records inside the delivery pipeline), held by SourcePipeline.
+    bound: asyncio.Semaphore
+    capacity: int
 
 
 class Publisher:
@@ -49,7 +63,8 @@ class Publisher:
 
     Errors raised by :meth:`publish`: InvalidData (the record does not fit its schema; nothing was sent),
     Retryable (the broker did not acknowledge after the client's retries; the record may be sent again),
-    Fatal (the topic cannot be used at all, e.g. its schema cannot be registered).
+    Fatal (the topic cannot be used at all, e.g. its schema cannot be registered). :meth:`dead_letter`
+    raises Retryable only.
     """
 
     def __init__(self, client: Any, config: ConnectorConfig, metrics: ConnectorMetrics) -> None:
@@ -58,10 +73,8 @@ class Publisher:
         self._metrics = metrics
         self._routes: dict[str, _Route] = {}
         self._creating: dict[str, asyncio.Task[_Route]] = {}
-        self.offsets = OffsetTracker()
-        self.inflight = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._dlq: Any = None
+        self._dlq_lock = asyncio.Lock()
         self.on_broker_state: Any = None
 
     async def add_topic(self, pc: ProducerConfig) -> None:
@@ -99,7 +112,8 @@ class Publisher:
         except DanubeError as exc:
             raise Fatal(f"cannot create a producer for {pc.topic}: {exc}") from exc
         self._metrics.declare_topic(pc.topic)
-        route = _Route(producer, codec, asyncio.Semaphore(window * max(1, pc.partitions or 1)))
+        capacity = window * max(1, pc.partitions or 1)
+        route = _Route(producer, codec, asyncio.Semaphore(capacity), capacity)
         self._routes[pc.topic] = route
         return route
 
@@ -114,61 +128,78 @@ class Publisher:
             self._metrics.error(record.topic, "schema_validation")
             raise
 
-    async def publish(self, item: SourceRecord | SourceEnvelope) -> Published:
+    def known_route(self, topic: str) -> _Route | None:
+        """The topic's producer and bound if it was created already."""
+        return self._routes.get(topic)
+
+    async def route(self, topic: str) -> _Route:
+        """The topic's producer and bound (a topic not declared in ``producer_configs`` is added now)."""
+        route = self._routes.get(topic)
+        if route is None:
+            await self.add_topic(ProducerConfig(topic))
+            route = self._routes[topic]
+        return route
+
+    async def publish(self, record: SourceRecord) -> Published:
+        """One attempt: validate, serialise and send ``record``; resolves on the broker's ack."""
         from danube_connect_core.client import DanubeError
 
-        envelope = SourceEnvelope.of(item)
-        record = envelope.record
-        if record.topic not in self._routes:
-            await self.add_topic(ProducerConfig(record.topic))
-        route = self._routes[record.topic]
+        route = await self.route(record.topic)
         c = self._metrics.connector
-        self._metrics.received.labels(c, record.topic).inc()
-        ticket = self.offsets.track(envelope.offset) if envelope.offset is not None else None
-        try:
-            payload = self.encode(record)
-        except InvalidData:
-            if ticket is not None and self._config.errors.tolerance == "all":
-                # Rejected for good: it will never be published, so it must not hold back later offsets.
-                self.offsets.done(ticket)
-            raise
+        payload = self.encode(record)
         gauge = self._metrics.inflight.labels(c, record.topic)
-        self._enter()
         gauge.inc()
         started = time.perf_counter()
         try:
-            async with route.window:
-                mid = await route.producer.send(
-                    payload, attributes=dict(record.attributes) or None, key=record.key
-                )
+            mid = await route.producer.send(
+                payload, attributes=dict(record.attributes) or None, key=record.key
+            )
         except DanubeError as exc:
             self._metrics.error(record.topic, "publish")
-            if self.on_broker_state is not None:
-                self.on_broker_state(False, str(exc))
+            self._broker_state(False, str(exc))
             raise Retryable(f"publish to {record.topic} failed: {exc}") from exc
         finally:
             gauge.dec()
-            self._leave()
         self._metrics.processing_duration.labels(c, record.topic).observe(time.perf_counter() - started)
         self._metrics.sent.labels(c, record.topic).inc()
-        if self.on_broker_state is not None:
-            self.on_broker_state(True, "")
-        if ticket is not None:
-            self.offsets.done(ticket)
+        self._broker_state(True, "")
         return Published(mid.topic, mid.partition, mid.offset)
 
-    def _enter(self) -> None:
-        self.inflight += 1
-        self._idle.clear()
+    async def dead_letter(self, envelope: SourceEnvelope, reason: str) -> Published:
+        """One attempt to publish the dead letter of an invalid record (its payload as bytes, its attributes
+        plus ``error.*``, see :func:`~danube_connect_core.dead_letter.source_dead_letter_attributes`) to
+        ``[errors] dead_letter_topic``; resolves on the broker's ack. Raises Retryable."""
+        from danube_connect_core.client import DanubeError
 
-    def _leave(self) -> None:
-        self.inflight -= 1
-        if self.inflight == 0:
-            self._idle.set()
+        record = envelope.record
+        name = self._config.connector_name
+        try:
+            dlq = await self.open_dead_letter()
+            attributes = source_dead_letter_attributes(envelope, reason=reason, connector=name)
+            mid = await dlq.send(dead_letter_payload(record), attributes=attributes, key=record.key)
+        except DanubeError as exc:
+            self._metrics.error(record.topic, "dead_letter")
+            self._broker_state(False, str(exc))
+            raise Retryable(f"dead-letter publish failed: {exc}") from exc
+        self._metrics.dead_lettered.labels(self._metrics.connector, record.topic).inc()
+        self._broker_state(True, "")
+        log.warning(
+            "record for %s dead-lettered to %s: %s", record.topic, self._config.dead_letter_topic, reason
+        )
+        return Published(mid.topic, mid.partition, mid.offset, dead_letter_reason=reason)
 
-    async def wait_idle(self) -> None:
-        """Return when no publish is in flight."""
-        await self._idle.wait()
+    async def open_dead_letter(self) -> Any:
+        """The dead-letter producer, created on first use (raises DanubeError)."""
+        async with self._dlq_lock:
+            if self._dlq is None:
+                self._dlq = await self._client.create_producer(
+                    self._config.dead_letter_topic, f"{self._config.connector_name}-dlq", reliable=True
+                )
+            return self._dlq
+
+    def _broker_state(self, ok: bool, detail: str) -> None:
+        if self.on_broker_state is not None:
+            self.on_broker_state(ok, detail)
 
     async def close(self) -> None:
         for route in self._routes.values():
@@ -177,3 +208,7 @@ class Publisher:
             except Exception as exc:  # closing is best effort; everything was acknowledged already
                 log.debug("closing producer: %s", exc)
         self._routes.clear()
+        if self._dlq is not None:
+            with contextlib.suppress(Exception):
+                await self._dlq.close()
+            self._dlq = None

@@ -84,14 +84,25 @@ class Offset:
 
 @dataclass(frozen=True, slots=True)
 class SourceEnvelope:
-    """A record plus the optional offset to commit once it is acknowledged."""
+    """A record plus the optional offset to commit once it is acknowledged.
+
+    ``rejected`` is set (through :meth:`invalid`) by a connector that already knows the record can never
+    be published, e.g. bytes that cannot be read as the topic's format: the delivery pipeline dead-letters
+    it with that reason without validating it (``[errors] tolerance = "none"`` stops instead).
+    """
 
     record: SourceRecord
     offset: Offset | None = None
+    rejected: str | None = None
 
     @classmethod
     def with_offset(cls, record: SourceRecord, offset: Offset) -> SourceEnvelope:
         return cls(record, offset)
+
+    @classmethod
+    def invalid(cls, record: SourceRecord, reason: str, offset: Offset | None = None) -> SourceEnvelope:
+        """A record the connector could not make valid: it goes to the dead-letter topic with ``reason``."""
+        return cls(record, offset, reason)
 
     @classmethod
     def of(cls, item: SourceEnvelope | SourceRecord) -> SourceEnvelope:

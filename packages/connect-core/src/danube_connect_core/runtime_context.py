@@ -13,6 +13,8 @@ The runtime creates one context per run and hands it to the connector's optional
   lets the runtime watch its own tasks with :meth:`RuntimeContext.watch`;
 - reports its readiness at once with :meth:`RuntimeContext.set_ready`, or asks for an immediate
   ``health_check()`` with :meth:`RuntimeContext.health_changed`, instead of waiting for the periodic one.
+  This is the one readiness model: the core serves /health and /ready on ``processing.metrics_port`` for
+  every connector, and a connector serves none of its own.
 - learns that the runtime stopped intake and is draining (:attr:`RuntimeContext.stopping`).
 """
 
@@ -100,8 +102,9 @@ class RuntimeContext:
     def stopping(self) -> bool:
         """True once the runtime stopped intake (a signal, a fatal error) and is draining (invariant 6).
 
-        A connector serving its own endpoints (e.g. a webhook's /ready) reports not-ready from then on,
-        so that load balancers stop sending before the process exits.
+        The core's /ready already answers 503 from then on (load balancers stop sending before the process
+        exits) and ``sender.send`` raises ShuttingDown; a connector reads this to stop its own intake early
+        (e.g. stop reading a socket).
         """
         return self._services.health.shutting_down or self._services.failed.is_set()
 

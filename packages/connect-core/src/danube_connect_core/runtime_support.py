@@ -1,11 +1,12 @@
-"""What both runtimes share: metrics, health, the HTTP server, the Danube client and the health loop."""
+"""What both runtimes share: metrics, health, the HTTP server, the Danube client, the health loop, waiting
+for a stop and the end of a drain."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from danube_connect_core.config import ConnectorConfig
@@ -127,6 +128,46 @@ class RuntimeServices:
             log.debug("broker probe failed: %s", exc)
         else:
             self.health.set_broker(True)
+
+    async def until_stopped(self, stop: asyncio.Event) -> None:
+        """Return once ``stop`` is set (a signal) or the runtime failed, whichever comes first."""
+        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.failed.wait())]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
+
+    async def finish(
+        self,
+        kind: str,
+        tasks: Sequence[asyncio.Task[Any]],
+        *,
+        initialized: bool,
+        closers: Sequence[Callable[[], Awaitable[object]]] = (),
+    ) -> int:
+        """The end of a drain, once in-flight work finished or timed out: cancel the runtime's own tasks,
+        call the connector's ``shutdown()`` (if ``initialize`` succeeded), run ``closers`` (producers, the
+        client; best effort: everything was acknowledged already), stop the HTTP server and return the exit
+        code (0 clean, 1 after a fatal error)."""
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if initialized:
+            try:
+                await self.connector.shutdown()
+            except Exception as exc:
+                log.error("connector shutdown failed: %s", exc)
+        for close in closers:
+            try:
+                await close()
+            except Exception as exc:
+                log.debug("closing after the drain: %s", exc)
+        await self.close()
+        code = 1 if self.fatal_error is not None else 0
+        log.info("%s %s stopped (exit code %d)", kind, self.name, code)
+        return code
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):

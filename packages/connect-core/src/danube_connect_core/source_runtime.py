@@ -1,9 +1,12 @@
 """SourceRuntime: runs a SourceConnector in polling or streaming mode.
 
 Lifecycle: start /metrics, /health, /ready; ``initialize``; connect to Danube and create the producers of
-``producer_configs()`` (registering schemas); then poll or hand a sender to ``start_streaming``. On stop
-(signal, Fatal, exhausted retries) intake stops first, in-flight publishes finish, acknowledged offsets
-are committed, ``shutdown()`` is called, and ``run`` returns the exit code (0 clean, 1 fatal).
+``producer_configs()`` (registering schemas); then poll or hand a sender to ``start_streaming``. Every
+record, polled or streamed, takes the one delivery path of :mod:`danube_connect_core.source_pipeline`
+(bound, validation, retries, dead letters, offsets); a committer task hands committable offsets to
+``commit()`` as acks arrive. On stop (signal, Fatal, exhausted retries) intake stops first, records inside
+the pipeline finish, acknowledged offsets are committed, ``shutdown()`` is called, and ``run`` returns the
+exit code (0 clean, 1 fatal).
 """
 
 from __future__ import annotations
@@ -16,39 +19,16 @@ from typing import Any
 
 from danube_connect_core.config import ConnectorConfig
 from danube_connect_core.connector import SourceConnector, SourceMode
-from danube_connect_core.errors import ConfigError, Fatal, InvalidData, Retryable, ShuttingDown
-from danube_connect_core.publisher import Published, Publisher
+from danube_connect_core.errors import ConfigError, Fatal, Retryable, ShuttingDown
+from danube_connect_core.publisher import Publisher
 from danube_connect_core.records import SourceEnvelope, SourceRecord
-from danube_connect_core.retry import RetriesExhausted, retry_retryable
+from danube_connect_core.resilience import RetriesExhausted, retry_retryable
 from danube_connect_core.runtime_support import RuntimeServices, create_client
+from danube_connect_core.source_pipeline import PipelineSender, SourcePipeline
 
-__all__ = ["RuntimeSourceSender", "SourceRuntime"]
+__all__ = ["SourceRuntime"]
 
 log = logging.getLogger("danube_connect.source")
-
-
-class RuntimeSourceSender:
-    """The sender a streaming source pushes to. ``send`` returns on the broker's ack.
-
-    Raises InvalidData when the record does not fit its topic's schema (nothing was published), Retryable
-    when it could not be published, and ShuttingDown (a Retryable) once the runtime stopped intake, so a
-    caller such as an HTTP handler can answer truthfully (invariant 1).
-    """
-
-    def __init__(self, runtime: SourceRuntime) -> None:
-        self._runtime = runtime
-
-    async def send(self, item: SourceRecord | SourceEnvelope) -> Published:
-        return await self._runtime._publish_streamed(item)
-
-    async def send_batch(self, items: Sequence[SourceRecord | SourceEnvelope]) -> list[Published]:
-        """Publish all items concurrently; returns when all are acknowledged, raises the first failure
-        (the other items may have been published)."""
-        results = await asyncio.gather(*(self.send(i) for i in items), return_exceptions=True)
-        for r in results:
-            if isinstance(r, BaseException):
-                raise r
-        return [r for r in results if isinstance(r, Published)]
 
 
 class SourceRuntime:
@@ -61,8 +41,7 @@ class SourceRuntime:
         self._client = client
         self._owns_client = client is None
         self.publisher: Publisher | None = None
-        self._accepting = False
-        self._commit_wake = asyncio.Event()
+        self.pipeline: SourcePipeline | None = None
         self._commit_lock = asyncio.Lock()
         #: Set once intake is open: producers created, ``start_streaming`` returned or polling begun.
         self.started = asyncio.Event()
@@ -72,6 +51,8 @@ class SourceRuntime:
         return self.services.port
 
     async def run(self, stop: asyncio.Event | None = None) -> int:
+        from danube_connect_core.client import DanubeError
+
         stop = stop or asyncio.Event()
         s = self.services
         await s.start_server()
@@ -91,19 +72,24 @@ class SourceRuntime:
                 self._client = create_client(self.config)
             self.publisher = Publisher(self._client, self.config, self.metrics)
             self.publisher.on_broker_state = lambda ok, detail: self.health.set_broker(ok, detail)
+            self.pipeline = SourcePipeline(self.publisher, self.config, s)
             s.broker_probe = self._client.schema_registry.list_subjects
             for pc in await self.connector.producer_configs():
                 await self.publisher.add_topic(pc)
+            try:  # created up front so broker problems show at start and the topic exists for readers
+                await self.publisher.open_dead_letter()
+            except DanubeError as exc:
+                log.warning("cannot create the dead-letter producer: %s (will retry on the first)", exc)
             self.health.set_broker(True)
-            self._accepting = True
+            self.pipeline.accepting = True
             tasks.append(asyncio.create_task(s.health_loop(), name="health"))
-            tasks.append(asyncio.create_task(self._committer(), name="committer"))
+            tasks.append(asyncio.create_task(self._committer(self.pipeline), name="committer"))
             if self.connector.mode is SourceMode.STREAMING:
-                await self.connector.start_streaming(RuntimeSourceSender(self))
+                await self.connector.start_streaming(PipelineSender(self.pipeline))
             else:
                 tasks.append(asyncio.create_task(self._poll_loop(stop), name="poll"))
             self.started.set()
-            await _wait_any(stop.wait(), s.failed.wait())
+            await s.until_stopped(stop)
         except ConfigError:
             raise
         except Fatal as exc:
@@ -115,7 +101,8 @@ class SourceRuntime:
 
     async def _drain(self, tasks: list[asyncio.Task[Any]], initialized: bool) -> int:
         s = self.services
-        self._accepting = False  # invariant 6: stop intake first
+        if self.pipeline is not None:
+            self.pipeline.accepting = False  # invariant 6: stop intake first
         self.health.set_shutting_down()
         timeout = self.config.processing.shutdown_timeout_ms / 1000
         try:
@@ -124,29 +111,18 @@ class SourceRuntime:
                 if poll is not None:
                     with contextlib.suppress(Exception):
                         await poll  # the loop exits after its current batch
-                if self.publisher is not None:
-                    await self.publisher.wait_idle()
-                await self._commit()
+                if self.pipeline is not None:
+                    await self.pipeline.wait_idle()
+                    await self._commit(self.pipeline)
         except TimeoutError:
             log.error("shutdown timeout (%d ms) reached with publishes in flight", timeout * 1000)
             s.fail(TimeoutError(), "shutdown timeout reached")
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if initialized:
-            try:
-                await self.connector.shutdown()
-            except Exception as exc:
-                log.error("connector shutdown failed: %s", exc)
+        closers: list[Any] = []
         if self.publisher is not None:
-            await self.publisher.close()
+            closers.append(self.publisher.close)
         if self._client is not None and self._owns_client:
-            with contextlib.suppress(Exception):
-                await self._client.close()
-        await s.close()
-        code = 1 if s.fatal_error is not None else 0
-        log.info("source %s stopped (exit code %d)", self.config.connector_name, code)
-        return code
+            closers.append(self._client.close)
+        return await s.finish("source", tasks, initialized=initialized, closers=closers)
 
     async def _poll_loop(self, stop: asyncio.Event) -> None:
         interval = self.config.processing.poll_interval_ms / 1000
@@ -171,65 +147,38 @@ class SourceRuntime:
                     await asyncio.wait_for(stop.wait(), interval)
                 continue
             await self._publish_polled(items)
-            self._commit_wake.set()
 
     async def _publish_polled(self, items: Sequence[SourceRecord | SourceEnvelope]) -> None:
-        """Publish one poll's records; retry publish failures with backoff, exit 1 when exhausted."""
-        assert self.publisher is not None
-        publisher = self.publisher
+        """Deliver one poll's records through the pipeline, concurrently within the in-flight bound.
+
+        An invalid record is dead-lettered (its offset is then committed like any other); a publish whose
+        retries are exhausted, or a Fatal error, stops the runtime (exit 1) and its offset and every later
+        one of its offset partition stay uncommitted, so a restart polls them again.
+        """
+        pipeline = self.pipeline
+        assert pipeline is not None
 
         async def one(item: SourceRecord | SourceEnvelope) -> None:
-            def on_retry(n: int, exc: Retryable, delay: float) -> None:
-                topic = SourceEnvelope.of(item).record.topic
-                self.metrics.retries.labels(self.metrics.connector, topic).inc()
-                self.health.set_retrying(True, f"publish: {exc} (retry {n} in {delay:.2f}s)")
-
             try:
-                await retry_retryable(lambda: publisher.publish(item), self.config.retry, on_retry=on_retry)
-                # Commit as acks arrive, not after the whole poll: a crash mid-poll then replays only
-                # what was not yet committed (fewer duplicates; invariant 1 holds either way).
-                self._commit_wake.set()
-            except InvalidData as exc:
-                topic = SourceEnvelope.of(item).record.topic
-                if self.config.errors.tolerance == "none":
-                    self.services.fail(exc, f"invalid record for {topic} (tolerance = none): {exc.reason}")
-                else:
-                    log.warning("record for %s rejected: %s", topic, exc.reason)
-            except RetriesExhausted as exc:
+                await pipeline.deliver(item)
+            except ShuttingDown:
+                pass  # intake stopped (a signal, another record's fatal error): left uncommitted
+            except Retryable as exc:  # the retry budget is exhausted
                 self.services.fail(exc, f"publish: {exc}")
-            except Fatal as exc:
+            except Exception as exc:  # Fatal, InvalidData (tolerance none): the runtime already stops
                 self.services.fail(exc, str(exc))
 
         await asyncio.gather(*(one(i) for i in items))
-        self.health.set_retrying(False)
 
-    async def _publish_streamed(self, item: SourceRecord | SourceEnvelope) -> Published:
-        if not self._accepting or self.publisher is None:
-            # The sender exists only once intake started, so "not accepting" means intake stopped.
-            raise ShuttingDown("connector is shutting down: not accepting records", retry_after=1.0)
-        try:
-            published = await self.publisher.publish(item)
-        except InvalidData as exc:
-            if self.config.errors.tolerance == "none":
-                self.services.fail(exc, f"invalid record (tolerance = none): {exc.reason}")
-            raise
-        except Fatal as exc:
-            self.services.fail(exc, str(exc))
-            raise
-        self._commit_wake.set()
-        return published
-
-    async def _committer(self) -> None:
+    async def _committer(self, pipeline: SourcePipeline) -> None:
         while True:
-            await self._commit_wake.wait()
-            self._commit_wake.clear()
-            await self._commit()
+            await pipeline.commit_wake.wait()
+            pipeline.commit_wake.clear()
+            await self._commit(pipeline)
 
-    async def _commit(self) -> None:
-        if self.publisher is None:
-            return
+    async def _commit(self, pipeline: SourcePipeline) -> None:
         async with self._commit_lock:
-            offsets = self.publisher.offsets.take_committable()
+            offsets = pipeline.take_committable()
             if not offsets:
                 return
             try:
@@ -238,13 +187,3 @@ class SourceRuntime:
                 self.services.fail(exc, f"commit: {exc}")
             except Exception as exc:  # a failed commit only means a replay after restart (at-least-once)
                 log.warning("commit of %s failed: %s", offsets, exc)
-
-
-async def _wait_any(*aws: Any) -> None:
-    tasks = [asyncio.ensure_future(a) for a in aws]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)

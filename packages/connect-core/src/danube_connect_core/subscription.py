@@ -42,10 +42,6 @@ class SubscriptionType(enum.Enum):
                     return member
         return None
 
-    def to_client(self) -> SubscriptionType:
-        """Deprecated: the client takes this enum itself. Returns ``self``."""
-        return self
-
 
 _WIRE = {
     SubscriptionType.EXCLUSIVE: 0,

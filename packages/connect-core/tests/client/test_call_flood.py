@@ -13,7 +13,7 @@ import pytest
 from danube_connect_core.client import ClientOptions, DanubeClient, RetryPolicy
 from danube_embedded_broker.testing import BrokerProcess
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.integration]  # broker processes
 
 N = 3_000
 TOPIC = "/default/call-flood"

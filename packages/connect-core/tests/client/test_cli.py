@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+pytestmark = pytest.mark.integration  # CLI processes against a broker process
+
 CLI = [sys.executable, "-c", "from danube_connect_core.cli import main; main()"]
 
 

@@ -244,6 +244,7 @@ CASES = {
 }
 
 
+@pytest.mark.integration  # CLI processes
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_config_errors_exit_2_with_one_line(tmp_path: Path, case: str) -> None:
     text, message, key = CASES[case]
@@ -265,6 +266,7 @@ def test_config_errors_exit_2_with_one_line(tmp_path: Path, case: str) -> None:
         assert f": {key}: " in lines[0]
 
 
+@pytest.mark.integration  # a CLI process
 def test_run_with_bad_config_exits_2(tmp_path: Path) -> None:
     path = write(tmp_path, 'danube_service_url = "u"\nconnector_name = "c"\n[counter]\ntopic = 5\n')
     proc = subprocess.run(
@@ -285,6 +287,7 @@ def test_run_with_bad_config_exits_2(tmp_path: Path) -> None:
     assert f"{path}: counter.topic: " in proc.stderr
 
 
+@pytest.mark.integration  # a CLI process
 def test_validate_ok_finds_connector_by_section(tmp_path: Path) -> None:
     path = write(
         tmp_path, 'danube_service_url = "u"\nconnector_name = "c"\n[counter]\ntopic = "/default/n"\n'

@@ -18,6 +18,7 @@ from danube_connect_core.metrics import ConnectorMetrics
 from danube_connect_core.producer_config import ProducerConfig
 from danube_connect_core.runtime_context import RuntimeContext
 from danube_connect_core.testing import MemorySink, http_get, make_config, produce, start_runtime
+from danube_connect_core.testing.waits import wait_for_status
 from prometheus_client import Counter
 
 TOPIC = "/default/context"
@@ -30,12 +31,7 @@ async def get(port: int, path: str) -> tuple[int, str]:
 
 
 async def wait_status(port: int, path: str, status: int) -> dict[str, Any]:
-    async with asyncio.timeout(30):
-        while True:
-            code, body = await get(port, path)
-            if code == status:
-                return dict(json.loads(body))
-            await asyncio.sleep(0.05)
+    return dict(json.loads(await wait_for_status(port, path, status)))
 
 
 class QuerySink(MemorySink):

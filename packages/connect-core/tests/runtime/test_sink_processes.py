@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from danube_connect_core.testing import ConnectorProcess, consume, http_get, produce
+from danube_connect_core.testing.waits import start_ready
 
 FAULTY = "danube_connect_core.testing.faulty_sink:FaultySink"
 TOPIC = "/default/orders"
@@ -94,12 +95,7 @@ async def get(port: int, path: str) -> tuple[int, str]:
 async def started(proc: ConnectorProcess) -> int:
     """Start the process and wait until it is subscribed (/ready 200: a new subscription starts at the
     end of the topic, as on Danube, so records are produced after this)."""
-    proc.start()
-    port = await asyncio.to_thread(proc.metrics_port)
-    async with asyncio.timeout(30):
-        while (await get(port, "/ready"))[0] != 200:  # noqa: ASYNC110 - polling an HTTP endpoint
-            await asyncio.sleep(0.05)
-    return port
+    return await start_ready(proc)
 
 
 async def test_retryable_twice_then_success(broker_factory: Any, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from danube_connect_core.config import RetrySettings
 from danube_connect_core.consumer_config import ConsumerConfig
 from danube_connect_core.sink_runtime import SUBSCRIBE_RETRY_MAX_WAIT_S, SinkRuntime, subscribe_retry_delay
 from danube_connect_core.testing import MemorySink, http_get, make_config, produce
+from danube_connect_core.testing.waits import wait_for_status
 
 TOPIC = "/default/late-topic"
 
@@ -53,9 +54,7 @@ async def test_sink_started_before_its_topic_becomes_ready_when_it_appears(
         assert all(d <= SUBSCRIBE_RETRY_MAX_WAIT_S for d in chosen)
 
         await produce(broker.url, TOPIC, [])  # the source creates the topic
-        async with asyncio.timeout(60):
-            while (await asyncio.to_thread(http_get, runtime.port, "/ready"))[0] != 200:  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
+        await wait_for_status(runtime.port, within=60)
         await produce(broker.url, TOPIC, [{"n": 1}])
         (record,) = await sink.wait_for(1, within=60)
         assert record.payload == {"n": 1}

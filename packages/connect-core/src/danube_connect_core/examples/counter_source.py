@@ -18,11 +18,15 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from danube_connect_core.config import ConnectorConfig
-from danube_connect_core.connector import SourceConnector
-from danube_connect_core.lifecycle import connector_main
-from danube_connect_core.producer_config import ProducerConfig
-from danube_connect_core.records import Offset, SourceEnvelope, SourceRecord
+from danube_connect_core import (
+    ConnectorConfig,
+    Offset,
+    ProducerConfig,
+    SourceConnector,
+    SourceEnvelope,
+    SourceRecord,
+    connector_main,
+)
 
 __all__ = ["CounterSettings", "CounterSource", "main"]
 

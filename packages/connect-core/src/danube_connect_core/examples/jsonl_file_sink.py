@@ -24,14 +24,17 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from danube_connect_core import exact_json
-from danube_connect_core.config import ConnectorConfig
-from danube_connect_core.connector import SinkConnector
-from danube_connect_core.consumer_config import ConsumerConfig, SinkTopicMapping
-from danube_connect_core.errors import Retryable
-from danube_connect_core.lifecycle import connector_main
-from danube_connect_core.records import SinkRecord
-from danube_connect_core.sink_batch import SinkBatch
+from danube_connect_core import (
+    ConnectorConfig,
+    ConsumerConfig,
+    Retryable,
+    SinkBatch,
+    SinkConnector,
+    SinkRecord,
+    SinkTopicMapping,
+    connector_main,
+    exact_json,
+)
 
 __all__ = ["JsonLinesFileSink", "JsonLinesSettings", "main"]
 

@@ -1,13 +1,30 @@
-"""Starting a private PostgreSQL 15 cluster as the postgres user (initdb refuses root)."""
+"""For tests: a private PostgreSQL 15 cluster started as the postgres user (initdb refuses root).
+
+- :func:`missing_reason` - why a cluster cannot be started here, or None;
+- :func:`private_cluster` - a cluster (wal_level=logical, wal2json) on its own port and socket dir,
+  stopped and removed afterwards;
+- :func:`fresh_database` - a database of its own on a cluster; its replication slots and connections
+  are dropped afterwards.
+
+The root conftest.py turns them into the ``pg_cluster`` and ``pg_db`` fixtures. Binaries come from
+/usr/lib/postgresql/15/bin explicitly (another ``postgres`` may be on PATH).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import os
 import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import asyncpg
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 WAL2JSON = Path("/usr/lib/postgresql/15/lib/wal2json.so")
@@ -83,3 +100,60 @@ def make_cluster(root: Path, wal_level: str = "logical") -> PgCluster:
     cluster = PgCluster(PG_BIN, data, sock, _free_port(), wal_level)
     cluster.start()
     return cluster
+
+
+@contextlib.contextmanager
+def private_cluster() -> Iterator[PgCluster]:
+    """A started cluster in a fresh temporary directory; stopped and removed on exit."""
+    root = Path(tempfile.mkdtemp(prefix="danube-pg-"))
+    os.chmod(root, 0o755)
+    cluster = make_cluster(root / "cluster")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+_counter = itertools.count(1)
+
+
+@dataclass
+class PgDatabase:
+    cluster: PgCluster
+    name: str
+
+    @property
+    def dsn(self) -> str:
+        return self.cluster.dsn(self.name)
+
+    async def connect(self) -> asyncpg.Connection:
+        return await asyncpg.connect(self.dsn)
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(cluster: PgCluster) -> AsyncIterator[PgDatabase]:
+    """A new database on ``cluster``; afterwards its connections end, its replication slots are dropped
+    and the database with them."""
+    name = f"cdc_{os.getpid()}_{next(_counter)}"
+    admin = await asyncpg.connect(cluster.dsn())
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")
+    finally:
+        await admin.close()
+    try:
+        yield PgDatabase(cluster, name)
+    finally:
+        admin = await asyncpg.connect(cluster.dsn())
+        try:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = $1 AND pid <> pg_backend_pid()",
+                name,
+            )
+            slots = await admin.fetch("SELECT slot_name FROM pg_replication_slots WHERE database = $1", name)
+            for row in slots:
+                await admin.execute("SELECT pg_drop_replication_slot($1)", row["slot_name"])
+            await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        finally:
+            await admin.close()

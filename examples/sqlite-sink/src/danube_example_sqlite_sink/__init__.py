@@ -1,0 +1,1 @@
+"""Example sink: Danube topics to SQLite tables (the walk-through of docs/writing-a-connector.md)."""
