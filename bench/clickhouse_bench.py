@@ -3,12 +3,16 @@
 Against ClickHouse in-process (chdb, through clickhouse-connect's ``chdb://`` DSN), payment rows into a
 MergeTree table with the metadata columns and ``non_replicated_deduplication_window``, for each batch size:
 
-1. rows/s through SinkRuntime (broker -> consume, decode, batch -> ClickHouseSink.write (value
-   conversion, position check, one insert with its de-duplication token) -> ack), vs the floor: a direct
-   ``client.insert`` of the same rows (built beforehand, metadata included, no token) in batches of the
-   same size into the same engine; and vs our raw consumer (receive + ack only: what the broker allows);
-2. the sink's write path alone: write vs that floor.
-Floor and write-path numbers are medians of 3 interleaved rounds.
+1. P3 end to end: rows/s through SinkRuntime (broker -> consume, decode, batch -> the sink's write (value
+   conversion, position check, one insert with its de-duplication token) -> ack) vs the raw-stub pipeline
+   on the same broker (``raw_stub.drain``: generated gRPC stubs, batches of the same size, each decoded,
+   built into an Arrow table with the metadata columns and inserted with ``insert_arrow`` by this script,
+   then acked). Context rows: the runtime vs the direct insert of ready rows (the floor before 2026-12-04)
+   and vs a bare consumer (receive + ack only);
+2. the sink's write path alone: its write on a ready batch vs a direct insert of the same rows built
+   beforehand (metadata included, no token), same batch size: the faster of ``client.insert`` (Python
+   rows) and ``client.insert_arrow`` (an Arrow table), each measured.
+Medians of 3 interleaved rounds (the end-to-end pair alternates too).
 
 The broker runs in its own process (console script, max_unacked_messages 1000 so batches fill).
 Results: bench/results/clickhouse.json.
@@ -30,17 +34,20 @@ from typing import Any
 
 import clickhouse_connect
 import orjson
+import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.compute as pc  # type: ignore[import-untyped]
+import raw_stub
 from danube_connect_core.client import DanubeClient
 from danube_connect_core.records import SinkRecord
-from danube_connect_core.sink_batch import SinkBatch
 from danube_connect_core.sink_runtime import SinkRuntime
-from danube_connect_core.testing import make_config, write_batch
+from danube_connect_core.testing import make_config
 from danube_embedded_broker.testing import BrokerProcess
 from danube_sink_clickhouse.connector import ClickHouseSink
 from danube_sink_clickhouse.rows import RowBuilder
 from danube_sink_clickhouse.settings import ClickHouseSettings
 from danube_sink_clickhouse.table_schema import describe_table
 from result_files import result_path
+from sink_calls import counting, prepared_batch, write_prepared
 
 REPO = Path(__file__).resolve().parents[1]
 EVENTS = ("payment.succeeded", "payment.failed", "payment.refunded", "payment.canceled")
@@ -76,7 +83,7 @@ def create(client: Any, table: str) -> None:
 
 
 def direct(client: Any, recs: list[SinkRecord], batch: int, table: str) -> float:
-    """The floor: clickhouse-connect alone, the same rows built beforehand, one insert per batch."""
+    """Write-path floor, row form: clickhouse-connect alone, the same rows built beforehand."""
     create(client, table)
     schema = describe_table(client, "bench", table)
     rows = RowBuilder(schema, include_metadata=True, field_paths={}, reject_unknown=False).build(recs).rows
@@ -87,33 +94,96 @@ def direct(client: Any, recs: list[SinkRecord], batch: int, table: str) -> float
     return len(rows) / (time.perf_counter() - start)
 
 
+def direct_arrow(client: Any, recs: list[SinkRecord], batch: int, table: str) -> float:
+    """Write-path floor, Arrow form: the same rows as Arrow tables built beforehand, ``insert_arrow``."""
+    create(client, table)
+    schema = describe_table(client, "bench", table)
+    rows = RowBuilder(schema, include_metadata=True, field_paths={}, reject_unknown=False).build(recs).rows
+    tables = [table_of(rows[i : i + batch]) for i in range(0, len(rows), batch)]
+    start = time.perf_counter()
+    for t in tables:
+        client.insert_arrow(table, t, database="bench")
+    return len(rows) / (time.perf_counter() - start)
+
+
+ARROW_SCHEMA = pa.schema(
+    [("id", pa.int64()), ("event", pa.string()), ("amount", pa.int64()), ("currency", pa.string()),
+     ("timestamp", pa.timestamp("ms", tz="UTC")), ("_danube_topic", pa.string()),
+     ("_danube_partition", pa.int32()), ("_danube_offset", pa.int64()), ("_danube_message_id", pa.string()),
+     ("_danube_publish_time", pa.timestamp("us", tz="UTC")), ("_danube_key", pa.string()),
+     ("_danube_attributes", pa.string())]
+)  # fmt: skip
+
+
+def table_of(rows: list[list[Any]]) -> pa.Table:
+    return pa.Table.from_arrays(
+        [pa.array(list(c), f.type) for c, f in zip(zip(*rows, strict=True), ARROW_SCHEMA, strict=True)],
+        schema=ARROW_SCHEMA,
+    )
+
+
 async def write_path(client: Any, dsn: str, recs: list[SinkRecord], batch: int, table: str) -> float:
+    """The sink's write on ready batches (built as the runtime builds them, outside the clock)."""
     create(client, table)
     sink = ClickHouseSink()
     config = make_config("http://127.0.0.1:1", "bench", settings(dsn, recs[0].topic, batch, table))
     await sink.initialize(config)
+    batches = [await prepared_batch(sink, recs[i : i + batch]) for i in range(0, len(recs), batch)]
     start = time.perf_counter()
-    for i in range(0, len(recs), batch):
-        await write_batch(sink, recs[i : i + batch])
+    for b in batches:
+        await write_prepared(sink, b)
     elapsed = time.perf_counter() - start
     await sink.shutdown()
     return len(recs) / elapsed
 
 
-class CountingSink(ClickHouseSink):
-    """The real sink, plus a count of written rows (so the benchmark need not read the table)."""
+CountingSink = counting(ClickHouseSink)
 
-    def __init__(self, target: int) -> None:
-        super().__init__()
-        self.written = 0
-        self.target = target
-        self.done = asyncio.Event()
+#: The payload as it arrives, for the raw pipeline's own decoding.
+PAYLOAD_SCHEMA = pa.schema(
+    [("id", pa.int64()), ("event", pa.string()), ("amount", pa.int64()), ("currency", pa.string()),
+     ("timestamp", pa.int64())]
+)  # fmt: skip
 
-    async def write(self, batch: SinkBatch[Any]) -> None:
-        await super().write(batch)
-        self.written += len(batch.records)
-        if self.written >= self.target:
-            self.done.set()
+
+def floor_table(messages: Any) -> pa.Table:
+    """The raw pipeline's direct conversion: decode each payload, columns by pyarrow, the metadata
+    columns from the messages (what the sink fills with include_metadata)."""
+    t = pa.Table.from_pylist([orjson.loads(m.payload) for m in messages], schema=PAYLOAD_SCHEMA)
+    ts = pc.multiply(t["timestamp"], 1_000).cast(pa.timestamp("ms", tz="UTC"))
+    topics = [m.msg_id.topic_name for m in messages]
+    base = topics[0].rpartition("-part-")[0]
+    partitions = [raw_stub.partition_of(name) for name in topics]
+    offsets = [m.msg_id.topic_offset for m in messages]
+    n = len(messages)
+    return pa.Table.from_arrays(
+        [
+            *t.columns[:4],
+            ts,
+            pa.array([base] * n, pa.string()),
+            pa.array(partitions, pa.int32()),
+            pa.array(offsets, pa.int64()),
+            pa.array([f"{base}:{p}:{o}" for p, o in zip(partitions, offsets, strict=True)], pa.string()),
+            pa.array([m.publish_time for m in messages], pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+            pa.array([""] * n, pa.string()),
+            pa.array(["{}"] * n, pa.string()),
+        ],
+        schema=ARROW_SCHEMA,
+    )
+
+
+async def raw_pipeline(broker_url: str, client: Any, topic: str, n: int, batch: int, table: str) -> float:
+    """P3's end-to-end floor: raw-stub consume, direct insert of each batch, ack (see raw_stub.py)."""
+    create(client, table)
+    await fill(broker_url, topic, "floor", n)
+
+    async def write(messages: Any) -> None:
+        t = floor_table(messages)
+        await asyncio.to_thread(client.insert_arrow, table, t, database="bench")
+
+    return await raw_stub.drain(  # cut as the runtime below: idle 20 ms, window 1000
+        broker_url, topic, "floor", 4, n, batch, write, idle_s=0.02, max_age_s=1.0, window=1000
+    )
 
 
 async def fill(broker_url: str, topic: str, subscription: str, n: int) -> None:
@@ -191,34 +261,63 @@ async def main(n: int, batches: list[int]) -> None:
             raw = await raw_consume(broker_url, "/default/bench-raw", n)
             for b in batches:
                 recs = records(n, f"/default/bench-wp-{b}")
-                floors, paths = [], []
+                rows_floors, arrow_floors, paths, pipes, rts = [], [], [], [], []
                 for k in range(3):  # interleaved rounds on fresh tables: load changes hit both alike
-                    floors.append(await asyncio.to_thread(direct, client, recs, b, f"direct_{b}_{k}"))
+                    rows_floors.append(await asyncio.to_thread(direct, client, recs, b, f"direct_{b}_{k}"))
+                    arrow_floors.append(
+                        await asyncio.to_thread(direct_arrow, client, recs, b, f"arrow_{b}_{k}")
+                    )
                     paths.append(await write_path(client, dsn, recs, b, f"sink_{b}_{k}"))
-                floor, path = statistics.median(floors), statistics.median(paths)
-                rt = await through_runtime(broker_url, client, dsn, f"/default/bench-rt-{b}", n, b, f"rt_{b}")
+                for k in range(3):
+                    pipes.append(
+                        await raw_pipeline(
+                            broker_url, client, f"/default/bench-fl-{b}-{k}", n, b, f"fl_{b}_{k}"
+                        )
+                    )
+                    rts.append(
+                        await through_runtime(
+                            broker_url, client, dsn, f"/default/bench-rt-{b}-{k}", n, b, f"rt_{b}_{k}"
+                        )
+                    )
+                rows_floor, arrow_floor = statistics.median(rows_floors), statistics.median(arrow_floors)
+                floor, path = max(rows_floor, arrow_floor), statistics.median(paths)
+                pipe, rt = statistics.median(pipes), statistics.median(rts)
                 results[str(b)] = {
                     "direct_rows_per_s": floor,
-                    "process_batch_rows_per_s": path,
+                    "direct_insert_rows_per_s": rows_floor,
+                    "direct_insert_arrow_rows_per_s": arrow_floor,
+                    "write_path_rows_per_s": path,
+                    "write_path_over_direct": path / floor,
+                    "raw_pipeline_rows_per_s": pipe,
                     "runtime_rows_per_s": rt,
-                    "runtime_over_direct": rt / floor,
+                    "runtime_over_raw_pipeline": rt / pipe,
+                    "runtime_over_direct": rt / rows_floor,
                     "runtime_over_raw_consumer": rt / raw,
-                    "process_batch_over_direct": path / floor,
+                    "rounds": {
+                        "direct_insert": rows_floors,
+                        "direct_insert_arrow": arrow_floors,
+                        "write_path": paths,
+                        "raw_pipeline": pipes,
+                        "runtime": rts,
+                    },
                 }
         finally:
             broker.stop()
     print(f"ClickHouse sink, {n} payment rows, chdb; raw consumer receive+ack: {raw:.0f} msg/s")
     for size, r in results.items():
         print(f"batch {size}:")
-        print(f"  direct client.insert (floor)     {r['direct_rows_per_s']:9.0f} rows/s")
+        print(f"  direct client.insert             {r['direct_insert_rows_per_s']:9.0f} rows/s")
+        print(f"  direct client.insert_arrow       {r['direct_insert_arrow_rows_per_s']:9.0f} rows/s")
+        print(
+            f"  sink write path                  {r['write_path_rows_per_s']:9.0f} rows/s"
+            f"   / direct (the faster): {r['write_path_over_direct']:.2f}"
+        )
+        print(f"  raw-stub pipeline (floor)        {r['raw_pipeline_rows_per_s']:9.0f} rows/s")
         print(
             f"  SinkRuntime end to end           {r['runtime_rows_per_s']:9.0f} rows/s"
-            f"   / direct: {r['runtime_over_direct']:.4f}"
+            f"   / raw pipeline: {r['runtime_over_raw_pipeline']:.2f}"
+            f"   / direct insert: {r['runtime_over_direct']:.4f}"
             f"   / raw consumer: {r['runtime_over_raw_consumer']:.2f}"
-        )
-        print(
-            f"  write (write path)               {r['process_batch_rows_per_s']:9.0f} rows/s"
-            f"   / direct: {r['process_batch_over_direct']:.2f}"
         )
     load_end = os.getloadavg()[0]
     print(f"(load average {load_start:.1f} at start, {load_end:.1f} at the end, {os.cpu_count()} cores)")

@@ -2,12 +2,14 @@
 
 Against delta-rs on a local table in a temp dir, payment rows, for each batch size:
 
-1. rows/s through SinkRuntime (broker -> consume, decode, batch -> DeltaLakeSink.write (one commit
-   with the per-partition app transactions) -> ack), vs the floor: a direct ``write_deltalake`` append of
-   the same rows (Arrow tables built beforehand) in batches of the same size into the same engine; and vs
-   our raw consumer (receive + ack only: what the broker allows);
-2. the sink's write path alone: write (row conversion + position check + commit) vs that floor.
-Floor and write-path numbers are medians of 3 interleaved rounds.
+1. P3 end to end: rows/s through SinkRuntime (broker -> consume, decode, batch -> the sink's write (one
+   commit with the per-partition app transactions) -> ack) vs the raw-stub pipeline on the same broker
+   (``raw_stub.drain``: generated gRPC stubs, batches of the same size, each decoded and appended with
+   ``write_deltalake`` by this script, then acked). Context rows: the runtime vs a direct append of ready
+   Arrow tables (the floor before 2026-12-04) and vs a bare consumer (receive + ack only);
+2. the sink's write path alone: its write on a ready batch (JSON -> columns, position check, commit) vs a
+   direct ``write_deltalake`` append of the same rows (Arrow tables built beforehand), same batch size.
+Medians of 3 interleaved rounds (the end-to-end pair alternates too).
 
 The broker runs in its own process (console script, max_unacked_messages 1000 so batches fill).
 Results: bench/results/deltalake.json.
@@ -29,16 +31,18 @@ from typing import Any
 
 import orjson
 import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.compute as pc  # type: ignore[import-untyped]
+import raw_stub
 from danube_connect_core.client import DanubeClient
 from danube_connect_core.records import SinkRecord
-from danube_connect_core.sink_batch import SinkBatch
 from danube_connect_core.sink_runtime import SinkRuntime
-from danube_connect_core.testing import make_config, write_batch
+from danube_connect_core.testing import make_config
 from danube_embedded_broker.testing import BrokerProcess
 from danube_sink_deltalake.connector import DeltaLakeSink
 from danube_sink_deltalake.settings import DeltaLakeSettings
 from deltalake import DeltaTable, write_deltalake
 from result_files import result_path
+from sink_calls import counting, prepared_batch, write_prepared
 
 REPO = Path(__file__).resolve().parents[1]
 EVENTS = ("payment.succeeded", "payment.failed", "payment.refunded", "payment.canceled")
@@ -67,12 +71,20 @@ def settings(root: str, topic: str, batch: int, table: str) -> DeltaLakeSettings
     )  # fmt: skip
 
 
+SCHEMA = pa.schema(
+    [("id", pa.int64()), ("event", pa.string()), ("amount", pa.int64()), ("currency", pa.string()),
+     ("ts", pa.timestamp("us", tz="UTC"))]
+)  # fmt: skip
+#: The payload as it arrives (epoch seconds), for the raw pipeline's own decoding.
+PAYLOAD_SCHEMA = pa.schema(
+    [("id", pa.int64()), ("event", pa.string()), ("amount", pa.int64()), ("currency", pa.string()),
+     ("timestamp", pa.int64())]
+)  # fmt: skip
+
+
 def direct(root: str, n: int, batch: int, table: str) -> float:
-    """The floor: delta-rs alone, Arrow tables built beforehand, one append per batch."""
-    schema = pa.schema(
-        [("id", pa.int64()), ("event", pa.string()), ("amount", pa.int64()), ("currency", pa.string()),
-         ("ts", pa.timestamp("us", tz="UTC"))]
-    )  # fmt: skip
+    """The write-path floor: delta-rs alone, Arrow tables built beforehand, one append per batch."""
+    schema = SCHEMA
     rows = [{**payment(i), "ts": (1705004567 + i) * 1_000_000} for i in range(n)]
     for r in rows:
         r.pop("timestamp")
@@ -87,32 +99,44 @@ def direct(root: str, n: int, batch: int, table: str) -> float:
 
 
 async def write_path(root: str, recs: list[SinkRecord], batch: int, table: str) -> float:
+    """The sink's write on ready batches (built as the runtime builds them, outside the clock)."""
     sink = DeltaLakeSink()
     await sink.initialize(
         make_config("http://127.0.0.1:1", "bench", settings(root, recs[0].topic, batch, table))
     )
+    batches = [await prepared_batch(sink, recs[i : i + batch]) for i in range(0, len(recs), batch)]
     start = time.perf_counter()
-    for i in range(0, len(recs), batch):
-        await write_batch(sink, recs[i : i + batch])
+    for b in batches:
+        await write_prepared(sink, b)
     elapsed = time.perf_counter() - start
     await sink.shutdown()
     return len(recs) / elapsed
 
 
-class CountingSink(DeltaLakeSink):
-    """The real sink, plus a count of written rows (so the benchmark need not read the table)."""
+CountingSink = counting(DeltaLakeSink)
 
-    def __init__(self, target: int) -> None:
-        super().__init__()
-        self.written = 0
-        self.target = target
-        self.done = asyncio.Event()
 
-    async def write(self, batch: SinkBatch[Any]) -> None:
-        await super().write(batch)
-        self.written += len(batch.records)
-        if self.written >= self.target:
-            self.done.set()
+def floor_table(messages: Any) -> pa.Table:
+    """The raw pipeline's direct conversion: decode each payload, columns by pyarrow, seconds -> us."""
+    t = pa.Table.from_pylist([orjson.loads(m.payload) for m in messages], schema=PAYLOAD_SCHEMA)
+    ts = pc.multiply(t["timestamp"], 1_000_000).cast(pa.timestamp("us", tz="UTC"))
+    return pa.Table.from_arrays([*t.columns[:4], ts], schema=SCHEMA)
+
+
+async def raw_pipeline(broker_url: str, root: str, topic: str, n: int, batch: int, table: str) -> float:
+    """P3's end-to-end floor: raw-stub consume, direct append of each batch, ack (see raw_stub.py)."""
+    await fill(broker_url, topic, "floor", n)
+    uri = f"{root}/{table}"
+    DeltaTable.create(uri, SCHEMA)
+    dt = DeltaTable(uri)
+
+    async def write(messages: Any) -> None:
+        table_ = floor_table(messages)
+        await asyncio.to_thread(write_deltalake, dt, table_, mode="append")
+
+    return await raw_stub.drain(  # cut as the runtime below: idle 20 ms, window 1000
+        broker_url, topic, "floor", 4, n, batch, write, idle_s=0.02, max_age_s=1.0, window=1000
+    )
 
 
 async def fill(broker_url: str, topic: str, subscription: str, n: int) -> None:
@@ -185,19 +209,33 @@ async def main(n: int, batches: list[int]) -> None:
             raw = await raw_consume(broker_url, "/default/bench-raw", n)
             for b in batches:
                 recs = records(n, f"/default/bench-wp-{b}")
-                floors, paths = [], []
+                floors, paths, pipes, rts = [], [], [], []
                 for k in range(3):  # interleaved rounds on fresh tables: load changes hit both alike
                     floors.append(await asyncio.to_thread(direct, root, n, b, f"direct_{b}_{k}"))
                     paths.append(await write_path(root, recs, b, f"sink_{b}_{k}"))
+                for k in range(3):
+                    pipes.append(
+                        await raw_pipeline(
+                            broker_url, root, f"/default/bench-fl-{b}-{k}", n, b, f"fl_{b}_{k}"
+                        )
+                    )
+                    rts.append(
+                        await through_runtime(
+                            broker_url, root, f"/default/bench-rt-{b}-{k}", n, b, f"rt_{b}_{k}"
+                        )
+                    )
                 floor, path = statistics.median(floors), statistics.median(paths)
-                rt = await through_runtime(broker_url, root, f"/default/bench-rt-{b}", n, b, f"rt_{b}")
+                pipe, rt = statistics.median(pipes), statistics.median(rts)
                 results[str(b)] = {
                     "direct_rows_per_s": floor,
-                    "process_batch_rows_per_s": path,
+                    "write_path_rows_per_s": path,
+                    "write_path_over_direct": path / floor,
+                    "raw_pipeline_rows_per_s": pipe,
                     "runtime_rows_per_s": rt,
+                    "runtime_over_raw_pipeline": rt / pipe,
                     "runtime_over_direct": rt / floor,
                     "runtime_over_raw_consumer": rt / raw,
-                    "process_batch_over_direct": path / floor,
+                    "rounds": {"direct": floors, "write_path": paths, "raw_pipeline": pipes, "runtime": rts},
                 }
         finally:
             broker.stop()
@@ -206,13 +244,15 @@ async def main(n: int, batches: list[int]) -> None:
         print(f"batch {size}:")
         print(f"  direct write_deltalake (floor)   {r['direct_rows_per_s']:9.0f} rows/s")
         print(
+            f"  sink write path                  {r['write_path_rows_per_s']:9.0f} rows/s"
+            f"   / direct: {r['write_path_over_direct']:.2f}"
+        )
+        print(f"  raw-stub pipeline (floor)        {r['raw_pipeline_rows_per_s']:9.0f} rows/s")
+        print(
             f"  SinkRuntime end to end           {r['runtime_rows_per_s']:9.0f} rows/s"
+            f"   / raw pipeline: {r['runtime_over_raw_pipeline']:.2f}"
             f"   / direct: {r['runtime_over_direct']:.4f}"
             f"   / raw consumer: {r['runtime_over_raw_consumer']:.2f}"
-        )
-        print(
-            f"  write (write path)               {r['process_batch_rows_per_s']:9.0f} rows/s"
-            f"   / direct: {r['process_batch_over_direct']:.2f}"
         )
     load_end = os.getloadavg()[0]
     print(f"(load average {load_start:.1f} at start, {load_end:.1f} at the end, {os.cpu_count()} cores)")

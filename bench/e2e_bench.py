@@ -69,6 +69,8 @@ sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 import pipeline  # noqa: E402
 
 LOAD_SCRIPT = Path(__file__).resolve().parent / "e2e_load.py"
+RAW_E2E = Path(__file__).resolve().parent / "raw_e2e.py"
+FLOOR_TOPIC = "/default/e2e-pipeline-floor"
 TABLE = "stripe_payments"
 #: A step keeps up when its last event is stored within this many seconds after the step's end.
 KEEP_UP_S = 2.0
@@ -351,6 +353,99 @@ def analyse(run: StepRun, stored_rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+@dataclass
+class FloorStep:
+    rate: float
+    report: dict[str, Any]
+    drain_s: float | None
+
+    @property
+    def sustained(self) -> bool:
+        """Every message acknowledged, every one stored, the last within KEEP_UP_S of the step's end."""
+        r = self.report
+        complete = r["acked"] == r["requests"] and r["errors"] == 0
+        return complete and self.drain_s is not None and self.drain_s <= KEEP_UP_S
+
+    def as_json(self) -> dict[str, Any]:
+        return {**self.report, "drain_s": self.drain_s, "sustained": self.sustained}
+
+
+async def run_floor(broker_url: str, tmp: Path, rates: list[float], seconds: float) -> dict[str, Any]:
+    """P4's floor: the raw-stub pipeline (bench/raw_e2e.py) at the same offered rates, same ramp rules."""
+    status = tmp / "floor-status.json"
+    consumer = await asyncio.create_subprocess_exec(
+        sys.executable, str(RAW_E2E), "consume", "--broker", broker_url, "--topic", FLOOR_TOPIC,
+        "--store", str(tmp / "floor-surreal"), "--batch", "50", "--flush-ms", "1000", "--status", str(status),
+    )  # fmt: skip
+
+    def stored() -> tuple[int, int]:
+        doc = json.loads(status.read_text())
+        return int(doc["stored"]), int(doc["wall_ns"])
+
+    async def step(rate: float, k: int, duration: float) -> FloorStep:
+        before = stored()[0]
+        out = tmp / f"floor-step-{k}.json"
+        producer = await asyncio.create_subprocess_exec(
+            sys.executable, str(RAW_E2E), "produce", "--broker", broker_url, "--topic", FLOOR_TOPIC,
+            "--rate", str(rate), "--duration", str(duration), "--step", str(k), "--out", str(out),
+        )  # fmt: skip
+        if await asyncio.wait_for(producer.wait(), duration + 300) != 0:
+            raise RuntimeError(f"the floor's producer of step {k} failed")
+        report: dict[str, Any] = json.loads(out.read_text())
+        expected = before + report["acked"]
+        started = last_move = time.monotonic()
+        last, drain = -1, None
+        while True:
+            count, wall_ns = stored()
+            if count >= expected:
+                drain = (wall_ns - report["end_wall_ns"]) / 1e9
+                break
+            now = time.monotonic()
+            if count != last:
+                last, last_move = count, now
+            if (
+                now - last_move > DRAIN_STALL_S
+                or now - started > DRAIN_MAX_S
+                or consumer.returncode is not None
+            ):
+                break
+            await asyncio.sleep(0.25)
+        result = FloorStep(rate, report, drain)
+        print(
+            f"floor step {k} {rate:7.0f}/s offered {report['offered_per_s']:7.1f}/s acked {report['acked']}"
+            f"/{report['requests']} drained after {drain if drain is None else round(drain, 1)} s"
+            f" -> {'sustained' if result.sustained else 'not sustained'}",
+            flush=True,
+        )
+        return result
+
+    try:
+        async with asyncio.timeout(120):
+            while not status.exists():  # noqa: ASYNC110 (a file another process writes)
+                await asyncio.sleep(0.1)
+        await step(20, 0, 2)  # warm-up, as the pipeline's
+        steps: list[FloorStep] = []
+        for k, rate in enumerate(rates, start=1):
+            steps.append(await step(rate, k, seconds))
+            if not steps[-1].sustained:
+                break
+        ok = [s.rate for s in steps if s.sustained]
+        failed = [s.rate for s in steps if not s.sustained]
+        if ok and failed and max(ok) < round((max(ok) + min(failed)) / 2) < min(failed):
+            steps.append(await step(float(round((max(ok) + min(failed)) / 2)), len(steps) + 1, seconds))
+    finally:
+        consumer.terminate()
+        await consumer.wait()
+    sustained = [s.rate for s in steps if s.sustained]
+    return {
+        "steps": [s.as_json() for s in steps],
+        "sustained_rate_per_s": max(sustained) if sustained else None,
+        "pipeline": "raw-stub producer (one process per step, open loop, 4 partitions, reliable) -> same "
+        "broker -> raw-stub consumer (batches of 50 or 1 s, one INSERT IGNORE per batch into its own "
+        "surrealkv store, then acks)",
+    }
+
+
 def refine_rate(runs: list[StepRun]) -> float | None:
     """The refinement rate: halfway between the last sustained ramp rate and the first failed one."""
     ok = [r.report["rate"] for r in runs if r.live_sustained]
@@ -389,7 +484,9 @@ async def run_bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         # The floor for the sink side, on the same broker with the same settings (window of 10 unacked
         # per partition), while the pipeline idles: a bare consumer draining a 4-partition backlog.
         consumer_floor = await raw_consume(p.broker.url, "/default/e2e-consumer-floor", args.floor_messages)
-        print(f"floor: bare consumer (receive + ack), same broker: {consumer_floor:.0f} msg/s", flush=True)
+        print(f"context: bare consumer (receive + ack), same broker: {consumer_floor:.0f} msg/s", flush=True)
+        # P4's floor: the same pipeline from raw stubs at the same offered rates, on the same broker
+        floor = await run_floor(p.broker.url, tmp, args.rates, args.step_seconds)
     finally:
         sampler_task.cancel()
         exit_codes = await stop_pipeline(p)
@@ -424,6 +521,8 @@ async def run_bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "sustained_rate_per_s": best["rate"] if best else None,
         "consumer_floor_per_s": consumer_floor,
         "consumer_floor_messages": args.floor_messages,
+        "raw_pipeline": floor,
+        "raw_pipeline_sustained_per_s": floor["sustained_rate_per_s"],
         "sustained_step": best["step"] if best else None,
         "overload": {
             "rate": overload["rate"],

@@ -1,13 +1,15 @@
-"""Qdrant sink throughput: SinkRuntime + QdrantSink draining a backlog vs a direct bulk upsert.
+"""Qdrant sink throughput: SinkRuntime + QdrantSink draining a backlog vs the raw-stub pipeline.
 
     uv run python bench/qdrant_bench.py [--records 3000] [--batch-size 200]
 
 The broker runs in its own process (BrokerProcess). The sink subscribes once (so the subscription exists),
 stops, N records are produced on a 4-partition reliable topic, then the sink starts again and drains the
-backlog into Qdrant local mode on tmpfs (/dev/shm when present). Floor, same run: the same points, built by
-the sink's own mapping code, upserted directly with AsyncQdrantClient in batches of the same size into a
-fresh local store. Ratio = sink rows/s / direct rows/s (goal >= 0.8). Writes bench/results/qdrant.json.
-Not a test: nothing is asserted.
+backlog into Qdrant local mode on tmpfs (/dev/shm when present). P3 floor, same run: the raw-stub pipeline
+(``raw_stub.drain``: generated gRPC stubs on the same broker, batches of the same size, each decoded and
+upserted directly with AsyncQdrantClient into a fresh local store, then acked); ratio = sink rows/s /
+raw pipeline rows/s (goal >= 0.8). Context (the floor before 2026-12-04): the same points, built by the
+sink's own mapping code beforehand, upserted directly in batches of the same size.
+Writes bench/results/qdrant.json. Not a test: nothing is asserted.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
+import raw_stub
+from danube_connect_core.client import DanubeClient
 from danube_connect_core.records import SinkRecord
 from danube_connect_core.testing import http_get, make_config, produce, start_runtime
 from danube_embedded_broker.testing import BrokerProcess
@@ -114,6 +119,38 @@ async def direct_run(store: str, n: int, batch: int) -> float:
     return n / elapsed
 
 
+async def raw_pipeline(url: str, store: str, n: int, batch: int) -> float:
+    """P3's end-to-end floor: the same backlog (another topic), raw-stub consume, each batch upserted
+    directly (points from the decoded payloads), then acked (see raw_stub.py)."""
+    topic = f"{TOPIC}-floor"
+    await produce(url, topic, [], partitions=4)  # creates the partitioned topic
+    client = DanubeClient(url)
+    consumer = await client.subscribe(topic, "floor", consumer_name="floor-setup")
+    await consumer.close()  # the subscription exists before the messages, so it receives all of them
+    await client.close()
+    await produce(url, topic, payloads(n), partitions=4)
+    qdrant = AsyncQdrantClient(path=store)
+    await qdrant.create_collection(
+        "c", vectors_config=models.VectorParams(size=DIM, distance=models.Distance.COSINE)
+    )
+
+    async def write(messages: Any) -> None:
+        points = []
+        for m in messages:
+            doc = orjson.loads(m.payload)
+            points.append(models.PointStruct(id=doc.pop("id"), vector=doc.pop("v"), payload=doc))
+        await qdrant.upsert("c", points, wait=True)
+
+    try:
+        return (
+            await raw_stub.drain(  # cut as the sink's runtime: defaults (idle 50 ms, 1 s, broker window 10)
+                url, topic, "floor", 4, n, batch, write, idle_s=0.05, max_age_s=1.0, window=10
+            )
+        )
+    finally:
+        await qdrant.close()
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=3000)
@@ -125,21 +162,25 @@ async def main() -> None:
     url = broker.start()
     try:
         direct = await direct_run(str(work / "direct"), args.records, args.batch_size)
+        pipe = await raw_pipeline(url, str(work / "floor"), args.records, args.batch_size)
         sink = await sink_run(url, str(work / "sink"), args.records, args.batch_size)
     finally:
         broker.stop()
         shutil.rmtree(work, ignore_errors=True)
-    ratio = sink / direct
+    ratio = sink / pipe
     print(f"records={args.records} batch={args.batch_size} dim={DIM} (Qdrant local mode on {base or 'tmp'})")
-    print(f"direct bulk upsert : {direct:8.0f} rows/s")
-    print(f"SinkRuntime + sink : {sink:8.0f} rows/s   ratio {ratio:.2f}x (goal >= 0.8)")
+    print(f"direct bulk upsert (context) : {direct:8.0f} rows/s")
+    print(f"raw-stub pipeline (floor)    : {pipe:8.0f} rows/s")
+    print(f"SinkRuntime + sink           : {sink:8.0f} rows/s   ratio {ratio:.2f}x (goal >= 0.8)")
     out = {
         "records": args.records,
         "batch_size": args.batch_size,
         "dimension": DIM,
         "direct_rows_per_s": round(direct, 1),
+        "raw_pipeline_rows_per_s": round(pipe, 1),
         "sink_rows_per_s": round(sink, 1),
         "ratio": round(ratio, 3),
+        "sink_over_direct": round(sink / direct, 3),
         "machine": {
             "platform": platform.platform(),
             "python": platform.python_version(),

@@ -3,12 +3,14 @@
 Against SurrealDB's embedded engine on a surrealkv store in a temp dir (no server binary here), with
 payment rows like the example's, for each batch size:
 
-1. rows/s through SinkRuntime (broker -> consume, decode, batch -> SurrealDbSink.write -> ack),
-   vs the floor: a direct SDK bulk insert (``INSERT IGNORE INTO t $rows``) of the same rows in batches
-   of the same size; and vs our raw consumer (receive + ack only: what the broker allows);
-2. the sink's write path alone: write (row building + the same statement) vs that floor;
-3. batched writes vs per-record writes (a batch of one per record: one statement each).
-The direct and write-path numbers are medians of 3 interleaved rounds.
+1. P3 end to end: rows/s through SinkRuntime (broker -> consume, decode, batch -> the sink's write -> ack)
+   vs the raw-stub pipeline on the same broker (``raw_stub.drain``: generated gRPC stubs, batches of the
+   same size, each inserted directly with the SDK by this script, then acked). Context: the runtime vs a
+   direct SDK bulk insert of ready rows (the floor before 2026-12-04) and vs a bare consumer;
+2. the sink's write path alone: its write on a ready batch (row building + the same statement) vs a direct
+   SDK bulk insert (``INSERT IGNORE INTO t $rows``) of the same rows in batches of the same size;
+3. the write path vs per-record writes (batches of one record: one statement each).
+Medians of 3 interleaved rounds (the end-to-end pair alternates too).
 
 The broker runs in its own process (console script, max_unacked_messages 1000 so batches fill).
 Results: bench/results/surrealdb.json. Usage: uv run python bench/surrealdb_bench.py [--messages N]
@@ -28,17 +30,18 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import raw_stub
 from danube_connect_core.client import DanubeClient
 from danube_connect_core.records import SinkRecord
-from danube_connect_core.sink_batch import SinkBatch
 from danube_connect_core.sink_runtime import SinkRuntime
-from danube_connect_core.testing import make_config, write_batch
+from danube_connect_core.testing import make_config
 from danube_embedded_broker.testing import BrokerProcess
 from danube_sink_surrealdb.connector import SurrealDbSink
 from danube_sink_surrealdb.rows import to_row
 from danube_sink_surrealdb.settings import SurrealDbSettings
 from result_files import result_path
-from surrealdb import AsyncSurreal
+from sink_calls import counting, prepared_batch, write_prepared
+from surrealdb import AsyncSurreal, RecordID
 
 REPO = Path(__file__).resolve().parents[1]
 EVENTS = ("payment.succeeded", "payment.failed", "payment.refunded", "payment.canceled")
@@ -68,20 +71,7 @@ async def open_sink(url: str, batch: int, table: str) -> SurrealDbSink:
     return sink
 
 
-class CountingSink(SurrealDbSink):
-    """The real sink, plus a count of written rows (so the benchmark need not query the table)."""
-
-    def __init__(self, target: int) -> None:
-        super().__init__()
-        self.written = 0
-        self.target = target
-        self.done = asyncio.Event()
-
-    async def write(self, batch: SinkBatch[Any]) -> None:
-        await super().write(batch)
-        self.written += len(batch.records)
-        if self.written >= self.target:
-            self.done.set()
+CountingSink = counting(SurrealDbSink)
 
 
 def median3(values: list[float]) -> float:
@@ -105,23 +95,44 @@ async def direct_sdk(url: str, recs: list[SinkRecord], batch: int, table: str) -
 
 
 async def sink_batches(url: str, recs: list[SinkRecord], batch: int, table: str) -> float:
+    """The sink's write on ready batches (built as the runtime builds them, outside the clock)."""
     sink = await open_sink(url, batch, table)
+    batches = [await prepared_batch(sink, recs[i : i + batch]) for i in range(0, len(recs), batch)]
     start = time.perf_counter()
-    for i in range(0, len(recs), batch):
-        await write_batch(sink, recs[i : i + batch])
+    for b in batches:
+        await write_prepared(sink, b)
     elapsed = time.perf_counter() - start
     await sink.shutdown()
     return len(recs) / elapsed
 
 
 async def sink_per_record(url: str, recs: list[SinkRecord], table: str) -> float:
-    sink = await open_sink(url, 1, table)
-    start = time.perf_counter()
-    for r in recs:
-        await write_batch(sink, [r])
-    elapsed = time.perf_counter() - start
-    await sink.shutdown()
-    return len(recs) / elapsed
+    """The same write, one record per batch (one statement and one commit per row)."""
+    return await sink_batches(url, recs, 1, table)
+
+
+async def raw_pipeline(broker_url: str, url: str, topic: str, n: int, batch: int, table: str) -> float:
+    """P3's end-to-end floor: raw-stub consume, each batch inserted directly with the SDK (the decoded
+    payloads, record ids from the message positions), then acked (see raw_stub.py)."""
+    await fill(broker_url, topic, "floor", n)
+    db: Any = AsyncSurreal(url)
+    await db.connect()
+    await db.use("default", "default")
+
+    async def write(messages: Any) -> None:
+        rows = []
+        for m in messages:
+            row = orjson.loads(m.payload)
+            row["id"] = RecordID(table, f"{m.msg_id.topic_name}:{m.msg_id.topic_offset}")
+            rows.append(row)
+        await db.query(f"INSERT IGNORE INTO `{table}` $rows RETURN NONE", {"rows": rows})
+
+    try:
+        return await raw_stub.drain(  # cut as the runtime below: idle 20 ms, window 1000
+            broker_url, topic, "floor", 4, n, batch, write, idle_s=0.02, max_age_s=1.0, window=1000
+        )
+    finally:
+        await db.close()
 
 
 async def fill(broker_url: str, topic: str, subscription: str, n: int) -> None:
@@ -204,17 +215,35 @@ async def main(n: int, batches: list[int]) -> None:
                     floors.append(await direct_sdk(url, recs, b, f"direct_{b}_{k}"))
                     batcheds.append(await sink_batches(url, recs, b, f"sink_{b}_{k}"))
                     singles.append(await sink_per_record(url, recs[: min(n, 1000)], f"single_{b}_{k}"))
+                pipes, rts = [], []
+                for k in range(3):  # the end-to-end pair alternates as well
+                    pipes.append(
+                        await raw_pipeline(broker_url, url, f"/default/bench-fl-{b}-{k}", n, b, f"fl_{b}_{k}")
+                    )
+                    rts.append(
+                        await through_runtime(
+                            broker_url, url, f"/default/bench-rt-{b}-{k}", n, b, f"rt_{b}_{k}"
+                        )
+                    )
                 floor, batched, per_record = median3(floors), median3(batcheds), median3(singles)
-                rt = await through_runtime(broker_url, url, f"/default/bench-rt-{b}", n, b, f"rt_{b}")
+                pipe, rt = median3(pipes), median3(rts)
                 results[str(b)] = {
                     "direct_sdk_rows_per_s": floor,
-                    "process_batch_rows_per_s": batched,
+                    "write_path_rows_per_s": batched,
+                    "write_path_over_direct": batched / floor,
                     "per_record_rows_per_s": per_record,
+                    "write_path_over_per_record": batched / per_record,
+                    "raw_pipeline_rows_per_s": pipe,
                     "runtime_rows_per_s": rt,
+                    "runtime_over_raw_pipeline": rt / pipe,
                     "runtime_over_direct": rt / floor,
                     "runtime_over_raw_consumer": rt / raw,
-                    "process_batch_over_direct": batched / floor,
-                    "process_batch_over_per_record": batched / per_record,
+                    "rounds": {
+                        "direct": floors,
+                        "write_path": batcheds,
+                        "raw_pipeline": pipes,
+                        "runtime": rts,
+                    },
                 }
         finally:
             broker.stop()
@@ -223,17 +252,19 @@ async def main(n: int, batches: list[int]) -> None:
         print(f"batch {size}:")
         print(f"  direct SDK bulk insert (floor)   {r['direct_sdk_rows_per_s']:9.0f} rows/s")
         print(
+            f"  sink write path                  {r['write_path_rows_per_s']:9.0f} rows/s"
+            f"   / direct: {r['write_path_over_direct']:.2f}"
+        )
+        print(
+            f"  sink write, one record per batch {r['per_record_rows_per_s']:9.0f} rows/s"
+            f"   batch / per record: {r['write_path_over_per_record']:.1f}x"
+        )
+        print(f"  raw-stub pipeline (floor)        {r['raw_pipeline_rows_per_s']:9.0f} rows/s")
+        print(
             f"  SinkRuntime end to end           {r['runtime_rows_per_s']:9.0f} rows/s"
+            f"   / raw pipeline: {r['runtime_over_raw_pipeline']:.2f}"
             f"   / direct: {r['runtime_over_direct']:.2f}"
             f"   / raw consumer: {r['runtime_over_raw_consumer']:.2f}"
-        )
-        print(
-            f"  write (write path)               {r['process_batch_rows_per_s']:9.0f} rows/s"
-            f"   / direct: {r['process_batch_over_direct']:.2f}"
-        )
-        print(
-            f"  per record (batch of 1)            {r['per_record_rows_per_s']:9.0f} rows/s"
-            f"   batched / per record: {r['process_batch_over_per_record']:.1f}x"
         )
     out = {
         "machine": {

@@ -1,5 +1,5 @@
-"""`danube-connect-demo` (packages/demo, what `bash scripts/demo.sh` runs) exactly as a user runs it: real
-processes, the printed table, clean stops."""
+"""`danube-connect-demo` (examples/payments-demo, what `bash scripts/demo.sh` runs) exactly as a user runs
+it: real processes, the printed table, clean stops."""
 
 from __future__ import annotations
 

@@ -21,13 +21,14 @@ from danube_sink_surrealdb.testing import CASE as SURREALDB
 from danube_source_kafka.testing import CASE as KAFKA
 from danube_source_mqtt.testing import CASE as MQTT
 from danube_source_otel.testing import CASE as OTEL
+from danube_source_postgres_cdc.testing import CASE as POSTGRES_CDC
 from danube_source_webhook.testing import CASE as WEBHOOK
 
 #: Every sink connector of the repository, in the order the fault tests run them.
 SINK_CASES: tuple[SinkCase, ...] = (SURREALDB, DELTA_LAKE, QDRANT, CLICKHOUSE, HTTP)
 #: The source connectors registered for the kit's source check (test_source_sigterm.py has further
 #: SIGTERM tests of its own per source).
-SOURCE_CASES: tuple[SourceCase, ...] = (WEBHOOK, MQTT, KAFKA, OTEL)
+SOURCE_CASES: tuple[SourceCase, ...] = (WEBHOOK, MQTT, KAFKA, POSTGRES_CDC, OTEL)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

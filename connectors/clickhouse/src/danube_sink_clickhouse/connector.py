@@ -147,15 +147,24 @@ class ClickHouseSink(SinkConnector):
         await self._prepare()
         mapping = batch.mapping
         assert mapping.rows is not None and mapping.writer is not None
-        built = mapping.rows.build(list(batch.records))
         writer = mapping.writer
+        records = list(batch.records)
         try:
-            refused = await asyncio.to_thread(writer.write, built.rows, built.records)
+            if mapping.rows.arrow:  # one Arrow table, built per column (see rows.py)
+                built_table = mapping.rows.build_table(records)
+                invalid = built_table.invalid
+                refused = await asyncio.to_thread(
+                    writer.write_table, built_table.table, built_table.records, built_table.fields
+                )
+            else:  # a column type without an Arrow form: Python rows
+                built = mapping.rows.build(records)
+                invalid = built.invalid
+                refused = await asyncio.to_thread(writer.write, built.rows, built.records)
         except InsertFailed as exc:
             if exc.kind is FailureKind.FATAL:
                 raise Fatal(f"insert into {writer.schema.qualified} failed: {exc}") from exc
             raise Retryable(f"insert into {writer.schema.qualified} failed: {exc}") from exc
-        for record, reason in built.invalid + refused:
+        for record, reason in invalid + refused:
             batch.reject(record, reason)
 
     async def health_check(self) -> None:

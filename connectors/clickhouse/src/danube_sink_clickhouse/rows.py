@@ -1,20 +1,36 @@
-"""Records -> rows in the table's column order, plus the records that cannot be inserted (with reasons)."""
+"""Records -> the table's columns, plus the records that cannot be inserted (with reasons).
+
+Two forms of the same conversion (connect-core's rules, :mod:`danube_connect_core.columns`):
+
+- :meth:`RowBuilder.build_table`: one Arrow table for the whole batch, built per column in one pyarrow
+  call where the values already have the column's type (no Python code per record); the writer inserts
+  it with ``insert_arrow``. Available when every column of the table has an Arrow form
+  (:func:`.column_types.arrow_form`); ``RowBuilder.arrow`` says so.
+- :meth:`RowBuilder.build`: Python rows in the table's column order for ``client.insert`` (tables with a
+  column type that has no Arrow form: Int128, Decimal, UUID, Enum, Map, ...).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
+from operator import attrgetter
 from typing import Any
 
 import orjson
+import pyarrow as pa  # type: ignore[import-untyped]
 from danube_connect_core import SinkRecord
+from danube_connect_core import columns as col
 
+from danube_sink_clickhouse.column_types import ArrowForm, arrow_form
 from danube_sink_clickhouse.table_schema import METADATA_COLUMNS, TableColumn, TableSchema
 
-__all__ = ["BuiltRows", "RowBuilder"]
+__all__ = ["BuiltRows", "BuiltTable", "RowBuilder"]
 
-_MISSING = object()
+_MISSING = col.MISSING
+_PAYLOAD = attrgetter("payload")
 
 Cell = Callable[[SinkRecord, dict[str, Any]], Any]
 
@@ -28,11 +44,33 @@ _METADATA: dict[str, Callable[[SinkRecord], Any]] = {
     "_danube_attributes": lambda r: orjson.dumps(dict(r.attributes)).decode(),
 }
 
+#: The Arrow kind each metadata column must have for the Arrow insert (else the table uses row inserts).
+_METADATA_KIND: dict[str, Callable[[pa.DataType], bool]] = {
+    "_danube_topic": pa.types.is_string,
+    "_danube_partition": pa.types.is_integer,
+    "_danube_offset": pa.types.is_integer,
+    "_danube_message_id": pa.types.is_string,
+    "_danube_publish_time": pa.types.is_timestamp,
+    "_danube_key": pa.types.is_string,
+    "_danube_attributes": pa.types.is_string,
+}
+
 
 @dataclass
 class BuiltRows:
     rows: list[list[Any]] = field(default_factory=list)
     records: list[SinkRecord] = field(default_factory=list)
+    invalid: list[tuple[SinkRecord, str]] = field(default_factory=list)
+
+
+@dataclass
+class BuiltTable:
+    """The insertable records as one Arrow table (batch order), their message fields (aligned with the
+    table: positions and ids for the writer), and the records that cannot be inserted, with reasons."""
+
+    table: pa.Table
+    records: list[SinkRecord]
+    fields: col.RecordFields
     invalid: list[tuple[SinkRecord, str]] = field(default_factory=list)
 
 
@@ -57,6 +95,79 @@ class RowBuilder:
         paths = {c.name: tuple(field_paths.get(c.name, c.name).split(".")) for c in schema.columns}
         self.known_fields = {p[0] for p in paths.values()}
         self._cells = [self._cell(c, paths[c.name]) for c in schema.columns]
+        self._plan = self._arrow_plan(paths)
+
+    # -- the Arrow form -----------------------------------------------------------------------------
+
+    @property
+    def arrow(self) -> bool:
+        """Whether :meth:`build_table` can be used (every column has an Arrow form)."""
+        return self._plan is not None
+
+    def _arrow_plan(
+        self, paths: Mapping[str, tuple[str, ...]]
+    ) -> tuple[pa.Schema, list[col.Column | str]] | None:
+        fields: list[pa.Field] = []
+        plan: list[col.Column | str] = []  # a Column from the payload, or a metadata column's name
+        for c in self.schema.columns:
+            form = arrow_form(c.type)
+            if form is None:
+                return None
+            fields.append(pa.field(c.name, form.arrow_type, nullable=form.nullable))
+            if self.include_metadata and c.name in METADATA_COLUMNS:
+                if not _METADATA_KIND[c.name](form.arrow_type):
+                    return None
+                plan.append(c.name)
+            else:
+                plan.append(_payload_column(c, form, paths[c.name]))
+        return pa.schema(fields), plan
+
+    def build_table(self, records: Sequence[SinkRecord]) -> BuiltTable:
+        """The batch as one Arrow table in the table's schema (requires :attr:`arrow`)."""
+        assert self._plan is not None, "build_table needs every column to have an Arrow form"
+        schema, plan = self._plan
+        records = list(records)
+        payloads = list(map(_PAYLOAD, records))
+        first = self._record_checks(payloads)  # these reasons come before any column's
+        data = [c for c in plan if isinstance(c, col.Column)]
+        built = col.build_columns(data, payloads)
+        fields = col.record_fields(records)
+        computed = iter(built.arrays)
+        arrays = [
+            _metadata_array(c, fields, f.type) if isinstance(c, str) else next(computed)
+            for c, f in zip(plan, schema, strict=True)
+        ]
+        table = pa.Table.from_arrays(arrays, schema=schema)
+        rejected = built.rejected | first
+        if not rejected:
+            return BuiltTable(table, records, fields)
+        built.rejected = rejected
+        mask = built.keep_mask(len(records))
+        assert mask is not None
+        keep = pa.array(mask, pa.bool_())
+        return BuiltTable(
+            table.filter(keep),
+            [r for r, k in zip(records, mask, strict=True) if k],
+            _filter_fields(fields, keep),
+            [(records[i], reason) for i, reason in sorted(rejected.items())],
+        )
+
+    def _record_checks(self, payloads: list[Any]) -> dict[int, str]:
+        """Rows refused as a whole: not a JSON object; unknown fields when ``reject_unknown``."""
+        out: dict[int, str] = {}
+        if set(map(type, payloads)) != {dict}:
+            out = {i: "payload is not a JSON object" for i, p in enumerate(payloads) if type(p) is not dict}
+        if self.reject_unknown:
+            objects = [p for p in payloads if type(p) is dict] if out else payloads
+            if not set(chain.from_iterable(objects)) <= self.known_fields:
+                for i, p in enumerate(payloads):
+                    if i not in out and type(p) is dict:
+                        unknown = sorted(k for k in p if k not in self.known_fields)
+                        if unknown:
+                            out[i] = f"fields without a column: {', '.join(unknown[:10])}"
+        return out
+
+    # -- the row form -------------------------------------------------------------------------------
 
     def _cell(self, c: TableColumn, path: tuple[str, ...]) -> Cell:
         """The function computing one column's value from (record, payload); raises ValueError."""
@@ -101,6 +212,52 @@ class RowBuilder:
             if unknown:
                 raise ValueError(f"fields without a column: {', '.join(unknown[:10])}")
         return [cell(r, payload) for cell in self._cells]
+
+
+def _payload_column(c: TableColumn, form: ArrowForm, path: tuple[str, ...]) -> col.Column:
+    return col.Column(
+        name=c.name,
+        arrow_type=form.arrow_type,
+        nullable=form.nullable,
+        convert=form.convert,
+        fast=form.fast,
+        missing_reason=lambda what: f"field for column {c.name} ({c.type}) is {what}",
+        error_prefix=f"column {c.name} ({c.type})",
+        key=path[0] if len(path) == 1 else None,
+        get=(lambda p: _get(p, path)) if len(path) > 1 else None,
+        value_type=form.value_type,
+    )
+
+
+def _metadata_array(name: str, f: col.RecordFields, arrow_type: pa.DataType) -> pa.Array:
+    if name == "_danube_topic":
+        a = f.topics
+    elif name == "_danube_partition":
+        a = f.partitions.fill_null(-1)
+    elif name == "_danube_offset":
+        a = f.offsets
+    elif name == "_danube_message_id":
+        a = f.message_ids
+    elif name == "_danube_publish_time":
+        a = f.publish_micros.cast(pa.timestamp("us", tz="UTC"))
+        return a if a.type == arrow_type else a.cast(arrow_type, safe=False)
+    elif name == "_danube_key":
+        a = f.keys.fill_null("")
+    else:
+        a = f.attributes
+    return a if a.type == arrow_type else a.cast(arrow_type)
+
+
+def _filter_fields(f: col.RecordFields, keep: pa.Array) -> col.RecordFields:
+    return col.RecordFields(
+        topics=f.topics.filter(keep),
+        partitions=f.partitions.filter(keep),
+        offsets=f.offsets.filter(keep),
+        publish_micros=f.publish_micros.filter(keep),
+        keys=f.keys.filter(keep),
+        attributes=f.attributes.filter(keep),
+        message_ids=f.message_ids.filter(keep),
+    )
 
 
 def _get(doc: Any, path: tuple[str, ...]) -> Any:

@@ -14,6 +14,10 @@ Idempotency (invariant 2), two layers:
 
 A data error (a value the column cannot take) on a multi-row insert is narrowed down by bisection with the
 same deterministic tokens, so only the bad rows are reported and every other row is inserted.
+Two insert forms: :meth:`TableWriter.write_table` inserts one Arrow table (``insert_arrow``: ClickHouse
+reads the columns as they are, and replays, positions and tokens are computed on the arrays); :meth:`write`
+inserts Python rows (``client.insert``) for tables with a column type that has no Arrow form. The token of
+a batch is the same in both forms (a hash of its message ids), so a replay de-duplicates across them.
 All methods block (clickhouse-connect's sync client); the connector runs them in a worker thread.
 """
 
@@ -24,7 +28,10 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.compute as pc  # type: ignore[import-untyped]
 from danube_connect_core import SinkRecord
+from danube_connect_core import columns as col
 
 from danube_sink_clickhouse.failures import FailureKind, classify, short
 from danube_sink_clickhouse.table_schema import TableSchema
@@ -166,6 +173,84 @@ class TableWriter:
             rows[mid:], records[mid:]
         )
 
+    # -- the Arrow form -----------------------------------------------------------------------------
+
+    def write_table(
+        self, table: pa.Table, records: list[SinkRecord], fields: col.RecordFields
+    ) -> list[tuple[SinkRecord, str]]:
+        """:meth:`write` for an Arrow table: ``records`` and ``fields`` are aligned with its rows.
+
+        Same failure semantics as :meth:`write` (refused records returned with reasons; InsertFailed).
+        """
+        batch = _ArrowBatch(
+            table, records, fields.partitions.fill_null(-1), fields.offsets, fields.message_ids
+        )
+        try:
+            if self.track_positions:
+                batch = self._fresh_table(batch)
+        except Exception as exc:
+            self.forget_positions()
+            kind = FailureKind.FATAL if classify(exc) is FailureKind.FATAL else FailureKind.RETRYABLE
+            raise InsertFailed(kind, exc) from exc
+        if batch.table.num_rows == 0:
+            return []
+        return self._insert_table_isolating(batch)
+
+    def _fresh_table(self, batch: _ArrowBatch) -> _ArrowBatch:
+        """Drop the rows the table already holds (replays), per partition on the arrays."""
+        held = None
+        for p in pc.unique(batch.partitions).to_pylist():
+            high = self.high_water(p)
+            if high is None:
+                continue
+            here = pc.equal(batch.partitions, p)
+            suspect = pc.and_(here, pc.less_equal(batch.offsets, high))
+            if not pc.any(suspect).as_py():
+                continue
+            present = self.present(p, pc.filter(batch.offsets, suspect).to_pylist())
+            if not present:
+                continue
+            mine = pc.and_(here, pc.is_in(batch.offsets, pa.array(sorted(present), pa.int64())))
+            held = mine if held is None else pc.or_(held, mine)
+        if held is None:
+            return batch
+        keep = pc.invert(held)
+        log.info("skipped %d rows already in %s (a redelivery)", pc.sum(held).as_py(), self.schema.qualified)
+        return batch.filter(keep)
+
+    def _insert_table_isolating(self, batch: _ArrowBatch) -> list[tuple[SinkRecord, str]]:
+        try:
+            self._insert_table(batch)
+            return []
+        except InsertFailed:
+            raise
+        except Exception as exc:
+            kind = classify(exc)
+            if kind is not FailureKind.DATA:
+                self.forget_positions()
+                raise InsertFailed(kind, exc) from exc
+            if batch.table.num_rows == 1:
+                return [(batch.records[0], f"refused by {self.schema.qualified}: {short(exc)}")]
+        mid = batch.table.num_rows // 2
+        return self._insert_table_isolating(batch.slice(0, mid)) + self._insert_table_isolating(
+            batch.slice(mid, batch.table.num_rows - mid)
+        )
+
+    def _insert_table(self, batch: _ArrowBatch) -> None:
+        settings = dict(self.insert_settings)
+        settings["insert_deduplication_token"] = col.dedup_token(batch.ids)
+        self.client.insert_arrow(
+            self.schema.table, batch.table, database=self.schema.database, settings=settings
+        )
+        if self.track_positions:
+            for p in pc.unique(batch.partitions).to_pylist():
+                top = pc.max(pc.filter(batch.offsets, pc.equal(batch.partitions, p))).as_py()
+                high = self._high.get(p)
+                if high is None or top > high:
+                    self._high[p] = top
+
+    # -- the row form -------------------------------------------------------------------------------
+
     def _insert(self, rows: list[list[Any]], records: list[SinkRecord]) -> None:
         settings = dict(self.insert_settings)
         settings["insert_deduplication_token"] = dedup_token(records)
@@ -182,3 +267,37 @@ class TableWriter:
                 high = self._high.get(p)
                 if high is None or r.offset > high:
                     self._high[p] = r.offset
+
+
+class _ArrowBatch:
+    """An Arrow table with its records, partitions (None as -1), offsets and message ids, row-aligned."""
+
+    def __init__(
+        self,
+        table: pa.Table,
+        records: list[SinkRecord],
+        partitions: pa.Array,
+        offsets: pa.Array,
+        ids: pa.Array,
+    ) -> None:
+        self.table, self.records = table, records
+        self.partitions, self.offsets, self.ids = partitions, offsets, ids
+
+    def filter(self, keep: pa.Array) -> _ArrowBatch:
+        mask = keep.to_pylist()
+        return _ArrowBatch(
+            self.table.filter(keep),
+            [r for r, k in zip(self.records, mask, strict=True) if k],
+            self.partitions.filter(keep),
+            self.offsets.filter(keep),
+            self.ids.filter(keep),
+        )
+
+    def slice(self, start: int, length: int) -> _ArrowBatch:
+        return _ArrowBatch(
+            self.table.slice(start, length),
+            self.records[start : start + length],
+            self.partitions.slice(start, length),
+            self.offsets.slice(start, length),
+            self.ids.slice(start, length),
+        )

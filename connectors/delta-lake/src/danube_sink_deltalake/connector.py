@@ -134,20 +134,14 @@ class DeltaLakeSink(SinkConnector):
         target = mapping.target
 
         def commit() -> None:
-            keep = [not target.already_written(r.partition, r.offset) for r in built.records]
-            fresh = [r for r, k in zip(built.records, keep, strict=True) if k]
-            if len(fresh) < len(built.records):
-                log.info(
-                    "skipped %d rows already committed to %s (a redelivery)",
-                    len(built.records) - len(fresh),
-                    target.uri,
+            assert built.partitions is not None and built.offsets is not None
+            skipped, version = target.append_new(built.table, built.partitions, built.offsets)
+            if skipped:
+                log.info("skipped %d rows already committed to %s (a redelivery)", skipped, target.uri)
+            if version is not None:
+                log.debug(
+                    "committed %d rows to %s (version %d)", len(built.records) - skipped, target.uri, version
                 )
-            if not fresh:
-                return
-            table = built.table if all(keep) else built.table.filter(keep)
-            positions = target.new_positions((r.partition, r.offset) for r in fresh)
-            version = target.append(table, positions)
-            log.debug("committed %d rows to %s (version %d)", len(fresh), target.uri, version)
 
         try:
             await asyncio.to_thread(commit)

@@ -5,18 +5,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from danube_connect_core.columns import MISSING as _MISSING
+
 __all__ = ["MISSING", "JsonPath"]
 
 _TOKEN = re.compile(r"\.?([A-Za-z_][A-Za-z0-9_\-]*)|\[(\d+)\]|\[['\"]([^'\"]+)['\"]\]")
 
 
-class _Missing:
-    def __repr__(self) -> str:
-        return "MISSING"
-
-
-#: Returned when the path does not exist in a document (distinct from a JSON null).
-MISSING: Any = _Missing()
+#: Returned when the path does not exist in a document (distinct from a JSON null); connect-core's, so
+#: the batch column builder treats a missing nested field like a missing top-level one.
+MISSING: Any = _MISSING
 
 
 class JsonPath:

@@ -1,28 +1,33 @@
 """A batch of SinkRecords -> one Arrow table in the mapping's schema, plus the records that do not fit.
 
 Every convertible record of the batch becomes a row (no truncation at any batch size); a record whose
-payload cannot fill a column (wrong type, missing non-nullable value, not a JSON object) is reported with
-its reason instead, so only it is dead-lettered (invariant 5).
+payload cannot fill a column (wrong type, missing non-nullable value) is reported with its reason instead,
+so only it is dead-lettered (invariant 5). The columns are built for the whole batch at once by
+connect-core's :func:`~danube_connect_core.columns.build_columns` (no Python code per record where the
+values already have the column's type).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from operator import attrgetter
 
-import orjson
 import pyarrow as pa  # type: ignore[import-untyped]
 from danube_connect_core import SinkRecord
+from danube_connect_core.columns import (
+    Column,
+    RecordFields,
+    build_columns,
+    record_fields,
+    record_positions,
+)
 
-from danube_sink_deltalake.column_types import arrow_type, converter
-from danube_sink_deltalake.json_path import MISSING, JsonPath
+from danube_sink_deltalake.column_types import arrow_type, converter, fast_kind
+from danube_sink_deltalake.json_path import JsonPath
 from danube_sink_deltalake.settings import ColumnMapping
 
 __all__ = ["METADATA_FIELDS", "BuiltRows", "RowBuilder"]
-
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 #: Metadata columns added when a mapping sets ``include_metadata = true``.
 METADATA_FIELDS: tuple[pa.Field, ...] = (
@@ -35,52 +40,45 @@ METADATA_FIELDS: tuple[pa.Field, ...] = (
     pa.field("_danube_attributes", pa.string(), nullable=False),
 )
 
-
-def _metadata(r: SinkRecord) -> tuple[Any, ...]:
-    return (
-        r.topic,
-        r.partition,
-        r.offset,
-        r.message_id,
-        _EPOCH + dt.timedelta(microseconds=r.publish_time),
-        r.key,
-        orjson.dumps(dict(r.attributes)).decode(),
-    )
+_PAYLOAD = attrgetter("payload")
 
 
 @dataclass
 class BuiltRows:
-    """The rows of the records that converted, in batch order, and the reasons of those that did not."""
+    """The rows of the records that converted, in batch order, and the reasons of those that did not.
+
+    ``partitions`` and ``offsets`` are the kept records' positions (arrays aligned with ``table``).
+    """
 
     table: pa.Table
     records: list[SinkRecord]
     invalid: list[tuple[SinkRecord, str]] = field(default_factory=list)
+    partitions: pa.Array | None = None
+    offsets: pa.Array | None = None
 
 
-class _Column:
-    def __init__(self, spec: ColumnMapping) -> None:
-        self.spec = spec
-        self.path = JsonPath(spec.path)
-        self.convert: Callable[[Any], Any] = converter(spec.type)
-
-    def value(self, payload: Any) -> Any:
-        raw = self.path.get(payload)
-        if raw is MISSING or raw is None:
-            if self.spec.nullable:
-                return None
-            what = "missing" if raw is MISSING else "null"
-            raise ValueError(f"{self.spec.path} is {what} but column {self.spec.column} is not nullable")
-        try:
-            return self.convert(raw)
-        except ValueError as exc:
-            raise ValueError(f"column {self.spec.column} ({self.spec.path}): {exc}") from None
+def _column(spec: ColumnMapping) -> Column:
+    path = JsonPath(spec.path)
+    steps = path.steps
+    single = len(steps) == 1 and isinstance(steps[0], str)
+    return Column(
+        name=spec.column,
+        arrow_type=arrow_type(spec.type),
+        nullable=spec.nullable,
+        convert=converter(spec.type),
+        fast=fast_kind(spec.type),
+        missing_reason=lambda what: f"{spec.path} is {what} but column {spec.column} is not nullable",
+        error_prefix=f"column {spec.column} ({spec.path})",
+        key=steps[0] if single and isinstance(steps[0], str) else None,
+        get=path.get if steps and not single else None,
+    )
 
 
 class RowBuilder:
     """Converts records for one mapping; ``schema`` is the table's Arrow schema (data then metadata)."""
 
     def __init__(self, columns: Sequence[ColumnMapping], include_metadata: bool) -> None:
-        self.columns = [_Column(c) for c in columns]
+        self.columns = [_column(c) for c in columns]
         self.include_metadata = include_metadata
         fields = [pa.field(c.column, arrow_type(c.type), nullable=c.nullable) for c in columns]
         if include_metadata:
@@ -88,26 +86,32 @@ class RowBuilder:
         self.schema = pa.schema(fields)
 
     def build(self, records: Sequence[SinkRecord]) -> BuiltRows:
-        width = len(self.schema)
-        values: list[list[Any]] = [[] for _ in range(width)]
-        kept: list[SinkRecord] = []
-        invalid: list[tuple[SinkRecord, str]] = []
-        for record in records:
-            try:
-                row = self.row(record)
-            except ValueError as exc:
-                invalid.append((record, str(exc)))
-                continue
-            kept.append(record)
-            for i, v in enumerate(row):
-                values[i].append(v)
-        arrays = [pa.array(col, type=f.type) for col, f in zip(values, self.schema, strict=True)]
-        table = pa.Table.from_arrays(arrays, schema=self.schema)
-        return BuiltRows(table, kept, invalid)
-
-    def row(self, record: SinkRecord) -> tuple[Any, ...]:
-        payload = record.payload
-        data = tuple(c.value(payload) for c in self.columns)
+        records = list(records)
+        built = build_columns(self.columns, list(map(_PAYLOAD, records)))
         if self.include_metadata:
-            return data + _metadata(record)
-        return data
+            meta = record_fields(records)
+            arrays = built.arrays + _metadata(meta)
+            partitions, offsets = meta.partitions, meta.offsets
+        else:
+            arrays = built.arrays
+            partitions, offsets = record_positions(records)
+        table = pa.Table.from_arrays(arrays, schema=self.schema)
+        mask = built.keep_mask(len(records))
+        if mask is None:
+            return BuiltRows(table, records, [], partitions, offsets)
+        keep = pa.array(mask, pa.bool_())
+        kept = [r for r, k in zip(records, mask, strict=True) if k]
+        invalid = [(records[i], reason) for i, reason in sorted(built.rejected.items())]
+        return BuiltRows(table.filter(keep), kept, invalid, partitions.filter(keep), offsets.filter(keep))
+
+
+def _metadata(meta: RecordFields) -> list[pa.Array]:
+    return [
+        meta.topics,
+        meta.partitions,
+        meta.offsets,
+        meta.message_ids,
+        meta.publish_micros.cast(pa.timestamp("us", tz="UTC")),
+        meta.keys,
+        meta.attributes,
+    ]

@@ -22,6 +22,7 @@ import re
 from collections.abc import Iterable, Mapping
 
 import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.compute as pc  # type: ignore[import-untyped]
 from deltalake import CommitProperties, DeltaTable, Schema, Transaction, write_deltalake
 
 __all__ = ["DeltaTarget", "SchemaConflict"]
@@ -137,6 +138,36 @@ class DeltaTarget:
         for p, v in positions.items():
             self._versions[p] = int(v)
         return int(self.table.version())
+
+    def append_new(self, rows: pa.Table, partitions: pa.Array, offsets: pa.Array) -> tuple[int, int | None]:
+        """Append the rows not yet in the table and advance the positions, in ONE commit.
+
+        ``partitions``/``offsets`` are the rows' positions (aligned with ``rows``). Rows at or below their
+        partition's recorded version are dropped first (a redelivery; see the module docstring); the
+        work is done on the arrays, per partition, not per row. Returns (rows skipped, new table version
+        or None when nothing was left to append). Raises like :meth:`append` (nothing committed).
+        """
+        skip = None
+        positions: dict[int | None, int] = {}
+        for p in pc.unique(partitions).to_pylist():
+            here = pc.is_null(partitions) if p is None else pc.equal(partitions, p)
+            here = pc.fill_null(here, False)
+            recorded = self.recorded(p)
+            if recorded is not None:
+                old = pc.and_(here, pc.less_equal(offsets, recorded))
+                skip = old if skip is None else pc.or_(skip, old)
+                here = pc.and_(here, pc.invert(old))
+            top = pc.max(pc.filter(offsets, here)).as_py()
+            if top is not None:
+                positions[p] = top if recorded is None or top > recorded else recorded
+        skipped = 0
+        if skip is not None:
+            skipped = pc.sum(skip).as_py() or 0
+            if skipped:
+                rows = rows.filter(pc.invert(skip))
+        if rows.num_rows == 0:
+            return skipped, None
+        return skipped, self.append(rows, positions)
 
     def count(self) -> int:
         assert self.table is not None

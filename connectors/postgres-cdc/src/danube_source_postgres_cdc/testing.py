@@ -12,6 +12,7 @@ The root conftest.py turns them into the ``pg_cluster`` and ``pg_db`` fixtures. 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import os
@@ -23,8 +24,10 @@ import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
+from danube_connect_core.testing.conformance import SourceCase, SourceUpstream
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 WAL2JSON = Path("/usr/lib/postgresql/15/lib/wal2json.so")
@@ -157,3 +160,57 @@ async def fresh_database(cluster: PgCluster) -> AsyncIterator[PgDatabase]:
             await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         finally:
             await admin.close()
+
+
+class CdcUpstream(SourceUpstream):
+    """The CDC source's conformance upstream (danube_connect_core.testing.conformance): a private cluster
+    (:func:`private_cluster`) with a fresh database and table ``records (i int primary key, name text)``;
+    record ``i`` is one committed INSERT, acknowledged by the commit. Changes committed while no
+    connector runs stay in the replication slot and are published after the restart: at least once."""
+
+    section_name = "postgres"
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self._stack = contextlib.AsyncExitStack()
+        self.db: PgDatabase | None = None
+        self.conn: asyncpg.Connection | None = None
+
+    async def start(self) -> None:
+        reason = missing_reason()
+        if reason is not None:
+            if os.environ.get("CI") == "true":
+                raise AssertionError(reason)
+            import pytest
+
+            pytest.skip(reason)
+        cluster = await asyncio.to_thread(self._stack.enter_context, private_cluster())
+        self.db = await self._stack.enter_async_context(fresh_database(cluster))
+        self.conn = await self.db.connect()
+        await self.conn.execute("CREATE TABLE records (i int PRIMARY KEY, name text)")
+
+    async def stop(self) -> None:
+        if self.conn is not None:
+            await self.conn.close()
+            self.conn = None
+        await self._stack.aclose()
+
+    def section(self, topic: str) -> dict[str, Any]:
+        assert self.db is not None
+        return {
+            "dsn": self.db.dsn,
+            "max_changes_per_poll": 50,
+            "poll_interval_ms": 20,
+            "table_mappings": [{"table": "public.records", "danube_topic": topic}],
+        }
+
+    async def send(self, i: int) -> bool:
+        assert self.conn is not None
+        await self.conn.execute("INSERT INTO records VALUES ($1, $2)", i, f"n{i}")
+        return True
+
+    def received_id(self, message_payload: Any) -> int:
+        return int(message_payload["after"]["i"])
+
+
+CASE = SourceCase("postgres-cdc", idempotent=False, upstream_type=CdcUpstream)

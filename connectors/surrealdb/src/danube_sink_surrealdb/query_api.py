@@ -2,7 +2,8 @@
 
 Why it exists: an embedded ``surrealkv://`` store belongs to the one process that opened it (the engine
 takes no lock and keeps state in memory, so a second process opening the same directory sees a stale
-view and may crash on exit). ``danube-connect-demo`` (packages/demo) therefore reads through the sink process.
+view and may crash on exit). ``danube-connect-demo`` (examples/payments-demo) therefore reads through the
+sink process.
 
 Only fixed queries run, on the mapped tables only, with the grouping field validated as an identifier;
 no SurrealQL is ever taken from a request:

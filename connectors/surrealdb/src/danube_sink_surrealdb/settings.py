@@ -52,8 +52,8 @@ class SurrealTopicMapping(SinkTopicMapping):
 class QueryApiSettings(BaseModel):
     """``[surrealdb.query_api]``: a read-only HTTP endpoint counting rows (off by default).
 
-    Used by ``danube-connect-demo`` (packages/demo) to read the embedded store through the process that
-    holds it open.
+    Used by ``danube-connect-demo`` (examples/payments-demo) to read the embedded store through the
+    process that holds it open.
     It runs fixed, read-only queries on the mapped tables only; it never takes SurrealQL from a request.
     """
 

@@ -4,21 +4,27 @@
 connector (no authentication, reliable dispatch, 4 partitions) on a loopback port chosen once, so a
 restarted process listens where the first one did. A 2xx answer is the acknowledgement: the record must
 be on the topic once. A refused connection or a 503 (the connector is down or draining) is no
-acknowledgement.
+acknowledgement. The topic has a JSON Schema (``i`` a non-negative integer) and the endpoint publishes the
+raw body, so a bad input is JSON the schema rejects: the core's pipeline dead-letters it byte for byte
+before the endpoint answers 422.
 """
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from danube_connect_core.testing.conformance import PARTITIONS, SourceCase, SourceUpstream, payload
+from danube_connect_core.testing.toml_writer import to_toml
 
 __all__ = ["CASE", "WebhookUpstream"]
 
 PATH = "/conformance/records"
+#: What every good record (``payload(i)``) fits and every bad input does not.
+SCHEMA = {"type": "object", "required": ["i"], "properties": {"i": {"type": "integer", "minimum": 0}}}
 
 
 def _free_port() -> int:
@@ -47,10 +53,32 @@ class WebhookUpstream(SourceUpstream):
                     "danube_topic": topic,
                     "partitions": PARTITIONS,
                     "reliable_dispatch": True,
+                    "publish_raw_body": True,
                     "auth": {"type": "none"},
                 }
             ],
         }
+
+    def write_config(self, broker_url: str, topic: str, *, processing: dict[str, Any] | None = None) -> Path:
+        """The kit's configuration plus the topic's JSON Schema (a ``[[schemas]]`` table appended)."""
+        path = super().write_config(broker_url, topic, processing=processing)
+        schema_file = self.root / "record.schema.json"
+        schema_file.write_text(json.dumps(SCHEMA))
+        mapping = {"topic": topic, "subject": "conformance-record", "schema_type": "json_schema"}
+        schemas = to_toml({"schemas": [{**mapping, "schema_file": str(schema_file)}]})
+        path.write_text(path.read_text() + "\n" + schemas)
+        return path
+
+    def bad_records(self) -> list[bytes]:
+        return [b'{"i": -1}', b'{"name": "no i"}', b'{"i": "one"}']
+
+    async def send_bad(self, data: bytes) -> None:
+        assert self._session is not None
+        url = f"http://127.0.0.1:{self.port}{PATH}"
+        headers = {"Content-Type": "application/json"}
+        async with self._session.post(url, data=data, headers=headers) as answer:
+            body = await answer.json()
+        assert answer.status == 422 and body["dead_lettered"] is True, body
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))

@@ -35,8 +35,11 @@ class HealthState:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def set_broker(self, ok: bool, detail: str = "") -> None:
+        detail = detail or ("connected" if ok else "disconnected")
+        if ok == self.broker_connected and detail == self.broker_detail:
+            return  # called after every publish: the gauge already shows this state
         self.broker_connected = ok
-        self.broker_detail = detail or ("connected" if ok else "disconnected")
+        self.broker_detail = detail
         self._publish()
 
     def set_target(self, ok: bool, detail: str = "") -> None:

@@ -126,8 +126,7 @@ class SinkRuntime:
             tasks.append(asyncio.create_task(s.health_loop(), name="health"))
             for w in workers:
                 tasks.append(asyncio.create_task(w.run(), name=f"mapping {w.cc.topic}"))
-            waiter = asyncio.ensure_future(_first(stop.wait(), s.failed.wait()))
-            await waiter
+            await s.until_stopped(stop)
         except ConfigError:
             raise
         except Fatal as exc:
@@ -156,26 +155,12 @@ class SinkRuntime:
                     "shutdown timeout (%d ms) reached; unacked records will be redelivered", timeout * 1000
                 )
                 s.fail(TimeoutError(), "shutdown timeout reached")
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for w in workers:
-            await w.close()
-        if initialized:
-            try:
-                await self.connector.shutdown()
-            except Exception as exc:
-                log.error("connector shutdown failed: %s", exc)
+        closers: list[Any] = [w.close for w in workers]
         if self._dlq is not None:
-            with contextlib.suppress(Exception):
-                await self._dlq.close()
+            closers.append(self._dlq.close)
         if self._client is not None and self._owns_client:
-            with contextlib.suppress(Exception):
-                await self._client.close()
-        await s.close()
-        code = 1 if s.fatal_error is not None else 0
-        log.info("sink %s stopped (exit code %d)", self.config.connector_name, code)
-        return code
+            closers.append(self._client.close)
+        return await s.finish("sink", tasks, initialized=initialized, closers=closers)
 
     # -- subscription bookkeeping -----------------------------------------------------------------
 
@@ -545,13 +530,3 @@ class _MappingWorker:
         if self.consumer is not None:
             with contextlib.suppress(Exception):
                 await self.consumer.close()
-
-
-async def _first(*aws: Any) -> None:
-    tasks = [asyncio.ensure_future(a) for a in aws]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)

@@ -84,9 +84,11 @@ class SourcePipeline:
             raise ShuttingDown("connector is shutting down: not accepting records", retry_after=1.0)
         envelope = SourceEnvelope.of(item)
         topic = envelope.record.topic
-        self.metrics.received.labels(self.metrics.connector, topic).inc()
         route = self.publisher.known_route(topic)
-        if route is None:  # a topic not declared in producer_configs(): its producer is created now
+        if route is not None:
+            route.received.inc()
+        else:  # a topic not declared in producer_configs(): its producer is created now
+            self.metrics.received.labels(self.metrics.connector, topic).inc()
             route = await self.publisher.route(topic)
             if not self.accepting:
                 raise ShuttingDown("connector is shutting down: not accepting records", retry_after=1.0)
