@@ -102,7 +102,8 @@ secret_env = "WEBHOOK_HMAC_SECRET"
         base = f"http://127.0.0.1:{port}"
         good = orjson.dumps(payment(1))
 
-        await wait_for_status(port, within=60)  # intake opens once the producers exist (/ready 200)
+        # intake opens once the producers exist (/ready 200 on the metrics port, the core's readiness)
+        await wait_for_status(metrics_port, within=60)
         async with aiohttp.ClientSession() as session:
 
             async def post(path: str, body: bytes, headers: dict[str, str]) -> int:
@@ -146,10 +147,9 @@ secret_env = "WEBHOOK_HMAC_SECRET"
             ):
                 assert await post(path, good, headers) == 503
 
-            async with session.get(base + "/health") as resp:
-                answers.append(await resp.text())
-            async with session.get(base + "/ready") as resp:
-                answers.append(await resp.text())
+            for path in ("/health", "/ready"):
+                async with session.get(f"http://127.0.0.1:{metrics_port}{path}") as resp:
+                    answers.append(await resp.text())
         metrics = (await asyncio.to_thread(http_get, metrics_port, "/metrics"))[1]
         assert "danube_webhook_requests_total" in metrics
     finally:
