@@ -12,11 +12,6 @@ A record handed over — returned by ``poll()`` or passed to ``sender.send`` —
    waits for a place (backpressure, invariant 3).
 4. Validation and publish: the record is validated against its topic's schema and published; a failed
    publish (Retryable) is retried with ``[retry]`` backoff while the runtime reports not-ready.
-
-``send(item, wait=False)`` is for a caller that must answer promptly and whose upstream retries (an HTTP
-handler): it raises :class:`~danube_connect_core.errors.Backpressure` at once when the bound is full, and
-a failed publish (or dead letter) gets one attempt — the client's own transport retries — instead of the
-``[retry]`` budget.
 5. Invalid record (its schema rejects it, or the connector marked it with ``SourceEnvelope.invalid``): with
    ``[errors] tolerance = "all"`` it is published to the dead-letter topic with ``error.*`` attributes
    (retried like a publish) and its send returns a :class:`~danube_connect_core.publisher.Published` with
@@ -26,6 +21,11 @@ a failed publish (or dead letter) gets one attempt — the client's own transpor
    offset partition, the newest offset whose record and every earlier one of that partition are done
    (invariant 1). A record that failed for good, or whose send was cancelled, is never done: the offsets
    after it are never committed, and the source replays from the last committed one after a restart.
+
+``send(item, wait=False)`` is for a caller that must answer promptly and whose upstream retries (an HTTP
+handler): it raises :class:`~danube_connect_core.errors.Backpressure` at once when the bound is full, and
+a failed publish (or dead letter) gets one attempt — the client's own transport retries — instead of the
+``[retry]`` budget.
 
 Failure of the retry budget: a polling source's runtime exits 1; a streaming ``send`` raises Retryable
 (nothing acknowledged — an HTTP source answers "unavailable", a source that cannot tell its upstream to
