@@ -33,8 +33,22 @@ def _imported_distributions(files: list[Path]) -> set[str]:
                 # Editable workspace members are missing from packages_distributions(); they are named
                 # after their module (danube_embedded_broker -> danube-embedded-broker).
                 dists = providers.get(top) or [md.distribution(_normalise(top)).metadata["Name"]]
-                found.update(_normalise(d) for d in dists)
+                found.update(_normalise(d) for d in _providers_of(name, dists))
     return found
+
+
+def _providers_of(module: str, dists: list[str]) -> list[str]:
+    """Of the distributions sharing a top-level namespace (``google`` comes from protobuf and from
+    googleapis-common-protos), those whose files hold ``module`` itself."""
+    if len(dists) <= 1:
+        return dists
+    prefix = module.replace(".", "/") + "/"
+    holders = [
+        d
+        for d in dists
+        if any(str(f).startswith(prefix) or str(f) == prefix[:-1] + ".py" for f in md.files(d) or [])
+    ]
+    return holders or dists
 
 
 def _normalise(name: str) -> str:
