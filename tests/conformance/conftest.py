@@ -19,11 +19,11 @@ Environment (see README.md in this folder):
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from danube_connect_core.testing.harness import free_port
 from danube_embedded_broker.testing import BrokerProcess
 
 from .conformance_support import (
@@ -58,7 +58,7 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     # The peer plays another broker of a cluster: it advertises the main broker's URL, so its lookups
     # answer Redirect to the main broker (the redirect cases seed their topics on it: embedded brokers
     # share no metadata, a Danube cluster's brokers do). Its own URL is its port, not the ready line's.
-    peer_port = _free_port()
+    peer_port = free_port()
     peer = BrokerProcess(base / "peer", port=peer_port, args=(*args, "--advertised-url", main.url))
     peer.start()
     try:
@@ -76,12 +76,6 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
         for process in (peer, main):
             if process.running and process.stop() != 0:
                 process.kill()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def pytest_report_header(config: pytest.Config) -> str:

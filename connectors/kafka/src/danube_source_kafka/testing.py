@@ -29,6 +29,7 @@ from typing import Any
 
 import orjson
 from danube_connect_core.testing.conformance import SourceCase, SourceUpstream, payload
+from danube_connect_core.testing.harness import free_port
 
 __all__ = [
     "CASE",
@@ -65,20 +66,14 @@ def kafka_home() -> Path:
     return Path(os.environ.get("DANUBE_KAFKA_HOME", default))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class KafkaBroker:
     """One KRaft broker+controller process on loopback. ``start()`` returns once it answers metadata."""
 
     workdir: Path
-    port: int = field(default_factory=_free_port)
-    sasl_port: int = field(default_factory=_free_port)
-    controller_port: int = field(default_factory=_free_port)
+    port: int = field(default_factory=free_port)
+    sasl_port: int = field(default_factory=free_port)
+    controller_port: int = field(default_factory=free_port)
     heap_mb: int = 512
     proc: subprocess.Popen[bytes] | None = None
 

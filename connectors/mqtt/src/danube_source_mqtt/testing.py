@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 from danube_connect_core.testing.conformance import SourceCase, SourceUpstream, payload
+from danube_connect_core.testing.harness import free_port
 from paho.mqtt import client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -34,12 +35,6 @@ def mosquitto_binary() -> str | None:
         if found:
             return found
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

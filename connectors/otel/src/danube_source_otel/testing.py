@@ -9,20 +9,14 @@ connector is down or draining) is no acknowledgement.
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from danube_connect_core.testing.conformance import PARTITIONS, SourceCase, SourceUpstream
+from danube_connect_core.testing.harness import free_port
 
 __all__ = ["CASE", "OtelUpstream"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def export_request(i: int) -> dict[str, Any]:
@@ -46,7 +40,7 @@ class OtelUpstream(SourceUpstream):
 
     def __init__(self, root: Path) -> None:
         super().__init__(root)
-        self.port = _free_port()
+        self.port = free_port()
         self._session: aiohttp.ClientSession | None = None
 
     def section(self, topic: str) -> dict[str, Any]:

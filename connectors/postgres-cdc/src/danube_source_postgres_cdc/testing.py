@@ -18,7 +18,6 @@ import itertools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -28,6 +27,7 @@ from typing import Any
 
 import asyncpg
 from danube_connect_core.testing.conformance import SourceCase, SourceUpstream
+from danube_connect_core.testing.harness import free_port
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 WAL2JSON = Path("/usr/lib/postgresql/15/lib/wal2json.so")
@@ -45,12 +45,6 @@ def missing_reason() -> str | None:
     except KeyError:
         return "there is no postgres system user to run initdb as"
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -100,7 +94,7 @@ def make_cluster(root: Path, wal_level: str = "logical") -> PgCluster:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )  # fmt: skip
-    cluster = PgCluster(PG_BIN, data, sock, _free_port(), wal_level)
+    cluster = PgCluster(PG_BIN, data, sock, free_port(), wal_level)
     cluster.start()
     return cluster
 

@@ -12,12 +12,12 @@ before the endpoint answers 422.
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from danube_connect_core.testing.conformance import PARTITIONS, SourceCase, SourceUpstream, payload
+from danube_connect_core.testing.harness import free_port
 from danube_connect_core.testing.toml_writer import to_toml
 
 __all__ = ["CASE", "WebhookUpstream"]
@@ -27,12 +27,6 @@ PATH = "/conformance/records"
 SCHEMA = {"type": "object", "required": ["i"], "properties": {"i": {"type": "integer", "minimum": 0}}}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class WebhookUpstream(SourceUpstream):
     """POSTs to ``http://127.0.0.1:<port>/conformance/records``."""
 
@@ -40,7 +34,7 @@ class WebhookUpstream(SourceUpstream):
 
     def __init__(self, root: Path) -> None:
         super().__init__(root)
-        self.port = _free_port()
+        self.port = free_port()
         self._session: aiohttp.ClientSession | None = None
 
     def section(self, topic: str) -> dict[str, Any]:

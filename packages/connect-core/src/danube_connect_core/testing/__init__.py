@@ -7,7 +7,8 @@
 - :func:`write_batch` - hand records to a sink's ``write`` as one batch, as the runtime would (no broker);
 - :class:`FaultySink` - raises Retryable N times, always fails, rejects chosen records,
   crashes the process at record K, writes slowly;
-- :class:`ConnectorProcess` - ``danube-connect run`` as a real process; :func:`http_get` for its endpoints.
+- :class:`ConnectorProcess` - ``danube-connect run`` as a real process; :func:`http_get` for its endpoints;
+- :func:`free_port` - a free loopback port for a server a test starts.
 """
 
 from danube_connect_core.testing.faulty_sink import FaultySink, FaultySinkSettings
@@ -16,6 +17,7 @@ from danube_connect_core.testing.harness import (
     RunningRuntime,
     consume,
     embedded_broker,
+    free_port,
     http_get,
     make_config,
     produce,
@@ -32,6 +34,7 @@ __all__ = [
     "RunningRuntime",
     "consume",
     "embedded_broker",
+    "free_port",
     "http_get",
     "make_config",
     "produce",
