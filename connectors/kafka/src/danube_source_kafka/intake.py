@@ -13,12 +13,14 @@ Kafka side only):
   and the wait goes on until their acknowledged offsets are committed (at most half of
   ``max_poll_interval_ms``). A commit for a partition this instance no longer owns, or owned in an earlier
   epoch, is dropped: it could move the new owner's committed offset backwards.
-- Ordering: each owned partition has a lane that hands its records over in offset order (so the core
-  tracks its offsets in order). Publishes to Danube are concurrent, and two sends in flight may be stored
-  in either order, so a record waits for the one before it *with the same key* to be acknowledged
-  (``ordering = "key"``, the default); records of different keys, and keyless records, go concurrently.
-  ``ordering = "partition"`` keeps the whole Kafka partition's order (one record in flight per
-  partition, slower); ``"none"`` never waits. The key also picks the Danube partition.
+- Ordering: each partition's records are handed to the core in offset order as they are fetched (so
+  the core tracks their offsets in order), each with an ordering key (``SourceEnvelope.ordering_key``);
+  the core's delivery pipeline sends a record only once the one before it with the same ordering key
+  settled (:mod:`danube_connect_core.ordering`). ``ordering = "key"`` (the default): the ordering key is
+  the Kafka key within its partition (``<topic>/<partition>:<key>``), so records of one key keep their
+  Kafka order and different keys, and keyless records, go concurrently. ``"partition"``: the ordering
+  key is the partition (``<topic>/<partition>``), one record in flight per partition (slower).
+  ``"none"``: no ordering key. The Kafka key is also the routing key, which picks the Danube partition.
 - Invariant 3: at most ``max_poll_records x max_batches_in_flight`` records are held (fetched and not yet
   acknowledged); fetching waits below that, and the pipeline's bound makes each send wait for room.
 - A publish that fails for good (the ``[retry]`` budget exhausted) stops the connector (exit 1): nothing
@@ -31,7 +33,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,15 +77,15 @@ class _Owned:
 
     tp: Any
     epoch: int
+    #: The offset partition (``<topic>/<partition>#<epoch>``), and ``<topic>/<partition>``.
     key: str
     route: Route | None
+    partition_name: str
     #: The last offset handed to Danube, and the last one committed (-1: none yet).
     dispatched: int = -1
     committed: int = -1
     revoking: bool = False
-    #: Fetched records waiting for their turn, the lane handing them over, the sends in flight.
-    queue: deque[tuple[SourceEnvelope, str | None]] = field(default_factory=deque)
-    lane: asyncio.Task[None] | None = None
+    #: The sends of this partition's records not finished yet.
     sending: set[asyncio.Task[None]] = field(default_factory=set)
 
 
@@ -117,9 +118,8 @@ class Intake:
         self._owned: dict[Any, _Owned] = {}
         self._by_key: dict[str, _Owned] = {}
         self._epoch = 0
-        #: Every send in flight (all partitions), and records fetched but not yet handed over.
+        #: Every send not finished yet (all partitions): the records fetched and not yet acknowledged.
         self._sending: set[asyncio.Task[None]] = set()
-        self._queued = 0
         self._sender: SourceSender | None = None
         self._progress = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
@@ -150,7 +150,7 @@ class Intake:
         tps = sorted(assigned)
         for tp in tps:
             key = f"{tp.topic}/{tp.partition}#{self._epoch}"
-            owned = _Owned(tp, self._epoch, key, self._routes(tp.topic))
+            owned = _Owned(tp, self._epoch, key, self._routes(tp.topic), f"{tp.topic}/{tp.partition}")
             self._owned[tp] = owned
             self._by_key[key] = owned
         self.counts.rebalances += 1
@@ -168,9 +168,6 @@ class Intake:
         for o in owned:
             o.revoking = True
         self._metrics.rebalances.labels(self._metrics.connector, "revoked").inc()
-        for o in owned:  # records not handed over yet are read again by the next owner
-            self._queued -= len(o.queue)
-            o.queue.clear()
         if owned and not self._stopping:
             started = time.monotonic()
             sending = {t for o in owned for t in o.sending}
@@ -245,11 +242,8 @@ class Intake:
         limit = s.max_poll_records * s.max_batches_in_flight
         await self.consumer_started.wait()
         while not self._stopping:
-            if self._queued + len(self._sending) >= limit:
-                if self._sending:
-                    await asyncio.wait(set(self._sending), return_when=asyncio.FIRST_COMPLETED)
-                else:
-                    await asyncio.sleep(0.01)  # lanes are about to hand queued records over
+            if len(self._sending) >= limit:
+                await asyncio.wait(set(self._sending), return_when=asyncio.FIRST_COMPLETED)
                 continue
             try:
                 fetched = await self._consumer.getmany(timeout_ms=500, max_records=s.max_poll_records)
@@ -262,11 +256,16 @@ class Intake:
                 log.warning("Kafka fetch failed: %s", exc)
                 await asyncio.sleep(1.0)
                 continue
-            self._enqueue(fetched)
+            if self._stopping:  # a send failed, or stop() was called, while fetching
+                return
+            self._hand_over(fetched)
 
-    def _enqueue(self, fetched: dict[Any, list[Any]]) -> None:
+    def _hand_over(self, fetched: dict[Any, list[Any]]) -> None:
+        """Start one send per record, in offset order per partition (tasks start in creation order, and
+        the pipeline registers offset and ordering key before its first await)."""
         c = self._metrics.connector
         ordering = self._settings.ordering
+        loop = asyncio.get_running_loop()
         for tp, messages in fetched.items():
             owned = self._owned.get(tp)
             if owned is None or owned.revoking or not messages:
@@ -291,43 +290,16 @@ class Intake:
                     attrs["kafka.key_encoding"] = "base64"
                 record, reason = build_record(route.mapping.danube_topic, route.fmt, m.value, key, attrs)
                 offset = Offset(owned.key, m.offset)
-                envelope = (
-                    SourceEnvelope.invalid(record, reason, offset)
-                    if reason is not None
-                    else SourceEnvelope(record, offset)
-                )
-                lane_key = None if ordering == "none" else "" if ordering == "partition" else key
-                owned.queue.append((envelope, lane_key))
-            self._queued += len(messages)
-            if owned.lane is None or owned.lane.done():
-                owned.lane = asyncio.get_running_loop().create_task(self._lane(owned))
-
-    async def _lane(self, owned: _Owned) -> None:
-        """Hand ``owned``'s queued records over in offset order; a record whose ordering key has a send
-        in flight waits for it (and so do the records after it, to keep the hand-over order)."""
-        assert self._sender is not None
-        last_of_key: dict[str, asyncio.Task[None]] = {}
-        while owned.queue and not self._stopping and not owned.revoking:
-            envelope, lane_key = owned.queue[0]
-            if lane_key is not None:
-                previous = last_of_key.get(lane_key)
-                if previous is not None and not previous.done():
-                    await asyncio.wait({previous})
-                    continue  # revoked or stopping meanwhile? checked again before handing over
-            owned.queue.popleft()
-            self._queued -= 1
-            task = asyncio.get_running_loop().create_task(self._send(envelope))
-            for tasks in (owned.sending, self._sending):
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-            if lane_key is not None:
-                last_of_key[lane_key] = task
-            assert envelope.offset is not None
-            owned.dispatched = envelope.offset.position
-            if len(last_of_key) > 10_000:  # many keys: forget the finished ones
-                last_of_key = {k: t for k, t in last_of_key.items() if not t.done()}
-            # tasks start in creation order, so the core sees the records in this (offset) order
-            await asyncio.sleep(0)
+                if ordering == "key":
+                    order = None if key is None else f"{owned.partition_name}:{key}"
+                else:
+                    order = owned.partition_name if ordering == "partition" else None
+                envelope = SourceEnvelope(record, offset, rejected=reason, ordering_key=order)
+                task = loop.create_task(self._send(envelope))
+                for tasks in (owned.sending, self._sending):
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                owned.dispatched = m.offset
 
     async def _send(self, envelope: SourceEnvelope) -> None:
         assert self._sender is not None
@@ -363,9 +335,7 @@ class Intake:
         self._stopping = True
         if self._sending:
             await asyncio.wait(set(self._sending), timeout=within)
-        lanes = [o.lane for o in self._owned.values() if o.lane is not None]
-        for task in [*lanes, *self._sending, *([self._task] if self._task else [])]:
+        tasks = [*self._sending, *([self._task] if self._task else [])]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(
-            *lanes, *self._sending, *([self._task] if self._task else []), return_exceptions=True
-        )
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,4 +1,4 @@
-"""From MQTT message to Danube publish to MQTT ack: routing, ordering lanes, the pending bound, dead letters.
+"""From MQTT message to Danube publish to MQTT ack: routing, ordering keys, the pending bound, dead letters.
 
 Guarantees, with the invariants of docs/architecture.md:
 
@@ -8,8 +8,11 @@ Guarantees, with the invariants of docs/architecture.md:
   failed for good is never acknowledged: the broker redelivers it (persistent session) after a restart.
 - Once per message: a copy sent only for another mapping's subscription (overlapping MQTT 5 filters,
   see router.py) is acknowledged in its place in the ack order and not published.
-- Ordering: for a mapping with one partition, messages of one MQTT topic are published one after the
-  other (a lane per MQTT topic); different MQTT topics and partitioned mappings publish concurrently.
+- Ordering: for a mapping with one partition, each message is handed to the core with its MQTT topic as
+  ordering key (``SourceEnvelope.ordering_key``), so messages of one MQTT topic are published one after
+  the other, in arrival order (:mod:`danube_connect_core.ordering`); different MQTT topics, and
+  partitioned mappings (no ordering key), publish concurrently. Messages are handed over in arrival order:
+  one task per message, started in creation order, and the core joins the ordering key before it awaits.
 - Invariant 3: at most ``max_pending_messages`` messages are between MQTT and Danube, and at most that
   many QoS 1/2 messages are unacknowledged (a message already in Danube may wait for an earlier one's
   ack): at that number the connection stops reading from its socket, and resumes at half of it. So a
@@ -30,7 +33,6 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from danube_connect_core import (
     Fatal,
@@ -73,7 +75,6 @@ class Intake:
         self._resume_at = max(0, max_pending // 2)
         self._sender: SourceSender | None = None
         self._backlog: deque[_Delivery] = deque()
-        self._lanes: dict[str, deque[_Delivery]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._sequencers: dict[MqttConnection, AckSequencer] = {}
         self._connection: MqttConnection | None = None
@@ -160,43 +161,19 @@ class Intake:
         if self._stopping:
             self._finished(delivery, ack=False)
             return
-        if delivery.route.mapping.ordered:
-            lane = self._lanes.get(delivery.topic)
-            if lane is not None:
-                lane.append(delivery)
-                return
-            lane = self._lanes[delivery.topic] = deque((delivery,))
-            self._spawn(self._run_lane(delivery.topic, lane))
-        else:
-            self._spawn(self._deliver(delivery))
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
+        task = asyncio.get_running_loop().create_task(self._deliver(delivery))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run_lane(self, topic: str, lane: deque[_Delivery]) -> None:
-        try:
-            while lane:
-                ok = await self._deliver(lane.popleft())
-                if not ok:  # fatal or stopping: the rest stays unacknowledged
-                    while lane:
-                        self._finished(lane.popleft(), ack=False)
-        finally:
-            if self._lanes.get(topic) is lane:
-                del self._lanes[topic]
-            while lane:
-                self._finished(lane.popleft(), ack=False)
-
-    async def _deliver(self, d: _Delivery) -> bool:
-        """Hand one message to the pipeline and ack it once Danube holds it (or its dead letter); False
-        when it stays unacknowledged."""
+    async def _deliver(self, d: _Delivery) -> None:
+        """Hand one message to the pipeline and ack it once Danube holds it (or its dead letter); a message
+        that is not published stays unacknowledged."""
         ack = False
         sender = self._sender
         assert sender is not None
         try:
             if self.fatal is not None or self._stopping:
-                return False
+                return
             published = await sender.send(self._item(d))
             if published.dead_lettered:
                 self.dead_lettered += 1
@@ -204,26 +181,26 @@ class Intake:
             else:
                 self.published += 1
             ack = True
-            return True
         except (ShuttingDown, InvalidData):  # intake stopped; or tolerance = none, the runtime is stopping
-            return False
+            pass
         except Retryable as exc:  # the pipeline's retries are exhausted
             self._fail(Fatal(f"publishing to Danube failed: {exc}"))
-            return False
         except Fatal as exc:
             self._fail(exc)
-            return False
         finally:
             self._finished(d, ack=ack)
 
     @staticmethod
-    def _item(d: _Delivery) -> SourceRecord | SourceEnvelope:
+    def _item(d: _Delivery) -> SourceEnvelope:
+        """The message as the core's envelope; with one partition its MQTT topic is the ordering key."""
         topic = d.route.mapping.danube_topic
+        order = d.topic if d.route.mapping.ordered else None
         try:
-            return build_record(topic, d.route.fmt, d.topic, d.payload, d.attributes)
+            record = build_record(topic, d.route.fmt, d.topic, d.payload, d.attributes)
         except InvalidData as exc:  # unreadable as the topic requires: the pipeline dead-letters it
             raw = SourceRecord(topic, d.payload, "bytes", d.attributes, key=d.topic)
-            return SourceEnvelope.invalid(raw, exc.reason)
+            return SourceEnvelope.invalid(raw, exc.reason, ordering_key=order)
+        return SourceEnvelope(record, ordering_key=order)
 
     def _finished(self, d: _Delivery, *, ack: bool) -> None:
         if ack and d.ticket is not None and d.sequencer is not None:

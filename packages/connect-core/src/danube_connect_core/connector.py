@@ -43,6 +43,8 @@ class SourceSender(Protocol):
     attempt. It raises ShuttingDown after intake stopped, Retryable when the publish failed (nothing
     acknowledged), InvalidData only with ``[errors] tolerance = "none"`` (the runtime is stopping) and
     Fatal when the runtime cannot go on.
+    Records of one ``SourceEnvelope.ordering_key`` are published in the order of the ``send`` calls, each
+    once the previous one settled; different keys and key-less records concurrently.
     ``send_batch`` sends concurrently and raises the first failure. Full semantics:
     :mod:`danube_connect_core.source_pipeline`.
     """
@@ -111,9 +113,10 @@ class SourceConnector(_ConnectorBase):
     nothing (immediately again when it returned records). Streaming mode: :meth:`start_streaming` receives a
     :class:`SourceSender` and returns; the connector pushes records from its own tasks.
 
-    Both modes share one delivery pipeline (:mod:`danube_connect_core.source_pipeline`): validation, the
-    in-flight bound, retries with backoff, dead letters for invalid records (``tolerance = "none"`` stops
-    instead) and offset sequencing. A connector only produces records and persists offsets.
+    Both modes share one delivery pipeline (:mod:`danube_connect_core.source_pipeline`): order per
+    ordering key (``SourceEnvelope.ordering_key``), validation, the in-flight bound, retries with backoff,
+    dead letters for invalid records (``tolerance = "none"`` stops instead) and offset sequencing. A
+    connector only produces records and persists offsets.
 
     Failure semantics: ``poll`` raising Retryable is retried with backoff (the connector is not-ready
     meanwhile) and exhausting the budget exits 1; Fatal stops the connector with exit 1. A polled record

@@ -89,20 +89,35 @@ class SourceEnvelope:
     ``rejected`` is set (through :meth:`invalid`) by a connector that already knows the record can never
     be published, e.g. bytes that cannot be read as the topic's format: the delivery pipeline dead-letters
     it with that reason without validating it (``[errors] tolerance = "none"`` stops instead).
+
+    ``ordering_key``: records with the same ordering key reach the broker in the order they were handed
+    over; each is sent only once the one before it settled (acknowledged, or dead-lettered). Records of
+    different keys, and records without one (None, the default), are published concurrently. It is not
+    the routing key (``SourceRecord.key``), which picks the partition and is stored with the message:
+    e.g. the Kafka source uses the Kafka key, or the Kafka partition, as ordering key. Semantics:
+    :mod:`danube_connect_core.ordering`.
     """
 
     record: SourceRecord
     offset: Offset | None = None
     rejected: str | None = None
+    ordering_key: str | None = None
 
     @classmethod
     def with_offset(cls, record: SourceRecord, offset: Offset) -> SourceEnvelope:
         return cls(record, offset)
 
     @classmethod
-    def invalid(cls, record: SourceRecord, reason: str, offset: Offset | None = None) -> SourceEnvelope:
+    def invalid(
+        cls,
+        record: SourceRecord,
+        reason: str,
+        offset: Offset | None = None,
+        *,
+        ordering_key: str | None = None,
+    ) -> SourceEnvelope:
         """A record the connector could not make valid: it goes to the dead-letter topic with ``reason``."""
-        return cls(record, offset, reason)
+        return cls(record, offset, reason, ordering_key)
 
     @classmethod
     def of(cls, item: SourceEnvelope | SourceRecord) -> SourceEnvelope:

@@ -6,7 +6,12 @@ A record handed over — returned by ``poll()`` or passed to ``sender.send`` —
    nothing was published (invariant 6).
 2. Its offset, if any, is registered in hand-over order (the order ``send`` is called, the order of a
    poll's list), before anything can wait (for a topic ``producer_configs()`` declared; an undeclared one
-   first waits for its producer).
+   first waits for its producer). So is its ordering key (``SourceEnvelope.ordering_key``), if any: the
+   record waits until the record with the same key handed over before it settled (acknowledged, or
+   dead-lettered and the dead letter acknowledged), so records of one key reach the broker in hand-over
+   order; different keys and key-less records do not wait for each other. When that earlier record did
+   not settle (failed, refused, cancelled) this one is not sent either: it raises ShuttingDown or
+   Retryable (:mod:`danube_connect_core.ordering`).
 3. In-flight bound: at most ``max_in_flight x partitions`` records of one topic (``ProducerConfig.
    max_in_flight``, else ``processing.max_in_flight``) are inside steps 4-5 at once; a further ``send``
    waits for a place (backpressure, invariant 3).
@@ -25,7 +30,8 @@ A record handed over — returned by ``poll()`` or passed to ``sender.send`` —
 ``send(item, wait=False)`` is for a caller that must answer promptly and whose upstream retries (an HTTP
 handler): it raises :class:`~danube_connect_core.errors.Backpressure` at once when the bound is full, and
 a failed publish (or dead letter) gets one attempt — the client's own transport retries — instead of the
-``[retry]`` budget.
+``[retry]`` budget. (A record with an ordering key that passed that check still waits for its turn, then
+for a place.)
 
 Failure of the retry budget: a polling source's runtime exits 1; a streaming ``send`` raises Retryable
 (nothing acknowledged — an HTTP source answers "unavailable", a source that cannot tell its upstream to
@@ -43,6 +49,7 @@ from typing import TYPE_CHECKING
 from danube_connect_core.config import ConnectorConfig, RetrySettings
 from danube_connect_core.errors import Backpressure, Fatal, InvalidData, Retryable, ShuttingDown
 from danube_connect_core.offset_tracker import OffsetTracker, Ticket
+from danube_connect_core.ordering import OrderingLanes
 from danube_connect_core.publisher import Published, Publisher
 from danube_connect_core.records import Offset, SourceEnvelope, SourceRecord
 from danube_connect_core.resilience import RetriesExhausted, retry_retryable
@@ -77,6 +84,7 @@ class SourcePipeline:
         self._inside: dict[str, int] = {}
         self._idle = asyncio.Event()
         self._idle.set()
+        self.lanes = OrderingLanes()
 
     async def deliver(self, item: SourceRecord | SourceEnvelope, *, wait: bool = True) -> Published:
         """Take one record through the pipeline; resolves once it (or its dead letter) is acknowledged."""
@@ -100,7 +108,8 @@ class SourcePipeline:
         ticket = self.offsets.track(envelope.offset) if envelope.offset is not None else None
         self._enter()
         try:
-            async with route.bound:
+            # The ordering lane is joined here too, in hand-over order; the record waits for its turn.
+            async with self.lanes.turn(envelope.ordering_key), route.bound:
                 if not self.accepting:  # intake stopped while this record waited for a place
                     raise ShuttingDown("connector is shutting down: not accepting records", retry_after=1.0)
                 inside = self._inside[topic] = self._inside.get(topic, 0) + 1
