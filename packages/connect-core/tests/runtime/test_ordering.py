@@ -135,9 +135,7 @@ async def test_polled_records_keep_order_per_key_and_commit_in_order(broker: Any
     await produce(broker.url, TOPIC, [])
     await consume(broker.url, TOPIC, "reader", 0)
     pairs = _interleaved(2)
-    items = [
-        SourceEnvelope(_record(k, s), Offset("p", i), ordering_key=k) for i, (k, s) in enumerate(pairs)
-    ]
+    items = [SourceEnvelope(_record(k, s), Offset("p", i), ordering_key=k) for i, (k, s) in enumerate(pairs)]
     source = _Polling(items)
     running = await start_runtime(source, make_config(broker.url, "ordered-poll"))
     last = Offset("p", len(pairs) - 1)
