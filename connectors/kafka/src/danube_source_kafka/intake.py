@@ -120,6 +120,8 @@ class Intake:
         self._epoch = 0
         #: Every send not finished yet (all partitions): the records fetched and not yet acknowledged.
         self._sending: set[asyncio.Task[None]] = set()
+        #: Set when a send finished (the fetch loop waits on it while ``_sending`` is at its limit).
+        self._send_done = asyncio.Event()
         self._sender: SourceSender | None = None
         self._progress = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
@@ -243,7 +245,9 @@ class Intake:
         await self.consumer_started.wait()
         while not self._stopping:
             if len(self._sending) >= limit:
-                await asyncio.wait(set(self._sending), return_when=asyncio.FIRST_COMPLETED)
+                # not asyncio.wait over every send: thousands may be queued in the core's ordering lanes
+                self._send_done.clear()
+                await self._send_done.wait()
                 continue
             try:
                 fetched = await self._consumer.getmany(timeout_ms=500, max_records=s.max_poll_records)
@@ -296,10 +300,15 @@ class Intake:
                     order = owned.partition_name if ordering == "partition" else None
                 envelope = SourceEnvelope(record, offset, rejected=reason, ordering_key=order)
                 task = loop.create_task(self._send(envelope))
-                for tasks in (owned.sending, self._sending):
-                    tasks.add(task)
-                    task.add_done_callback(tasks.discard)
+                owned.sending.add(task)
+                task.add_done_callback(owned.sending.discard)
+                self._sending.add(task)
+                task.add_done_callback(self._sent)
                 owned.dispatched = m.offset
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._sending.discard(task)
+        self._send_done.set()
 
     async def _send(self, envelope: SourceEnvelope) -> None:
         assert self._sender is not None
