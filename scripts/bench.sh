@@ -39,6 +39,7 @@ quick_args() {
         http) echo "--records 300" ;;
         kafka) echo "--records 2000 --repeats 1" ;;
         mqtt) echo "--messages 300 --repeats 1" ;;
+        otel) echo "--requests 300 --repeats 1" ;;
         qdrant) echo "--records 300 --batch-size 50" ;;
         surrealdb) echo "--messages 300 --batch 50" ;;
         webhook) echo "--requests 300 --repeats 1" ;;
