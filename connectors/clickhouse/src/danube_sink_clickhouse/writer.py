@@ -145,8 +145,8 @@ class TableWriter:
 
     def _advance(self, batch: _Batch) -> None:
         """Raise the kept high waters to the highest offsets of ``batch`` (just inserted)."""
-        tops = pa.table({"p": batch.partitions, "o": batch.offsets}).group_by("p").aggregate([("o", "max")])
-        for p, top in zip(tops["p"].to_pylist(), tops["o_max"].to_pylist(), strict=True):
+        for p in pc.unique(batch.partitions).to_pylist():
+            top = pc.max(pc.filter(batch.offsets, pc.equal(batch.partitions, p))).as_py()
             high = self._high.get(p)
             if high is None or top > high:
                 self._high[p] = top
