@@ -1,6 +1,6 @@
 """Webhook source throughput against a bare aiohttp handler awaiting the same publish.
 
-    uv run python bench/webhook_bench.py [--requests 3000] [--concurrency 64] [--repeats 3] [--partitions 4]
+    uv run python bench/webhook_bench.py [--requests 3000] [--concurrency 64] [--repeats 5] [--partitions 4]
 
 - floor: a bare aiohttp handler that reads the body and awaits ``producer.send(body)`` (no auth, no
   parsing, no validation, no metrics), answering 200 after the broker's ack;
@@ -281,7 +281,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--requests", type=int, default=3000, help="requests per round")
     parser.add_argument("--concurrency", type=int, default=64, help="connections of the load generator")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--window", type=int, default=64, help="publish window per partition (both sides)")
     args = parser.parse_args()
