@@ -68,7 +68,7 @@ class Deadlines:
     def _run_sweep(self, loop: asyncio.AbstractEventLoop) -> None:
         self._sweep = None
         now = loop.time()
-        for entry in self._pending:
+        for entry in list(self._pending):  # cancel() only schedules; a copy keeps this robust anyway
             if not entry.expired_by_sweep and entry.at <= now and entry.task.cancel():
                 entry.expired_by_sweep = True
         if self._pending:
