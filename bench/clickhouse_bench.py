@@ -11,7 +11,9 @@ MergeTree table with the metadata columns and ``non_replicated_deduplication_win
    and vs a bare consumer (receive + ack only);
 2. the sink's write path alone: its write on a ready batch vs a direct insert of the same rows built
    beforehand (metadata included, no token), same batch size: the faster of ``client.insert`` (Python
-   rows) and ``client.insert_arrow`` (an Arrow table), each measured.
+   rows) and ``client.insert_arrow`` (an Arrow table), each measured. Each round starts a fresh sink on a
+   fresh table, so its first batch also reads the table's positions (one query; once per partition and
+   process in a running sink): with 4,000 rows that is one batch in two at batch 2,000.
 Medians of 3 interleaved rounds (the end-to-end pair alternates too).
 
 The broker runs in its own process (console script, max_unacked_messages 1000 so batches fill).
