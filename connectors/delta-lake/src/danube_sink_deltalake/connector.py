@@ -130,7 +130,7 @@ class DeltaLakeSink(SinkConnector):
         """Append the convertible records not yet in the table in one commit; reject the others."""
         mapping = batch.mapping
         await self._open(mapping)
-        built = mapping.rows.build(list(batch.records))
+        built = mapping.rows.build(batch.records)
         target = mapping.target
 
         def commit() -> None:

@@ -150,16 +150,14 @@ class DeltaTarget:
         skip = None
         positions: dict[int | None, int] = {}
         for p in pc.unique(partitions).to_pylist():
-            here = pc.is_null(partitions) if p is None else pc.equal(partitions, p)
-            here = pc.fill_null(here, False)
+            here = pc.is_null(partitions) if p is None else pc.fill_null(pc.equal(partitions, p), False)
+            lo, hi = (m.as_py() for m in pc.min_max(pc.filter(offsets, here)).values())
             recorded = self.recorded(p)
-            if recorded is not None:
+            if recorded is not None and lo <= recorded:  # a redelivery: its rows up to recorded go
                 old = pc.and_(here, pc.less_equal(offsets, recorded))
                 skip = old if skip is None else pc.or_(skip, old)
-                here = pc.and_(here, pc.invert(old))
-            top = pc.max(pc.filter(offsets, here)).as_py()
-            if top is not None:
-                positions[p] = top if recorded is None or top > recorded else recorded
+            if recorded is None or hi > recorded:  # else every row of p was skipped: p stays as it is
+                positions[p] = hi
         skipped = 0
         if skip is not None:
             skipped = pc.sum(skip).as_py() or 0
