@@ -134,8 +134,7 @@ class DeltaLakeSink(SinkConnector):
         target = mapping.target
 
         def commit() -> None:
-            assert built.partitions is not None and built.offsets is not None
-            skipped, version = target.append_new(built.table, built.partitions, built.offsets)
+            skipped, version = target.append_new(built.table, built.positions)
             if skipped:
                 log.info("skipped %d rows already committed to %s (a redelivery)", skipped, target.uri)
             if version is not None:
