@@ -5,12 +5,15 @@ Two layers:
 - **Per-value converters** (:func:`integer`, :func:`floating`, :func:`timestamp_micros`, ...): one non-null
   JSON value -> the column's Python value, or ``ValueError`` with a short reason. They are the rules.
 - **Batch columns** (:func:`build_columns`): the decoded payloads of a whole batch -> one Arrow array per
-  column. Per column, the values are taken out of the payloads and their Python types looked at, both in C
-  (``map``/``set``, no Python code per record); when every value already has the column's JSON type (an
-  ``int`` for an integer column, a ``str`` for a string column, ...) pyarrow converts the whole column in
-  one call, otherwise (or when pyarrow refuses, e.g. an integer out of range) that column of that batch
-  goes through the per-value converter. The fast path is only taken for type combinations where pyarrow's
-  conversion gives exactly the converter's value, so both paths store the same thing.
+  column. Per column, the values are taken out of the payloads in C (``map``, no Python code per record).
+  For integer, string, boolean and epoch-timestamp columns pyarrow infers the values' type in the same
+  call that converts them, and the array is taken when that type is the column's JSON type (int64 only
+  when every value is an ``int``, string only for ``str``, bool only for ``bool``); for the other columns,
+  or when the inferred type is another, the values' Python types are looked at (``set(map(type, ...))``)
+  and, when they all have the column's JSON type, pyarrow converts the whole column in one call,
+  otherwise (or when pyarrow refuses, e.g. an integer out of range) that column of that batch goes
+  through the per-value converter. The fast paths are only taken for type combinations where pyarrow's
+  conversion gives exactly the converter's value, so all paths store the same thing.
 
 Failure semantics: a value that cannot go into its column (wrong type, out of range, missing or null in a
 non-nullable column) never raises out of :func:`build_columns`; the record is reported in
