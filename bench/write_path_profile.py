@@ -12,8 +12,9 @@ thread (``asyncio.to_thread``), and its CPU shows up under what the loop does me
 
 ``--stages`` prints instead, for Delta Lake, the per-batch split of the write path next to the direct
 append (as ``deltalake_bench.py`` alternates them, fresh batches each time): medians in ms of the wall
-time and of the event loop thread's CPU time for the column build (``RowBuilder.build``), the commit in
-the worker thread (``DeltaTarget.append_new``: positions, then ``write_deltalake``) and the whole write.
+time and of the CPU time of the thread running it (delta-rs's own threads not counted) for the column
+build (``RowBuilder.build``, event loop thread), the commit (``DeltaTarget.append_new``: positions, then
+``write_deltalake``, worker thread) and the whole write (CPU: the event loop thread's).
 """
 
 from __future__ import annotations
