@@ -375,6 +375,7 @@ def _column(column: Column, values: list[Any], rejected: dict[int, str]) -> pa.A
 #: Fast kinds whose value types pyarrow's own type inference tells apart exactly: it infers int64 only
 #: when every value is an int (a bool among ints is refused), string only when every value is a str (str
 #: and bytes give binary), bool only when every value is a bool (nulls aside in each case).
+_NULL = pa.null()
 _INFERRED: dict[Fast, pa.DataType] = {
     Fast.INT: pa.int64(),
     Fast.TIMESTAMP: pa.int64(),
@@ -394,13 +395,14 @@ def _inferred(column: Column, values: list[Any], rejected: dict[int, str]) -> pa
         array = pa.array(values)  # MISSING (non-nullable column), > 64-bit ints...: refused here
         if array.null_count and not column.nullable:
             return None
-        if array.type == pa.null():
+        if array.type == _NULL:
             array = array.cast(kind)
         elif array.type != kind:
             return None
         if column.fast is Fast.TIMESTAMP:
             return _epoch_micros(column, values, rejected, array)
-        array = array.cast(column.storage_type)  # int64 -> a narrower integer: refuses out of range
+        if array.type != column.storage_type:
+            array = array.cast(column.storage_type)  # int64 -> a narrower integer: refuses out of range
     except _ARROW_REFUSALS:
         return None
     return array if column.value_type is None else array.cast(column.arrow_type, safe=False)
