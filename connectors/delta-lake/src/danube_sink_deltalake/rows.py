@@ -82,17 +82,20 @@ class RowBuilder:
 
     def build(self, records: Sequence[SinkRecord]) -> BuiltRows:
         records = list(records)
-        built = build_columns(self.columns, list(map(_PAYLOAD, records)))
+        payloads = list(map(_PAYLOAD, records))
+        positions = list(map(_POSITION, records))  # right after: the records are still in the cache
+        built = build_columns(self.columns, payloads)
         arrays = built.arrays
         if self.include_metadata:
             arrays = arrays + _metadata(record_fields(records))
         table = pa.Table.from_arrays(arrays, schema=self.schema)
         mask = built.keep_mask(len(records))
         if mask is None:
-            return BuiltRows(table, records, [], list(map(_POSITION, records)))
+            return BuiltRows(table, records, [], positions)
         kept = list(compress(records, mask))
         invalid = [(records[i], reason) for i, reason in sorted(built.rejected.items())]
-        return BuiltRows(table.filter(pa.array(mask, pa.bool_())), kept, invalid, list(map(_POSITION, kept)))
+        keep = pa.array(mask, pa.bool_())
+        return BuiltRows(table.filter(keep), kept, invalid, list(compress(positions, mask)))
 
 
 def _metadata(meta: RecordFields) -> list[pa.Array]:
