@@ -26,6 +26,7 @@ from danube_source_webhook.signatures import (
     verify_standard,
     verify_stripe,
 )
+from danube_source_webhook.testing import loopback_config
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
 
@@ -158,6 +159,25 @@ def test_seed_config_loads_as_written(monkeypatch: pytest.MonkeyPatch) -> None:
     assert schema is not None and schema.subject == "stripe-payment-v1" and schema.schema_file is not None
     auth = settings.effective_auth(endpoint)
     assert auth is not None and auth.type == "api_key"
+
+
+def test_loopback_config_moves_only_the_listener(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBHOOK_API_KEY", "k")
+    monkeypatch.delenv("WEBHOOK_PORT", raising=False)
+    monkeypatch.delenv("WEBHOOK_HOST", raising=False)
+    example = CONFIG_DIR / "webhook-connector.toml"
+    copy = loopback_config(example, tmp_path / "run")
+    assert copy == tmp_path / "run" / "webhook-connector.toml"
+    original = load_config(example, WebhookSource.config_spec(), environ={"WEBHOOK_API_KEY": "k"})
+    config = load_config(copy, WebhookSource.config_spec(), environ={"WEBHOOK_API_KEY": "k"})
+    settings = config.settings_as(WebhookSettings)
+    assert (settings.host, settings.port) == ("127.0.0.1", 0)
+    assert settings.endpoints == original.settings_as(WebhookSettings).endpoints
+    schema = config.schema_for("/stripe/payments")
+    assert (
+        schema is not None and schema.schema_file == (tmp_path / "run" / "schemas" / "payment.json").resolve()
+    )
+    assert schema.schema_file.read_bytes() == (CONFIG_DIR / "schemas" / "payment.json").read_bytes()
 
 
 def test_full_example_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -529,19 +529,27 @@ class RecordFields:
     message_ids: pa.Array
 
 
-_FIELDS = attrgetter("topic", "partition", "offset", "publish_time", "key", "attributes")
+_TOPIC, _PARTITION, _OFFSET = attrgetter("topic"), attrgetter("partition"), attrgetter("offset")
+_PUBLISH, _KEY, _ATTRIBUTES = attrgetter("publish_time"), attrgetter("key"), attrgetter("attributes")
 
 
 def record_fields(records: Sequence[SinkRecord]) -> RecordFields:
-    """The fields of ``records`` (see :class:`RecordFields`), taken out in C, not per record in Python."""
-    if records:
-        topic, partition, offset, publish, key, attrs = map(list, zip(*map(_FIELDS, records), strict=True))
+    """The fields of ``records`` (see :class:`RecordFields`), taken out in C, not per record in Python.
+
+    The common batch (one topic, no attributes) takes no per-record conversion at all for those two
+    columns: each is one repeated value.
+    """
+    n = len(records)
+    topic = list(map(_TOPIC, records))
+    if n and topic.count(topic[0]) == n:
+        topics = pa.repeat(pa.scalar(topic[0], pa.string()), n)
     else:
-        topic, partition, offset, publish, key, attrs = [], [], [], [], [], []
-    topics = pa.array(topic, pa.string())
-    partitions = pa.array(partition, pa.int32())
-    offsets = pa.array(offset, pa.int64())
-    if set(map(type, attrs)) <= {dict}:
+        topics = pa.array(topic, pa.string())
+    partitions, offsets = record_positions(records)
+    attrs = list(map(_ATTRIBUTES, records))
+    if not any(attrs):  # every mapping empty
+        attributes = pa.repeat(pa.scalar("{}", pa.string()), n)
+    elif set(map(type, attrs)) <= {dict}:
         attributes = pa.array(list(map(orjson.dumps, attrs)), pa.string())
     else:
         attributes = pa.array([orjson.dumps(dict(a)) for a in attrs], pa.string())
@@ -550,23 +558,18 @@ def record_fields(records: Sequence[SinkRecord]) -> RecordFields:
         topics, partitions.cast(pa.string()), offsets.cast(pa.string()), ":", null_handling="skip"
     )
     zero = pc.equal(offsets, 0)
-    if len(records) and pc.any(zero).as_py():
-        listed = ids.to_pylist()
-        for i in pc.indices_nonzero(zero).to_pylist():
-            listed[i] = records[i].message_id
-        ids = pa.array(listed, pa.string())
+    if n and pc.any(zero).as_py():
+        named = [records[i].message_id for i in pc.indices_nonzero(zero).to_pylist()]
+        ids = pc.replace_with_mask(ids, zero, pa.array(named, pa.string()))
     return RecordFields(
         topics=topics,
         partitions=partitions,
         offsets=offsets,
-        publish_micros=pa.array(publish, pa.int64()),
-        keys=pa.array(key, pa.string()),
+        publish_micros=pa.array(list(map(_PUBLISH, records)), pa.int64()),
+        keys=pa.array(list(map(_KEY, records)), pa.string()),
         attributes=attributes,
         message_ids=ids,
     )
-
-
-_PARTITION, _OFFSET = attrgetter("partition"), attrgetter("offset")
 
 
 def record_positions(records: Sequence[SinkRecord]) -> tuple[pa.Array, pa.Array]:
