@@ -24,7 +24,6 @@ import json
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -36,12 +35,9 @@ import orjson
 from danube_connect_core.client import DanubeClient
 from danube_connect_core.testing import make_config, start_runtime
 from danube_embedded_broker.testing import BrokerProcess
+from danube_source_postgres_cdc import PostgresCdcSource, PostgresSettings
+from danube_source_postgres_cdc.testing import make_cluster, missing_reason
 from result_files import result_path
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "connectors" / "postgres-cdc" / "tests"))
-from danube_source_postgres_cdc import PostgresCdcSource, PostgresSettings  # noqa: E402
-from pg_cluster import make_cluster, missing_reason  # noqa: E402
 
 RESULTS = result_path("cdc.json")
 

@@ -11,12 +11,15 @@ MergeTree table with the metadata columns and ``non_replicated_deduplication_win
    and vs a bare consumer (receive + ack only);
 2. the sink's write path alone: its write on a ready batch vs a direct insert of the same rows built
    beforehand (metadata included, no token), same batch size: the faster of ``client.insert`` (Python
-   rows) and ``client.insert_arrow`` (an Arrow table), each measured.
-Medians of 3 interleaved rounds (the end-to-end pair alternates too).
+   rows) and ``client.insert_arrow`` (an Arrow table), each measured. The three alternate batch by batch,
+   each into its own fresh table, so a load change hits all alike; at least ``--write-batches`` batches
+   per round (default 10). The sink is fresh each round, so its first batch also reads the table's
+   positions (one query; once per partition and process in a running sink).
+Medians of 3 rounds (the end-to-end pair alternates too).
 
 The broker runs in its own process (console script, max_unacked_messages 1000 so batches fill).
 Results: bench/results/clickhouse.json.
-Usage: uv run python bench/clickhouse_bench.py [--messages N] [--batch B ...]
+Usage: uv run python bench/clickhouse_bench.py [--messages N] [--batch B ...] [--write-batches W]
 """
 
 from __future__ import annotations
@@ -82,28 +85,11 @@ def create(client: Any, table: str) -> None:
     client.command(DDL.format(table=table))
 
 
-def direct(client: Any, recs: list[SinkRecord], batch: int, table: str) -> float:
-    """Write-path floor, row form: clickhouse-connect alone, the same rows built beforehand."""
+def direct_rows(client: Any, recs: list[SinkRecord], table: str) -> list[list[Any]]:
+    """The floor's input: a fresh table and the rows the sink would build for ``recs``, built beforehand."""
     create(client, table)
     schema = describe_table(client, "bench", table)
-    rows = RowBuilder(schema, include_metadata=True, field_paths={}, reject_unknown=False).build(recs).rows
-    names = schema.names()
-    start = time.perf_counter()
-    for i in range(0, len(rows), batch):
-        client.insert(table, rows[i : i + batch], column_names=names, database="bench")
-    return len(rows) / (time.perf_counter() - start)
-
-
-def direct_arrow(client: Any, recs: list[SinkRecord], batch: int, table: str) -> float:
-    """Write-path floor, Arrow form: the same rows as Arrow tables built beforehand, ``insert_arrow``."""
-    create(client, table)
-    schema = describe_table(client, "bench", table)
-    rows = RowBuilder(schema, include_metadata=True, field_paths={}, reject_unknown=False).build(recs).rows
-    tables = [table_of(rows[i : i + batch]) for i in range(0, len(rows), batch)]
-    start = time.perf_counter()
-    for t in tables:
-        client.insert_arrow(table, t, database="bench")
-    return len(rows) / (time.perf_counter() - start)
+    return RowBuilder(schema, include_metadata=True, field_paths={}, reject_unknown=False).build(recs).rows
 
 
 ARROW_SCHEMA = pa.schema(
@@ -122,19 +108,40 @@ def table_of(rows: list[list[Any]]) -> pa.Table:
     )
 
 
-async def write_path(client: Any, dsn: str, recs: list[SinkRecord], batch: int, table: str) -> float:
-    """The sink's write on ready batches (built as the runtime builds them, outside the clock)."""
-    create(client, table)
+async def write_paths(
+    client: Any, dsn: str, recs: list[SinkRecord], batch: int, name: str
+) -> tuple[float, float, float]:
+    """One round of the write-path goal: rows/s of (``client.insert``, ``client.insert_arrow``, the sink).
+
+    Three fresh tables, written batch by batch in alternation: the two direct inserts of rows and Arrow
+    tables built beforehand (clickhouse-connect alone, in the loop's thread: no hand-over), and the
+    sink's write on a batch prepared as the runtime prepares it (built outside the clock).
+    """
+    rows = direct_rows(client, recs, f"direct_{name}")
+    names = describe_table(client, "bench", f"direct_{name}").names()
+    tables = [table_of(rows[i : i + batch]) for i in range(0, len(rows), batch)]
+    create(client, f"arrow_{name}")
+    create(client, f"sink_{name}")
     sink = ClickHouseSink()
-    config = make_config("http://127.0.0.1:1", "bench", settings(dsn, recs[0].topic, batch, table))
+    config = make_config("http://127.0.0.1:1", "bench", settings(dsn, recs[0].topic, batch, f"sink_{name}"))
     await sink.initialize(config)
     batches = [await prepared_batch(sink, recs[i : i + batch]) for i in range(0, len(recs), batch)]
-    start = time.perf_counter()
-    for b in batches:
+    rows_s = arrow_s = sink_s = 0.0
+    for k, (table, b) in enumerate(zip(tables, batches, strict=True)):
+        start = time.perf_counter()
+        client.insert(
+            f"direct_{name}", rows[k * batch : (k + 1) * batch], column_names=names, database="bench"
+        )
+        rows_s += time.perf_counter() - start
+        start = time.perf_counter()
+        client.insert_arrow(f"arrow_{name}", table, database="bench")
+        arrow_s += time.perf_counter() - start
+        start = time.perf_counter()
         await write_prepared(sink, b)
-    elapsed = time.perf_counter() - start
+        sink_s += time.perf_counter() - start
     await sink.shutdown()
-    return len(recs) / elapsed
+    n = len(recs)
+    return n / rows_s, n / arrow_s, n / sink_s
 
 
 CountingSink = counting(ClickHouseSink)
@@ -248,7 +255,7 @@ async def through_runtime(
     return n / elapsed
 
 
-async def main(n: int, batches: list[int]) -> None:
+async def main(n: int, batches: list[int], write_batches: int) -> None:
     results: dict[str, Any] = {}
     load_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
@@ -260,14 +267,14 @@ async def main(n: int, batches: list[int]) -> None:
         try:
             raw = await raw_consume(broker_url, "/default/bench-raw", n)
             for b in batches:
-                recs = records(n, f"/default/bench-wp-{b}")
+                write_rows = max(n, write_batches * b)
+                recs = records(write_rows, f"/default/bench-wp-{b}")
                 rows_floors, arrow_floors, paths, pipes, rts = [], [], [], [], []
-                for k in range(3):  # interleaved rounds on fresh tables: load changes hit both alike
-                    rows_floors.append(await asyncio.to_thread(direct, client, recs, b, f"direct_{b}_{k}"))
-                    arrow_floors.append(
-                        await asyncio.to_thread(direct_arrow, client, recs, b, f"arrow_{b}_{k}")
-                    )
-                    paths.append(await write_path(client, dsn, recs, b, f"sink_{b}_{k}"))
+                for k in range(3):  # fresh tables per round, the three alternating batch by batch
+                    rows_floor_, arrow_floor_, path_ = await write_paths(client, dsn, recs, b, f"{b}_{k}")
+                    rows_floors.append(rows_floor_)
+                    arrow_floors.append(arrow_floor_)
+                    paths.append(path_)
                 for k in range(3):
                     pipes.append(
                         await raw_pipeline(
@@ -283,6 +290,7 @@ async def main(n: int, batches: list[int]) -> None:
                 floor, path = max(rows_floor, arrow_floor), statistics.median(paths)
                 pipe, rt = statistics.median(pipes), statistics.median(rts)
                 results[str(b)] = {
+                    "write_path_rows": write_rows,
                     "direct_rows_per_s": floor,
                     "direct_insert_rows_per_s": rows_floor,
                     "direct_insert_arrow_rows_per_s": arrow_floor,
@@ -341,5 +349,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=4000)
     parser.add_argument("--batch", type=int, action="append", help="batch sizes (default: 500 and 2000)")
+    parser.add_argument(
+        "--write-batches", type=int, default=10, help="at least this many batches per write-path round"
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.messages, args.batch or [500, 2000]))
+    asyncio.run(main(args.messages, args.batch or [500, 2000], args.write_batches))

@@ -49,6 +49,7 @@ import signal
 import sys
 import tempfile
 import time
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,17 +57,22 @@ from typing import Any
 # grpc logs a line per fork (the generator is a subprocess); nothing else of interest at INFO
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
-from danube_connect_core.testing import ConnectorProcess, http_get
+from danube_connect_core.testing import ConnectorProcess, http_get, process_env
+from danube_connect_core.testing.waits import logged_int, start_ready
 from danube_embedded_broker.testing import BrokerProcess
+from danube_sink_surrealdb.testing import surrealkv_config
+from danube_source_webhook.testing import loopback_config
 from machine_info import describe, load_average
 from result_files import result_path
 from surrealdb import AsyncSurreal
 from surrealdb_bench import raw_consume
 
 ROOT = Path(__file__).resolve().parent.parent
-# The payments pipeline helpers of the end-to-end tests: the example configs, ports, readiness.
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-import pipeline  # noqa: E402
+#: The pipeline as the example configures it (run on loopback ports and an embedded surrealkv store).
+WEBHOOK_EXAMPLE = ROOT / "example_e2e" / "webhook-connector.toml"
+SINK_EXAMPLE = ROOT / "example_e2e" / "surrealdb-sink-connector.toml"
+#: The key clients send as x-api-key (the webhook reads it from WEBHOOK_API_KEY).
+API_KEY = "bench-api-key"
 
 LOAD_SCRIPT = Path(__file__).resolve().parent / "e2e_load.py"
 RAW_E2E = Path(__file__).resolve().parent / "raw_e2e.py"
@@ -153,16 +159,17 @@ async def start_pipeline(tmp: Path) -> Pipeline:
     await prepare_store(store)
     broker = BrokerProcess(tmp / "broker", args=["--namespace", "stripe", "--log-level", "WARNING"])
     await asyncio.to_thread(broker.start)
-    env = {**pipeline.process_env(broker.url), "WEBHOOK_API_KEY": pipeline.API_KEY}
-    webhook = ConnectorProcess("webhook", pipeline.webhook_toml(tmp / "webhook"), env=env).start()
-    web_port = pipeline.logged_port(webhook, "webhook_port")
-    await pipeline.wait_ready(webhook, pipeline.logged_port(webhook, "metrics_port"))
+    env = {**process_env(broker.url), "WEBHOOK_API_KEY": API_KEY}
+    webhook = ConnectorProcess("webhook", loopback_config(WEBHOOK_EXAMPLE, tmp / "webhook"), env=env).start()
+    web_port = logged_int(webhook, "webhook_port")
+    await start_ready(webhook)
     sink_config = tmp / "surrealdb-sink-connector.toml"
-    sink_config.write_text(pipeline.seed_sink_toml(store, query_api=True))
-    sink = ConnectorProcess("surrealdb", sink_config, env=pipeline.process_env(broker.url)).start()
-    await pipeline.wait_ready(sink, pipeline.logged_port(sink, "metrics_port"))
-    query_port = pipeline.logged_port(sink, "query_api_port")
-    url = f"http://127.0.0.1:{web_port}{pipeline.PATH}"
+    sink_config.write_text(surrealkv_config(SINK_EXAMPLE, store, query_api=True))
+    sink = ConnectorProcess("surrealdb", sink_config, env=process_env(broker.url)).start()
+    await start_ready(sink)
+    query_port = logged_int(sink, "query_api_port")
+    path = tomllib.loads(WEBHOOK_EXAMPLE.read_text())["webhook"]["endpoints"][0]["path"]
+    url = f"http://127.0.0.1:{web_port}{path}"
     return Pipeline(broker, webhook, sink, url, query_port)
 
 
@@ -202,7 +209,7 @@ async def offer(p: Pipeline, tmp: Path, rate: float, seconds: float, step: int) 
         "--url",
         p.webhook_url,
         "--api-key",
-        pipeline.API_KEY,
+        API_KEY,
         "--rate",
         str(rate),
         "--duration",

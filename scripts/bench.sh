@@ -2,11 +2,13 @@
 # `make bench`: run every benchmark in bench/ (bench/*_bench.py, the end-to-end load test included),
 # collect their results into bench/results.json with the machine description, then render
 # bench/README.md's summary section and bench/e2e.png from it (bench/render.py).
-# Benchmarks are not tests: they assert nothing. A full run takes 15-30 minutes on 2 cores.
+# Benchmarks are not tests: they assert nothing. The last complete run (2026-12-02, quiet 2-core machine)
+# took 7 minutes; benchmarks and floors added since make it longer, and machine load stretches it.
 #
 #   bash scripts/bench.sh            full sizes; writes bench/results/*.json, results.json, README, e2e.png
-#   bash scripts/bench.sh --quick    smoke run with small sizes (a few minutes); everything goes to a
-#                                    scratch directory (printed), the committed results stay untouched
+#   bash scripts/bench.sh --quick    smoke run with small sizes (quick_args below; a benchmark without
+#                                    an entry runs at its defaults); everything goes to a scratch
+#                                    directory (printed), the committed results stay untouched
 #   BENCH_ONLY="webhook e2e" bash scripts/bench.sh   run only these benchmarks (collect and render as usual)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +39,7 @@ quick_args() {
         http) echo "--records 300" ;;
         kafka) echo "--records 2000 --repeats 1" ;;
         mqtt) echo "--messages 300 --repeats 1" ;;
+        otel) echo "--requests 300 --repeats 1" ;;
         qdrant) echo "--records 300 --batch-size 50" ;;
         surrealdb) echo "--messages 300 --batch 50" ;;
         webhook) echo "--requests 300 --repeats 1" ;;

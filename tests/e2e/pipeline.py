@@ -12,8 +12,11 @@ from typing import Any
 import aiohttp
 from danube_connect_core.testing import http_get
 from danube_connect_core.testing.waits import logged_int
+from danube_sink_surrealdb.testing import surrealkv_config
+from danube_source_webhook.testing import loopback_config
 
 ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "example_e2e"
 API_KEY = "demo-api-key-e2e-12345"
 PATH = "/webhooks/stripe/payments"
 EVENTS = ("payment.succeeded", "payment.failed", "payment.refunded", "payment.canceled")
@@ -24,29 +27,12 @@ BROKER_ARGS = ["--namespace", "stripe", "--ack-timeout-ms", "2000", "--redeliver
 
 def seed_sink_toml(surreal_path: Path, query_api: bool) -> str:
     """example_e2e/surrealdb-sink-connector.toml (the seed's TOML) with the URL adjusted to surrealkv."""
-    text = (ROOT / "example_e2e" / "surrealdb-sink-connector.toml").read_text()
-    assert 'url = "surrealdb:8000"' in text
-    text = text.replace('url = "surrealdb:8000"', f'url = "surrealkv://{surreal_path}"')
-    if query_api:
-        text += "\n[surrealdb.query_api]\nenabled = true\nport = 0\n"
-    return text
+    return surrealkv_config(EXAMPLE / "surrealdb-sink-connector.toml", surreal_path, query_api=query_api)
 
 
 def webhook_toml(data: Path) -> Path:
-    """example_e2e/webhook-connector.toml next to a copy of its schema, bound to a free loopback port."""
-    text = (ROOT / "example_e2e" / "webhook-connector.toml").read_text()
-    text = text.replace('host = "0.0.0.0"', 'host = "127.0.0.1"').replace("port = 8080", "port = 0")
-    (data / "schemas").mkdir(parents=True, exist_ok=True)
-    (data / "schemas" / "payment.json").write_text(
-        (ROOT / "example_e2e" / "schemas" / "payment.json").read_text()
-    )
-    path = data / "webhook-connector.toml"
-    path.write_text(text)
-    return path
-
-
-def process_env(broker_url: str) -> dict[str, str]:
-    return {"DANUBE_SERVICE_URL": broker_url, "METRICS_PORT": "0", "LOG_FORMAT": "json"}
+    """example_e2e/webhook-connector.toml next to a copy of its schemas, bound to a free loopback port."""
+    return loopback_config(EXAMPLE / "webhook-connector.toml", data)
 
 
 #: The name tests/faults imports (until it imports danube_connect_core.testing.waits itself).

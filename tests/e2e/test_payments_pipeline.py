@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from danube_connect_core.testing import ConnectorProcess, http_get
+from danube_connect_core.testing import ConnectorProcess, http_get, process_env
 from danube_connect_core.testing.waits import logged_int, start_ready
 from danube_embedded_broker.testing import BrokerProcess
 
@@ -25,7 +25,6 @@ from .pipeline import (
     EVENTS,
     ROOT,
     post_payments,
-    process_env,
     read_store,
     seed_sink_toml,
     stored_counts,

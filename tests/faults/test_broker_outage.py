@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from danube_connect_core.testing import ConnectorProcess, http_get
+from danube_connect_core.testing import ConnectorProcess, http_get, process_env
 from danube_connect_core.testing.conformance import start_ready, wait_until
 from danube_connect_core.testing.waits import logged_int
 from danube_embedded_broker.testing import BrokerProcess
@@ -25,7 +25,6 @@ from tests.e2e.pipeline import (
     API_KEY,
     BROKER_ARGS,
     EVENTS,
-    process_env,
     read_store,
     seed_sink_toml,
     webhook_toml,

@@ -30,14 +30,14 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from danube_connect_core.testing import ConnectorProcess, http_get
+from danube_connect_core.testing import ConnectorProcess, http_get, process_env
 from danube_connect_core.testing.conformance import start_ready, wait_until
 from danube_connect_core.testing.toml_writer import write_connector_toml
 from danube_connect_core.testing.waits import logged_int
 from danube_embedded_broker.testing import BrokerProcess
 from danube_source_mqtt.testing import DanubeCollector, Mosquitto, Publisher
 
-from tests.e2e.pipeline import API_KEY, BROKER_ARGS, PATH, process_env, webhook_toml
+from tests.e2e.pipeline import API_KEY, BROKER_ARGS, PATH, webhook_toml
 from tests.faults.webhook_load import Load, payment, stop_process
 
 pytestmark = pytest.mark.slow

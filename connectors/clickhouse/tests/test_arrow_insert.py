@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 from danube_connect_core.records import SinkRecord
 from danube_sink_clickhouse.rows import RowBuilder
 from danube_sink_clickhouse.table_schema import describe_table
@@ -82,14 +83,20 @@ def test_arrow_and_row_inserts_store_and_reject_the_same(ch: CH) -> None:
     assert len(content(client, db, "by_arrow")) == 55
 
 
-def test_arrow_replay_rebatched_is_skipped(ch: CH) -> None:
+@pytest.mark.parametrize("via", [via_rows, via_arrow], ids=["rows", "arrow"])
+def test_replay_rebatched_is_skipped(ch: CH, via: Any) -> None:
+    """Both forms: a restart re-reads the positions (partitions 0, 1 and none) and skips what is held."""
     client, _, db = ch
     client.command(table_ddl(db))
+
+    def batch(lo: int, hi: int) -> list[SinkRecord]:
+        return [record(i, partition=(0, 1, None)[i % 3], offset=i // 3 + 1) for i in range(lo, hi)]
+
     rows, writer = parts(client, db, "events")
-    assert via_arrow(rows, writer, [record(i, partition=i % 2, offset=i // 2) for i in range(300)]) == []
+    assert via(rows, writer, batch(0, 300)) == []
     rows2, writer2 = parts(client, db, "events")  # a restart: positions read from the table again
-    via_arrow(rows2, writer2, [record(i, partition=i % 2, offset=i // 2) for i in range(100, 450)])
-    via_arrow(rows2, writer2, [record(i, partition=i % 2, offset=i // 2) for i in range(440, 500)])
+    via(rows2, writer2, batch(100, 450))
+    via(rows2, writer2, batch(440, 500))
     ids = [r[0] for r in client.query(f"SELECT id FROM {db}.events ORDER BY id").result_rows]
     assert ids == list(range(500))
 

@@ -36,13 +36,14 @@ async def test_one_batch_is_one_commit_with_every_row(tmp_path: Path, size: int)
     assert got[-1]["region"] == ("eu" if (size - 1) % 2 else "us")
 
 
-async def test_replayed_batch_is_skipped_per_partition(tmp_path: Path) -> None:
+@pytest.mark.parametrize("metadata", [True, False])
+async def test_replayed_batch_is_skipped_per_partition(tmp_path: Path, metadata: bool) -> None:
     table = tmp_path / "t"
-    sink = await sink_for(str(table), include_metadata=True)
+    sink = await sink_for(str(table), include_metadata=metadata)
     first = [record(i, partition=i % 4, offset=i // 4) for i in range(400)]
     await write_batch(sink, first)
     # A new process (fresh caches) gets a redelivery that overlaps the committed rows and goes beyond.
-    sink2 = await sink_for(str(table), include_metadata=True)
+    sink2 = await sink_for(str(table), include_metadata=metadata)
     again = [record(i, partition=i % 4, offset=i // 4) for i in range(200, 600)]
     await write_batch(sink2, again)
     await write_batch(sink2, again)
@@ -50,12 +51,28 @@ async def test_replayed_batch_is_skipped_per_partition(tmp_path: Path) -> None:
     assert dt.count() == 600
     got = rows(table)
     assert [r["id"] for r in got] == list(range(600))
-    assert {(r["_danube_partition"], r["_danube_offset"]) for r in got} == {
-        (i % 4, i // 4) for i in range(600)
-    }
+    if metadata:
+        assert {(r["_danube_partition"], r["_danube_offset"]) for r in got} == {
+            (i % 4, i // 4) for i in range(600)
+        }
     for p in range(4):
         assert dt.transaction_version(f"danube-connect/delta-test/{TOPIC}/{p}") == 149
     assert dt.version() == 2  # the second replay committed nothing
+
+
+async def test_positions_are_the_highest_offsets_whatever_the_order_in_the_batch(tmp_path: Path) -> None:
+    table = tmp_path / "t"
+    sink = await sink_for(str(table))
+    # offsets out of order within each partition, and a topic without partitions (None) among them
+    batch = [record(i, partition=None if i % 3 == 2 else i % 3, offset=(7 * i) % 30 + 1) for i in range(30)]
+    await write_batch(sink, batch)
+    dt = DeltaTable(str(table))
+    for p in (0, 1, "none"):
+        top = max(r.offset for r in batch if (r.partition if r.partition is not None else "none") == p)
+        assert dt.transaction_version(f"danube-connect/delta-test/{TOPIC}/{p}") == top
+    # a redelivery of it, shuffled the other way round, commits nothing
+    await write_batch(await sink_for(str(table)), batch[::-1])
+    assert DeltaTable(str(table)).count() == 30
 
 
 async def test_invalid_records_are_named_and_the_rest_committed(tmp_path: Path) -> None:

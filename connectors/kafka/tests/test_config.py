@@ -15,7 +15,7 @@ from danube_connect_core import ConfigError
 from danube_connect_core.config_loader import load_config
 from danube_connect_core.testing import make_config
 from danube_source_kafka.connector import KafkaSource, _consumer
-from danube_source_kafka.records import attributes_of, build_record, read_format, routing_key
+from danube_source_kafka.records import attributes_of, build_record, routing_key
 from danube_source_kafka.settings import KafkaSettings
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
@@ -181,11 +181,3 @@ def test_a_tombstone_is_an_empty_payload_with_its_attribute() -> None:
     assert (record.payload, why, record.attributes["kafka.tombstone"]) == (b"", None, "true")
     _, why = build_record("/default/t", "json", None, "k", {})
     assert why is not None and why.startswith("value is not valid JSON")  # dead-lettered
-
-
-def test_a_schema_type_decides_over_payload_format() -> None:
-    assert read_format("json_schema", "bytes") == "json_schema"
-    assert read_format("avro", "string") == "json_schema"
-    assert read_format("string", "bytes") == "string"
-    assert read_format("bytes", "json") == "bytes"
-    assert read_format(None, "auto") == "auto"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from danube_connect_core.errors import InvalidData
 from danube_source_mqtt.ack_sequencer import AckSequencer
-from danube_source_mqtt.payload import build_record, mqtt_attributes, read_format
+from danube_source_mqtt.payload import build_record, mqtt_attributes
 from danube_source_mqtt.topic_filter import TopicFilter
 from hypothesis import assume, given
 from hypothesis import strategies as st
@@ -58,17 +58,12 @@ def test_payload_auto_json_then_text_then_bytes() -> None:
     assert raw.attributes == {"mqtt.topic": "t/1", "mqtt.qos": "1", "mqtt.retain": "false"}
 
 
-def test_payload_formats_and_schema_types() -> None:
-    assert read_format("json_schema", "string") == "json_schema"
-    assert read_format("avro", "auto") == "json_schema"
-    assert read_format("number", "auto") == "number"
+def test_payload_formats_raise_invalid_data_about_the_payload() -> None:
+    # How each format reads is the core's (packages/connect-core/tests/runtime/test_payload_format.py).
     assert build_record("/iot/x", "number", "t", b"1.50", {}).payload == 1.5
-    assert read_format("string", "auto") == "string"
-    assert read_format("bytes", "json") == "bytes"
-    assert read_format(None, "string") == "string"
-    with pytest.raises(InvalidData):
+    with pytest.raises(InvalidData, match=r"^payload is not valid JSON: "):
         build_record("/iot/x", "json", "t", b"not json", {})
-    with pytest.raises(InvalidData):
+    with pytest.raises(InvalidData, match=r"^payload is not UTF-8 text$"):
         build_record("/iot/x", "string", "t", b"\xff", {})
 
 

@@ -11,6 +11,7 @@ from danube_connect_core.config_loader import load_config
 from danube_connect_core.errors import ConfigError
 from danube_sink_surrealdb.connector import SurrealDbSink
 from danube_sink_surrealdb.settings import SurrealDbSettings
+from danube_sink_surrealdb.testing import surrealkv_config
 from danube_sink_surrealdb.url import normalize_url
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -147,3 +148,19 @@ def test_example_configs_load(monkeypatch: pytest.MonkeyPatch) -> None:
         ROOT / "connectors/surrealdb/config/surrealdb-sink.toml", SurrealDbSink.config_spec()
     )
     assert config.settings_as(SurrealDbSettings).topic_mappings[0].include_metadata
+
+
+def test_surrealkv_config_moves_only_the_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SURREALDB_PASSWORD", "pw")
+    example = ROOT / "connectors" / "surrealdb" / "config" / "surrealdb-sink.toml"
+    spec = SurrealDbSink.config_spec()
+    original = load_config(example, spec, environ={}).settings_as(SurrealDbSettings)
+    for query_api in (False, True):
+        path = tmp_path / f"sink-{query_api}.toml"
+        path.write_text(surrealkv_config(example, tmp_path / "store", query_api=query_api))
+        settings = load_config(path, spec, environ={}).settings_as(SurrealDbSettings)
+        assert settings.url == f"surrealkv://{tmp_path / 'store'}"
+        assert settings.topic_mappings == original.topic_mappings
+        assert (settings.query_api.enabled, settings.query_api.port) == (
+            (True, 0) if query_api else (original.query_api.enabled, original.query_api.port)
+        )

@@ -13,6 +13,7 @@ import pytest
 from danube_connect_core.config_loader import load_config
 from danube_connect_core.errors import ConfigError
 from danube_source_webhook import WebhookSettings, WebhookSource
+from danube_source_webhook.deadlines import Deadlines
 from danube_source_webhook.idempotency import Claimed, IdempotencyStore, Replay
 from danube_source_webhook.json_pointer import compile_pointer, key_from
 from danube_source_webhook.rate_limit import TokenBucket
@@ -26,6 +27,7 @@ from danube_source_webhook.signatures import (
     verify_standard,
     verify_stripe,
 )
+from danube_source_webhook.testing import loopback_config
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
 
@@ -89,6 +91,41 @@ def test_json_pointer_keys() -> None:
     assert key_from(doc, compile_pointer("/list/01")) is None
     assert key_from(doc, compile_pointer("/missing/x")) is None
     assert key_from("text", compile_pointer("/a")) is None
+
+
+async def test_deadlines_cancel_only_expired_requests_and_leave_the_task_clean() -> None:
+    deadlines = Deadlines(0.05)
+    outcomes: dict[str, tuple[bool, int]] = {}
+
+    async def request(name: str, work: float) -> None:
+        entry = deadlines.enter()
+        try:
+            await asyncio.sleep(work)
+            outcomes[name] = (False, 0)
+        except asyncio.CancelledError:
+            if not entry.expired():
+                raise
+            outcomes[name] = (True, 0)
+        finally:
+            deadlines.leave(entry)
+        # the sweep's cancellation was withdrawn: the task (a keep-alive connection's) carries on
+        current = asyncio.current_task()
+        assert current is not None
+        outcomes[name] = (outcomes[name][0], current.cancelling())
+        await asyncio.sleep(0)
+
+    quick = asyncio.create_task(request("quick", 0))
+    slow = asyncio.create_task(request("slow", 30))
+    await asyncio.gather(quick, slow)
+    assert outcomes == {"quick": (False, 0), "slow": (True, 0)}
+
+    # a cancellation from elsewhere (shutdown) is not taken for the deadline
+    other = asyncio.create_task(request("other", 30))
+    await asyncio.sleep(0)
+    other.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await other
+    assert "other" not in outcomes
 
 
 async def test_idempotency_store_replays_and_forgets_failures() -> None:
@@ -158,6 +195,25 @@ def test_seed_config_loads_as_written(monkeypatch: pytest.MonkeyPatch) -> None:
     assert schema is not None and schema.subject == "stripe-payment-v1" and schema.schema_file is not None
     auth = settings.effective_auth(endpoint)
     assert auth is not None and auth.type == "api_key"
+
+
+def test_loopback_config_moves_only_the_listener(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBHOOK_API_KEY", "k")
+    monkeypatch.delenv("WEBHOOK_PORT", raising=False)
+    monkeypatch.delenv("WEBHOOK_HOST", raising=False)
+    example = CONFIG_DIR / "webhook-connector.toml"
+    copy = loopback_config(example, tmp_path / "run")
+    assert copy == tmp_path / "run" / "webhook-connector.toml"
+    original = load_config(example, WebhookSource.config_spec(), environ={"WEBHOOK_API_KEY": "k"})
+    config = load_config(copy, WebhookSource.config_spec(), environ={"WEBHOOK_API_KEY": "k"})
+    settings = config.settings_as(WebhookSettings)
+    assert (settings.host, settings.port) == ("127.0.0.1", 0)
+    assert settings.endpoints == original.settings_as(WebhookSettings).endpoints
+    schema = config.schema_for("/stripe/payments")
+    assert (
+        schema is not None and schema.schema_file == (tmp_path / "run" / "schemas" / "payment.json").resolve()
+    )
+    assert schema.schema_file.read_bytes() == (CONFIG_DIR / "schemas" / "payment.json").read_bytes()
 
 
 def test_full_example_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:

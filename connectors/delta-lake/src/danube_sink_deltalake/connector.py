@@ -130,12 +130,11 @@ class DeltaLakeSink(SinkConnector):
         """Append the convertible records not yet in the table in one commit; reject the others."""
         mapping = batch.mapping
         await self._open(mapping)
-        built = mapping.rows.build(list(batch.records))
+        built = mapping.rows.build(batch.records)
         target = mapping.target
 
         def commit() -> None:
-            assert built.partitions is not None and built.offsets is not None
-            skipped, version = target.append_new(built.table, built.partitions, built.offsets)
+            skipped, version = target.append_new(built.table, built.positions)
             if skipped:
                 log.info("skipped %d rows already committed to %s (a redelivery)", skipped, target.uri)
             if version is not None:

@@ -11,17 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import compress
 from operator import attrgetter
 
 import pyarrow as pa  # type: ignore[import-untyped]
 from danube_connect_core import SinkRecord
-from danube_connect_core.columns import (
-    Column,
-    RecordFields,
-    build_columns,
-    record_fields,
-    record_positions,
-)
+from danube_connect_core.columns import Column, RecordFields, build_columns, record_fields
 
 from danube_sink_deltalake.column_types import arrow_type, converter, fast_kind
 from danube_sink_deltalake.json_path import JsonPath
@@ -41,20 +36,20 @@ METADATA_FIELDS: tuple[pa.Field, ...] = (
 )
 
 _PAYLOAD = attrgetter("payload")
+_POSITION = attrgetter("partition", "offset")
 
 
 @dataclass
 class BuiltRows:
     """The rows of the records that converted, in batch order, and the reasons of those that did not.
 
-    ``partitions`` and ``offsets`` are the kept records' positions (arrays aligned with ``table``).
+    ``positions`` are the kept records' (partition, offset), aligned with ``table``.
     """
 
     table: pa.Table
     records: list[SinkRecord]
     invalid: list[tuple[SinkRecord, str]] = field(default_factory=list)
-    partitions: pa.Array | None = None
-    offsets: pa.Array | None = None
+    positions: list[tuple[int | None, int]] = field(default_factory=list)
 
 
 def _column(spec: ColumnMapping) -> Column:
@@ -87,22 +82,20 @@ class RowBuilder:
 
     def build(self, records: Sequence[SinkRecord]) -> BuiltRows:
         records = list(records)
-        built = build_columns(self.columns, list(map(_PAYLOAD, records)))
+        payloads = list(map(_PAYLOAD, records))
+        positions = list(map(_POSITION, records))  # right after: the records are still in the cache
+        built = build_columns(self.columns, payloads)
+        arrays = built.arrays
         if self.include_metadata:
-            meta = record_fields(records)
-            arrays = built.arrays + _metadata(meta)
-            partitions, offsets = meta.partitions, meta.offsets
-        else:
-            arrays = built.arrays
-            partitions, offsets = record_positions(records)
+            arrays = arrays + _metadata(record_fields(records))
         table = pa.Table.from_arrays(arrays, schema=self.schema)
         mask = built.keep_mask(len(records))
         if mask is None:
-            return BuiltRows(table, records, [], partitions, offsets)
-        keep = pa.array(mask, pa.bool_())
-        kept = [r for r, k in zip(records, mask, strict=True) if k]
+            return BuiltRows(table, records, [], positions)
+        kept = list(compress(records, mask))
         invalid = [(records[i], reason) for i, reason in sorted(built.rejected.items())]
-        return BuiltRows(table.filter(keep), kept, invalid, partitions.filter(keep), offsets.filter(keep))
+        keep = pa.array(mask, pa.bool_())
+        return BuiltRows(table.filter(keep), kept, invalid, list(compress(positions, mask)))
 
 
 def _metadata(meta: RecordFields) -> list[pa.Array]:

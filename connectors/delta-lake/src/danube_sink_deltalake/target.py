@@ -19,15 +19,17 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from operator import itemgetter
 
 import pyarrow as pa  # type: ignore[import-untyped]
-import pyarrow.compute as pc  # type: ignore[import-untyped]
 from deltalake import CommitProperties, DeltaTable, Schema, Transaction, write_deltalake
 
 __all__ = ["DeltaTarget", "SchemaConflict"]
 
 log = logging.getLogger("danube_sink_deltalake.target")
+
+_OFFSET = itemgetter(1)
 
 #: How delta-rs (Rust std::io::Error) reports an OS error inside its messages.
 _OS_ERROR = re.compile(r"\(os error (\d+)\)")
@@ -139,35 +141,31 @@ class DeltaTarget:
             self._versions[p] = int(v)
         return int(self.table.version())
 
-    def append_new(self, rows: pa.Table, partitions: pa.Array, offsets: pa.Array) -> tuple[int, int | None]:
+    def append_new(
+        self, rows: pa.Table, positions: Sequence[tuple[int | None, int]]
+    ) -> tuple[int, int | None]:
         """Append the rows not yet in the table and advance the positions, in ONE commit.
 
-        ``partitions``/``offsets`` are the rows' positions (aligned with ``rows``). Rows at or below their
-        partition's recorded version are dropped first (a redelivery; see the module docstring); the
-        work is done on the arrays, per partition, not per row. Returns (rows skipped, new table version
-        or None when nothing was left to append). Raises like :meth:`append` (nothing committed).
+        ``positions`` are the rows' (partition, offset), aligned with ``rows``. Rows at or below their
+        partition's recorded version are dropped first (a redelivery; see the module docstring). Each
+        partition's lowest and highest offset come from the pairs sorted by offset (C, no Python code per
+        row); only a batch that holds a redelivered row is filtered row by row. Returns (rows skipped, new
+        table version or None when nothing was left to append). Raises like :meth:`append` (nothing
+        committed).
         """
-        skip = None
-        positions: dict[int | None, int] = {}
-        for p in pc.unique(partitions).to_pylist():
-            here = pc.is_null(partitions) if p is None else pc.equal(partitions, p)
-            here = pc.fill_null(here, False)
-            recorded = self.recorded(p)
-            if recorded is not None:
-                old = pc.and_(here, pc.less_equal(offsets, recorded))
-                skip = old if skip is None else pc.or_(skip, old)
-                here = pc.and_(here, pc.invert(old))
-            top = pc.max(pc.filter(offsets, here)).as_py()
-            if top is not None:
-                positions[p] = top if recorded is None or top > recorded else recorded
+        by_offset = sorted(positions, key=_OFFSET)
+        highest = dict(by_offset)  # the last pair of a partition wins: its highest offset
+        lowest = dict(reversed(by_offset))
+        recorded = {p: self.recorded(p) for p in highest}
         skipped = 0
-        if skip is not None:
-            skipped = pc.sum(skip).as_py() or 0
-            if skipped:
-                rows = rows.filter(pc.invert(skip))
+        if any(v is not None and lowest[p] <= v for p, v in recorded.items()):
+            keep = [(v := recorded[p]) is None or o > v for p, o in positions]
+            skipped = keep.count(False)
+            rows = rows.filter(pa.array(keep, pa.bool_()))
         if rows.num_rows == 0:
             return skipped, None
-        return skipped, self.append(rows, positions)
+        new = {p: o for p, o in highest.items() if (v := recorded[p]) is None or o > v}
+        return skipped, self.append(rows, new)
 
     def count(self) -> int:
         assert self.table is not None

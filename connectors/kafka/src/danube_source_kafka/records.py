@@ -10,43 +10,24 @@
   its name listed in ``kafka.binary_headers``. A header named like one of the ``kafka.*`` attributes is
   dropped in favour of the attribute.
 - Payload: the topic's ``[[schemas]]`` type decides how the value is read (a JSON Schema validates the
-  bytes as received, in the core); without a schema the mapping's ``payload_format`` does. Values are never
-  re-serialised: JSON goes out byte for byte. A value that cannot be read as required comes back as the
-  reason it must be dead-lettered. A tombstone (no value) is an empty payload with ``kafka.tombstone``.
+  bytes as received, in the core); without a schema the mapping's ``payload_format`` does. The reading is
+  the core's (:mod:`danube_connect_core.payload_format`): values are never re-serialised, JSON goes out
+  byte for byte. A value that cannot be read as required comes back as the reason it must be
+  dead-lettered. A tombstone (no value) is an empty payload with ``kafka.tombstone``.
 """
 
 from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
-from typing import Literal
 
 import orjson
-from danube_connect_core import SourceRecord, exact_json
+from danube_connect_core import InvalidData, ReadFormat, SourceRecord, read_format, read_payload
 
-from danube_source_kafka.settings import PayloadFormat
-
+# ReadFormat and read_format are the core's, named here too for the intake and the connector.
 __all__ = ["ReadFormat", "attributes_of", "build_record", "read_format", "routing_key"]
 
-#: How a mapping reads values: its ``payload_format``, or what the Danube topic's schema needs:
-#: ``json_schema`` = the bytes go to the core's codec, which parses and validates them; ``number`` =
-#: parsed here (the number codec takes a value).
-ReadFormat = Literal["auto", "json", "string", "bytes", "json_schema", "number"]
-
 _TIMESTAMP_TYPES = {0: "create", 1: "log_append"}
-
-
-def read_format(schema_type: str | None, payload_format: PayloadFormat) -> ReadFormat:
-    """How values of a Danube topic are read: by its schema type when it has one, else by the mapping."""
-    if schema_type is None:
-        return payload_format
-    if schema_type in ("json_schema", "avro"):
-        return "json_schema"
-    if schema_type == "number":
-        return "number"
-    if schema_type == "string":
-        return "string"
-    return "bytes"
 
 
 def routing_key(key: bytes | None) -> tuple[str | None, bool]:
@@ -100,28 +81,11 @@ def build_record(
     attributes: dict[str, str],
 ) -> tuple[SourceRecord, str | None]:
     """``(record, None)``, or ``(record with the raw bytes, reason)`` when the value cannot be read as
-    ``fmt`` (the caller dead-letters it)."""
+    ``fmt`` (:func:`danube_connect_core.read_payload`; the caller dead-letters it). Never raises."""
     if value is None:
         attributes["kafka.tombstone"] = "true"
         value = b""
-    payload = bytes(value)
-    raw = SourceRecord(danube_topic, payload, "bytes", attributes, key=key)
-    if fmt in ("bytes", "json_schema"):
-        return raw, None
-    if fmt == "string":
-        try:
-            return SourceRecord(danube_topic, payload.decode("utf-8"), "string", attributes, key=key), None
-        except UnicodeDecodeError:
-            return raw, "value is not UTF-8 text"
     try:
-        parsed = exact_json.loads(payload)
-    except exact_json.JSONDecodeError as exc:
-        if fmt in ("json", "number"):
-            return raw, f"value is not valid JSON: {exc}"
-        try:  # auto: text, else bytes
-            return SourceRecord(danube_topic, payload.decode("utf-8"), "string", attributes, key=key), None
-        except UnicodeDecodeError:
-            return raw, None
-    if fmt == "number":
-        return SourceRecord(danube_topic, parsed, "json", attributes, key=key), None
-    return raw, None  # JSON: published byte for byte as received
+        return read_payload(danube_topic, fmt, value, attributes, key=key, noun="value"), None
+    except InvalidData as exc:
+        return SourceRecord(danube_topic, bytes(value), "bytes", attributes, key=key), exc.reason

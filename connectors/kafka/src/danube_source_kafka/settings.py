@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from danube_connect_core import EnvSecret
+from danube_connect_core import EnvSecret, PayloadFormat
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 __all__ = [
@@ -25,7 +25,6 @@ __all__ = [
     "TopicMapping",
 ]
 
-PayloadFormat = Literal["auto", "json", "string", "bytes"]
 #: Where a partition starts when the group has no committed offset for it: ``earliest`` / ``latest``
 #: (Kafka's ``auto.offset.reset``), or ``committed``: only from a committed offset, a partition without
 #: one is an error (the connector stops) — for a migration that must continue exactly where the old

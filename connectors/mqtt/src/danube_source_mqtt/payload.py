@@ -1,9 +1,10 @@
 """Turn an MQTT message into the SourceRecord published to Danube.
 
 The Danube topic's ``[[schemas]]`` type decides how the payload is read; without a schema the mapping's
-``payload_format`` does. JSON payloads are published **byte for byte as received** (``1.50`` stays
-``1.50``, ``1E3``, 30-digit numbers and duplicate keys are kept): the payload is parsed only to check it
-(and, with a JSON Schema, by the topic's codec to validate it), never re-serialised. The one exception is
+``payload_format`` does; the reading is the core's (:mod:`danube_connect_core.payload_format`). JSON
+payloads are published **byte for byte as received** (``1.50`` stays ``1.50``, ``1E3``, 30-digit numbers
+and duplicate keys are kept): the payload is parsed only to check it (and, with a JSON Schema, by the
+topic's codec to validate it), never re-serialised. The one exception is
 a ``number`` schema, whose codec takes a number and writes it back as JSON text. A payload that cannot be
 read as required raises InvalidData (it is dead-lettered, never published to the topic).
 
@@ -15,32 +16,13 @@ user properties: ``mqtt.user.<name>`` holds the value of a name sent once, or a 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import orjson
-from danube_connect_core import InvalidData, SourceRecord, exact_json
+from danube_connect_core import ReadFormat, SourceRecord, read_format, read_payload
 
-from danube_source_mqtt.settings import PayloadFormat
-
-__all__ = ["ReadFormat", "build_record", "mqtt_attributes", "read_format"]
-
-#: How a route reads payloads: the mapping's ``payload_format``, or what the topic's schema needs:
-#: ``json_schema`` = the raw bytes go to the codec, which parses and validates them (JSON Schema, Avro);
-#: ``number`` = parsed to a value here (the number codec takes a number).
-ReadFormat = Literal["auto", "json", "string", "bytes", "json_schema", "number"]
-
-
-def read_format(schema_type: str | None, payload_format: PayloadFormat) -> ReadFormat:
-    """How payloads of a topic are read: by its schema type when it has one, else by the mapping."""
-    if schema_type is None:
-        return payload_format
-    if schema_type in ("json_schema", "avro"):
-        return "json_schema"
-    if schema_type == "number":
-        return "number"
-    if schema_type == "string":
-        return "string"
-    return "bytes"
+# read_format is the core's, named here too for the connector.
+__all__ = ["build_record", "mqtt_attributes", "read_format"]
 
 
 def mqtt_attributes(topic: str, qos: int, retain: bool, properties: Any = None) -> dict[str, str]:
@@ -60,38 +42,9 @@ def mqtt_attributes(topic: str, qos: int, retain: bool, properties: Any = None) 
     return attrs
 
 
-def _check_json(payload: bytes) -> exact_json.JSONDecodeError | None:
-    try:
-        exact_json.loads(payload)
-    except exact_json.JSONDecodeError as exc:
-        return exc
-    return None
-
-
 def build_record(
     danube_topic: str, fmt: ReadFormat, topic: str, payload: bytes, attributes: dict[str, str]
 ) -> SourceRecord:
-    """The record for one message (raises InvalidData when the payload cannot be read as ``fmt``)."""
-    payload = bytes(payload)
-    if fmt in ("bytes", "json_schema"):
-        return SourceRecord(danube_topic, payload, "bytes", attributes, key=topic)
-    if fmt == "string":
-        try:
-            return SourceRecord(danube_topic, payload.decode("utf-8"), "string", attributes, key=topic)
-        except UnicodeDecodeError:
-            raise InvalidData("payload is not UTF-8 text") from None
-    if fmt == "number":
-        try:
-            value = exact_json.loads(payload)
-        except exact_json.JSONDecodeError as exc:
-            raise InvalidData(f"payload is not valid JSON: {exc}") from None
-        return SourceRecord(danube_topic, value, "json", attributes, key=topic)
-    error = _check_json(payload)
-    if error is None:
-        return SourceRecord(danube_topic, payload, "bytes", attributes, key=topic)
-    if fmt == "json":
-        raise InvalidData(f"payload is not valid JSON: {error}")
-    try:  # auto, not JSON: text, else bytes
-        return SourceRecord(danube_topic, payload.decode("utf-8"), "string", attributes, key=topic)
-    except UnicodeDecodeError:
-        return SourceRecord(danube_topic, payload, "bytes", attributes, key=topic)
+    """The record for one message, its MQTT topic as the routing key (raises InvalidData when the payload
+    cannot be read as ``fmt``: :func:`danube_connect_core.read_payload`)."""
+    return read_payload(danube_topic, fmt, payload, attributes, key=topic)

@@ -22,7 +22,8 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from danube_source_mqtt.payload import ReadFormat
+from danube_connect_core import ReadFormat
+
 from danube_source_mqtt.settings import TopicMapping
 from danube_source_mqtt.topic_filter import TopicFilter
 

@@ -12,14 +12,13 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from danube_connect_core import EnvSecret
+from danube_connect_core import EnvSecret, PayloadFormat
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from danube_source_mqtt.topic_filter import TopicFilter
 
 __all__ = ["MqttSettings", "PayloadFormat", "TlsSettings", "TopicMapping"]
 
-PayloadFormat = Literal["auto", "json", "string", "bytes"]
 _DANUBE_TOPIC = re.compile(r"^/[A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+$")
 
 

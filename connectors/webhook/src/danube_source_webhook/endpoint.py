@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import uuid
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +55,7 @@ from danube_source_webhook.body import (
     form_payload,
     read_body,
 )
+from danube_source_webhook.deadlines import Deadlines
 from danube_source_webhook.errors import WebhookError
 from danube_source_webhook.idempotency import Claimed, IdempotencyStore, Replay
 from danube_source_webhook.json_pointer import key_from, resolve
@@ -91,6 +92,11 @@ class Endpoint:
     idempotency_pointer: tuple[str, ...] | None = None
     #: Publish failures arrive once per request during an outage: a few lines per second, with a count.
     failure_log: RateLimitedLog = field(default_factory=lambda: RateLimitedLog(log, per_second=1.0, burst=5))
+    #: The request deadlines (``request_timeout_s`` each), swept periodically.
+    deadlines: Deadlines = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.deadlines = Deadlines(self.request_timeout_s)
 
     @property
     def path(self) -> str:
@@ -127,15 +133,17 @@ class Endpoint:
         headers = request.headers
         if not self.auth.needs_body:
             self.auth.verify(headers, b"")
-        # One deadline for the body and the broker's ack (a single timer per request); the phase says
-        # which answer a timeout gets.
+        # One deadline for the body and the broker's ack (enforced by the endpoint's periodic sweep, no
+        # timer per request); the phase says which answer a timeout gets.
         phase = ["body"]
+        deadline = self.deadlines.enter()
         try:
-            async with asyncio.timeout(self.request_timeout_s):
-                body = await read_body(request, self.max_body_bytes)
-                phase[0] = "accept"
-                return await self._accept(request, body, body_kind, request_id, sender, phase)
-        except TimeoutError:
+            body = await read_body(request, self.max_body_bytes)
+            phase[0] = "accept"
+            return await self._accept(request, body, body_kind, request_id, sender, phase)
+        except (TimeoutError, asyncio.CancelledError) as exc:
+            if isinstance(exc, asyncio.CancelledError) and not deadline.expired():
+                raise  # cancelled from elsewhere (shutdown, the client went away)
             if phase[0] == "body":
                 raise WebhookError(
                     408, "request_timeout", "the request body did not arrive in time"
@@ -144,6 +152,8 @@ class Endpoint:
                 raise _unavailable("a request with the same idempotency key is in flight") from None
             self.failure_log.warning("publish to %s not acknowledged within the request timeout", self.topic)
             raise _unavailable("the broker did not acknowledge in time", logged=True) from None
+        finally:
+            self.deadlines.leave(deadline)
 
     async def _accept(
         self,
@@ -298,7 +308,7 @@ def request_id_of(request: web.Request) -> str:
     given = request.headers.get("X-Request-Id")
     if given and len(given) <= 128 and given.isprintable():
         return given
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # 128 random bits, like a uuid4's hex without building a UUID object
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str]) -> web.Response:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -32,6 +33,9 @@ from danube_source_webhook.metrics import UNMATCHED, WebhookMetrics
 __all__ = ["ServerStopped", "WebhookServer"]
 
 log = logging.getLogger("danube_connect.webhook")
+
+#: Paths aiohttp serves as plain resources as they are written (no braces, escapes or empty segments).
+_PLAIN_PATH = re.compile(r"(/[A-Za-z0-9._~-]+)+/?")
 
 
 class _ListeningServer(Protocol):
@@ -74,6 +78,11 @@ class WebhookServer:
     async def start(self) -> int:
         limit = max((e.max_body_bytes for e in self.endpoints.values()), default=1024 * 1024)
         app = web.Application(client_max_size=limit)
+        # The endpoints' own paths are plain resources (aiohttp finds them by a dict lookup); the
+        # catch-all only serves the rest (404 and odd spellings), through the same dispatch.
+        for path in self.endpoints:
+            if _PLAIN_PATH.fullmatch(path):
+                app.router.add_route("*", path, self._dispatch)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         # aiohttp has no header-read timeout; its keep-alive timer runs from the moment a connection
         # opens (and from each answer) and closes it if no complete request head arrived by then. Bound

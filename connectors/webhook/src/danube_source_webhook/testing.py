@@ -7,20 +7,25 @@ be on the topic once. A refused connection or a 503 (the connector is down or dr
 acknowledgement. The topic has a JSON Schema (``i`` a non-negative integer) and the endpoint publishes the
 raw body, so a bad input is JSON the schema rejects: the core's pipeline dead-letters it byte for byte
 before the endpoint answers 422.
+
+:func:`loopback_config` runs a given webhook TOML (``example_e2e/webhook-connector.toml`` in the end to end
+tests and ``bench/e2e_bench.py``) on this machine.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from danube_connect_core.testing.conformance import PARTITIONS, SourceCase, SourceUpstream, payload
 from danube_connect_core.testing.harness import free_port
-from danube_connect_core.testing.toml_writer import to_toml
+from danube_connect_core.testing.toml_writer import to_toml, write_toml
 
-__all__ = ["CASE", "WebhookUpstream"]
+__all__ = ["CASE", "WebhookUpstream", "loopback_config"]
 
 PATH = "/conformance/records"
 #: What every good record (``payload(i)``) fits and every bad input does not.
@@ -92,6 +97,20 @@ class WebhookUpstream(SourceUpstream):
             return False  # no process listening, or it closed the connection while stopping
         assert status in (200, 202, 503), f"record {i} answered {status}"
         return status != 503
+
+
+def loopback_config(example: Path, data: Path) -> Path:
+    """A copy of the webhook TOML ``example`` in ``data``, listening on 127.0.0.1 on a port the OS picks
+    (``[webhook] host`` and ``port`` replaced, every other value kept), next to a copy of the ``schemas/``
+    directory beside ``example`` (its ``schema_file`` paths are relative to the TOML). Returns the copy's
+    path; the port chosen is logged as ``webhook_port``. Raises KeyError when ``example`` has no
+    ``[webhook]`` table."""
+    document = tomllib.loads(example.read_text())
+    document["webhook"].update(host="127.0.0.1", port=0)
+    schemas = example.parent / "schemas"
+    if schemas.is_dir():
+        shutil.copytree(schemas, data / "schemas", dirs_exist_ok=True)
+    return write_toml(data / example.name, document)
 
 
 CASE = SourceCase("webhook", idempotent=True, upstream_type=WebhookUpstream)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         ShuttingDown,
     )
     from danube_connect_core.lifecycle import connector_main
+    from danube_connect_core.payload_format import PayloadFormat, ReadFormat, read_format, read_payload
     from danube_connect_core.producer_config import ProducerConfig
     from danube_connect_core.publisher import Published
     from danube_connect_core.records import (
@@ -65,6 +66,11 @@ _EXPORTS: dict[str, str] = {
     "Offset": "records",
     "PayloadKind": "records",
     "SchemaMetadata": "records",
+    # how a source reads the bytes it receives
+    "PayloadFormat": "payload_format",
+    "ReadFormat": "payload_format",
+    "read_format": "payload_format",
+    "read_payload": "payload_format",
     # the error kinds (what the runtime does with each: danube_connect_core.errors)
     "ConnectorError": "errors",
     "Retryable": "errors",
@@ -96,9 +102,11 @@ __all__ = [
     "Fatal",
     "InvalidData",
     "Offset",
+    "PayloadFormat",
     "PayloadKind",
     "ProducerConfig",
     "Published",
+    "ReadFormat",
     "RetriesExhausted",
     "RetrySettings",
     "Retryable",
@@ -116,6 +124,8 @@ __all__ = [
     "SourceSender",
     "SubscriptionType",
     "connector_main",
+    "read_format",
+    "read_payload",
     "resolve_env_secret",
 ]
 

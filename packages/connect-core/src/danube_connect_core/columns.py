@@ -5,12 +5,15 @@ Two layers:
 - **Per-value converters** (:func:`integer`, :func:`floating`, :func:`timestamp_micros`, ...): one non-null
   JSON value -> the column's Python value, or ``ValueError`` with a short reason. They are the rules.
 - **Batch columns** (:func:`build_columns`): the decoded payloads of a whole batch -> one Arrow array per
-  column. Per column, the values are taken out of the payloads and their Python types looked at, both in C
-  (``map``/``set``, no Python code per record); when every value already has the column's JSON type (an
-  ``int`` for an integer column, a ``str`` for a string column, ...) pyarrow converts the whole column in
-  one call, otherwise (or when pyarrow refuses, e.g. an integer out of range) that column of that batch
-  goes through the per-value converter. The fast path is only taken for type combinations where pyarrow's
-  conversion gives exactly the converter's value, so both paths store the same thing.
+  column. Per column, the values are taken out of the payloads in C (``map``, no Python code per record).
+  For integer, string, boolean and epoch-timestamp columns pyarrow infers the values' type in the same
+  call that converts them, and the array is taken when that type is the column's JSON type (int64 only
+  when every value is an ``int``, string only for ``str``, bool only for ``bool``); for the other columns,
+  or when the inferred type is another, the values' Python types are looked at (``set(map(type, ...))``)
+  and, when they all have the column's JSON type, pyarrow converts the whole column in one call,
+  otherwise (or when pyarrow refuses, e.g. an integer out of range) that column of that batch goes
+  through the per-value converter. The fast paths are only taken for type combinations where pyarrow's
+  conversion gives exactly the converter's value, so all paths store the same thing.
 
 Failure semantics: a value that cannot go into its column (wrong type, out of range, missing or null in a
 non-nullable column) never raises out of :func:`build_columns`; the record is reported in
@@ -342,7 +345,9 @@ def build_columns(columns: Sequence[Column], payloads: Sequence[Any]) -> BatchCo
     out = BatchColumns([])
     for column in columns:
         if column.key is not None:
-            values = list(map(dict.get, objects, repeat(column.key), repeat(MISSING)))
+            # missing and null are the same null in a nullable column; only a reason tells them apart
+            absent = None if column.nullable else MISSING
+            values = list(map(dict.get, objects, repeat(column.key), repeat(absent)))
         elif column.get is not None:
             values = list(map(column.get, payloads))
         else:
@@ -352,6 +357,9 @@ def build_columns(columns: Sequence[Column], payloads: Sequence[Any]) -> BatchCo
 
 
 def _column(column: Column, values: list[Any], rejected: dict[int, str]) -> pa.Array:
+    array = _inferred(column, values, rejected)
+    if array is not None:
+        return array
     types = set(map(type, values))
     nulls = not types.isdisjoint(_NONE_TYPES)
     if column.fast is not Fast.NONE and (column.nullable or not nulls):
@@ -362,6 +370,42 @@ def _column(column: Column, values: list[Any], rejected: dict[int, str]) -> pa.A
         if array is not None:
             return array
     return _slow(column, values, rejected)
+
+
+#: Fast kinds whose value types pyarrow's own type inference tells apart exactly: it infers int64 only
+#: when every value is an int (a bool among ints is refused), string only when every value is a str (str
+#: and bytes give binary), bool only when every value is a bool (nulls aside in each case).
+_NULL = pa.null()
+_INFERRED: dict[Fast, pa.DataType] = {
+    Fast.INT: pa.int64(),
+    Fast.TIMESTAMP: pa.int64(),
+    Fast.STRING: pa.string(),
+    Fast.BOOL: pa.bool_(),
+}
+
+
+def _inferred(column: Column, values: list[Any], rejected: dict[int, str]) -> pa.Array | None:
+    """The usual batch in one pyarrow call without a Python pass over the value types: pyarrow infers
+    the array's type and it is the fast kind's (or all null), with no null where none is allowed. None
+    (nothing rejected) otherwise: :func:`_fast`/:func:`_slow` decide as for any batch."""
+    kind = _INFERRED.get(column.fast)
+    if kind is None:
+        return None
+    try:
+        array = pa.array(values)  # MISSING (non-nullable column), > 64-bit ints...: refused here
+        if array.null_count and not column.nullable:
+            return None
+        if array.type == _NULL:
+            array = array.cast(kind)
+        elif array.type != kind:
+            return None
+        if column.fast is Fast.TIMESTAMP:
+            return _epoch_micros(column, values, rejected, array)
+        if array.type != column.storage_type:
+            array = array.cast(column.storage_type)  # int64 -> a narrower integer: refuses out of range
+    except _ARROW_REFUSALS:
+        return None
+    return array if column.value_type is None else array.cast(column.arrow_type, safe=False)
 
 
 def _fast(
@@ -387,10 +431,18 @@ def _fast(
     return array if column.value_type is None else array.cast(column.arrow_type, safe=False)
 
 
-def _epoch_micros(column: Column, values: list[Any], rejected: dict[int, str]) -> pa.Array:
+def _epoch_micros(
+    column: Column, values: list[Any], rejected: dict[int, str], v: pa.Array | None = None
+) -> pa.Array:
     """Epoch seconds/ms/us (by magnitude, as :func:`timestamp_micros`) -> the timestamp column; rows out
-    of range are rejected with the converter's reason."""
-    v = pa.array(values, pa.int64())  # beyond 64 bits: OverflowError -> per value
+    of range are rejected with the converter's reason. ``v``: ``values`` as an int64 array already."""
+    if v is None:
+        v = pa.array(values, pa.int64())  # beyond 64 bits: OverflowError -> per value
+    lo, hi = pc.min_max(v).values()
+    lo, hi = lo.as_py(), hi.as_py()
+    if lo is not None and lo > -100_000_000_000 and hi < 100_000_000_000:
+        # all seconds (the usual batch): one multiply, never out of range (|v| * 1e6 < _MAX_MICROS)
+        return _cast_micros(pc.multiply(v, 1_000_000), column.arrow_type)
     magnitude = pc.abs_checked(v)
     micros = pc.if_else(
         pc.less(magnitude, 100_000_000_000),
@@ -477,19 +529,27 @@ class RecordFields:
     message_ids: pa.Array
 
 
-_FIELDS = attrgetter("topic", "partition", "offset", "publish_time", "key", "attributes")
+_TOPIC, _PARTITION, _OFFSET = attrgetter("topic"), attrgetter("partition"), attrgetter("offset")
+_PUBLISH, _KEY, _ATTRIBUTES = attrgetter("publish_time"), attrgetter("key"), attrgetter("attributes")
 
 
 def record_fields(records: Sequence[SinkRecord]) -> RecordFields:
-    """The fields of ``records`` (see :class:`RecordFields`), taken out in C, not per record in Python."""
-    if records:
-        topic, partition, offset, publish, key, attrs = map(list, zip(*map(_FIELDS, records), strict=True))
+    """The fields of ``records`` (see :class:`RecordFields`), taken out in C, not per record in Python.
+
+    The common batch (one topic, no attributes) takes no per-record conversion at all for those two
+    columns: each is one repeated value.
+    """
+    n = len(records)
+    topic = list(map(_TOPIC, records))
+    if n and topic.count(topic[0]) == n:
+        topics = pa.repeat(pa.scalar(topic[0], pa.string()), n)
     else:
-        topic, partition, offset, publish, key, attrs = [], [], [], [], [], []
-    topics = pa.array(topic, pa.string())
-    partitions = pa.array(partition, pa.int32())
-    offsets = pa.array(offset, pa.int64())
-    if set(map(type, attrs)) <= {dict}:
+        topics = pa.array(topic, pa.string())
+    partitions, offsets = record_positions(records)
+    attrs = list(map(_ATTRIBUTES, records))
+    if not any(attrs):  # every mapping empty
+        attributes = pa.repeat(pa.scalar("{}", pa.string()), n)
+    elif set(map(type, attrs)) <= {dict}:
         attributes = pa.array(list(map(orjson.dumps, attrs)), pa.string())
     else:
         attributes = pa.array([orjson.dumps(dict(a)) for a in attrs], pa.string())
@@ -498,23 +558,18 @@ def record_fields(records: Sequence[SinkRecord]) -> RecordFields:
         topics, partitions.cast(pa.string()), offsets.cast(pa.string()), ":", null_handling="skip"
     )
     zero = pc.equal(offsets, 0)
-    if len(records) and pc.any(zero).as_py():
-        listed = ids.to_pylist()
-        for i in pc.indices_nonzero(zero).to_pylist():
-            listed[i] = records[i].message_id
-        ids = pa.array(listed, pa.string())
+    if n and pc.any(zero).as_py():
+        named = [records[i].message_id for i in pc.indices_nonzero(zero).to_pylist()]
+        ids = pc.replace_with_mask(ids, zero, pa.array(named, pa.string()))
     return RecordFields(
         topics=topics,
         partitions=partitions,
         offsets=offsets,
-        publish_micros=pa.array(publish, pa.int64()),
-        keys=pa.array(key, pa.string()),
+        publish_micros=pa.array(list(map(_PUBLISH, records)), pa.int64()),
+        keys=pa.array(list(map(_KEY, records)), pa.string()),
         attributes=attributes,
         message_ids=ids,
     )
-
-
-_PARTITION, _OFFSET = attrgetter("partition"), attrgetter("offset")
 
 
 def record_positions(records: Sequence[SinkRecord]) -> tuple[pa.Array, pa.Array]:

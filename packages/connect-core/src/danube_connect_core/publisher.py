@@ -19,7 +19,7 @@ from typing import Any
 
 from danube_connect_core.config import ConnectorConfig
 from danube_connect_core.dead_letter import dead_letter_payload, source_dead_letter_attributes
-from danube_connect_core.errors import Fatal, InvalidData, Retryable
+from danube_connect_core.errors import DanubeError, Fatal, InvalidData, Retryable
 from danube_connect_core.metrics import ConnectorMetrics
 from danube_connect_core.producer_config import ProducerConfig
 from danube_connect_core.records import SourceEnvelope, SourceRecord
@@ -95,8 +95,6 @@ class Publisher:
             self._creating.pop(pc.topic, None)
 
     async def _create(self, pc: ProducerConfig) -> _Route:
-        from danube_connect_core.client import DanubeError
-
         mapping = pc.schema_config or self._config.schema_for(pc.topic)
         reference = None
         codec: PayloadCodec = SchemalessCodec()
@@ -157,9 +155,9 @@ class Publisher:
 
     async def publish(self, record: SourceRecord) -> Published:
         """One attempt: validate, serialise and send ``record``; resolves on the broker's ack."""
-        from danube_connect_core.client import DanubeError
-
-        route = await self.route(record.topic)
+        route = self._routes.get(record.topic)
+        if route is None:  # not created yet: no coroutine for the common case
+            route = await self.route(record.topic)
         payload = self.encode(record)
         gauge = route.inflight
         gauge.inc()
@@ -183,8 +181,6 @@ class Publisher:
         """One attempt to publish the dead letter of an invalid record (its payload as bytes, its attributes
         plus ``error.*``, see :func:`~danube_connect_core.dead_letter.source_dead_letter_attributes`) to
         ``[errors] dead_letter_topic``; resolves on the broker's ack. Raises Retryable."""
-        from danube_connect_core.client import DanubeError
-
         record = envelope.record
         name = self._config.connector_name
         try:

@@ -46,7 +46,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
-from danube_connect_core.config import ConnectorConfig, RetrySettings
+from danube_connect_core.config import ConnectorConfig
 from danube_connect_core.errors import Backpressure, Fatal, InvalidData, Retryable, ShuttingDown
 from danube_connect_core.offset_tracker import OffsetTracker, Ticket
 from danube_connect_core.ordering import OrderingLanes
@@ -58,10 +58,6 @@ if TYPE_CHECKING:
     from danube_connect_core.runtime_support import RuntimeServices
 
 __all__ = ["PipelineSender", "SourcePipeline"]
-
-#: A caller that must answer promptly (``send(..., wait=False)``) gets one attempt (the client's own
-#: transport retries included); its upstream retries.
-_ONE_ATTEMPT = RetrySettings(max_retries=0)
 
 log = logging.getLogger("danube_connect.source")
 
@@ -155,12 +151,17 @@ class SourcePipeline:
             log.warning("%s to %s failed, retry %d in %.2fs: %s", what, topic, n, delay, exc)
 
         try:
-            settings = self.config.retry if retry else _ONE_ATTEMPT
-            result = await retry_retryable(attempt, settings, on_retry=on_retry)
+            if retry:
+                result = await retry_retryable(attempt, self.config.retry, on_retry=on_retry)
+            else:  # the one attempt is awaited directly: no retry loop to set up per record
+                result = await attempt()
         except RetriesExhausted as exc:
             self.services.health.set_retrying(False)
             retry_after = getattr(exc.last, "retry_after", None)
             raise Retryable(f"{what} to {topic}: {exc}", retry_after=retry_after) from exc
+        except Retryable as exc:  # the one attempt failed (retry_retryable turns these into the above)
+            self.services.health.set_retrying(False)
+            raise Retryable(f"{what} to {topic}: one attempt: {exc}", retry_after=exc.retry_after) from exc
         except Fatal as exc:
             self.services.fail(exc, str(exc))
             raise

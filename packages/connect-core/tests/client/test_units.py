@@ -41,6 +41,9 @@ def test_router_key_is_hash_mod_n_and_stable() -> None:
     for key in ("user-1", "user-2", "ключ", ""):
         assert router.route(key) == fnv1a_64(key) % 7
         assert router.route(key) == router.route(key)
+    # more keys than the router remembers: still the hash, before and after it forgets
+    keys = [f"customer-{i}" for i in range(5000)]
+    assert [router.route(k) for k in keys + keys[:100]] == [fnv1a_64(k) % 7 for k in keys + keys[:100]]
 
 
 def test_partition_filtering_keeps_exact_names_only() -> None:

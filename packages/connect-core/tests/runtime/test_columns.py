@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import orjson
 import pyarrow as pa  # type: ignore[import-untyped]
 import pytest
 from danube_connect_core import columns as col
@@ -76,6 +77,11 @@ CASES: list[tuple[str, list[Any]]] = [
     ("string", ["a", 1, 1.5, True, {"a": 1}, [1], b"x", 10**20]),
     ("text", ["a", {"k": [10**20]}, [1, "x"], 3]),
     ("ts", [1_705_004_567, 1_705_004_567_123, 1_705_004_567_123_456, None]),
+    ("ts", [1_705_004_567, -1_705_004_567, 0, 99_999_999_999, -60_000_000_000, None]),
+    ("ts_ms", [1_705_004_567, 0, -1]),
+    ("uint8", [0, 255, None]),
+    ("bool", [None, None]),
+    ("string", [None, None]),
     ("ts", [1_705_004_567, 10**18, -(10**18), 2**63 - 1, -(2**63), 10**30, True]),
     ("ts", ["2024-05-01T12:00:00Z", "2024-05-01T12:00:00", "2024-05-01T14:00:00+02:00", "nope"]),
     ("ts", [1.5, 1_705_004_567.25, dt.datetime(2024, 5, 1, tzinfo=dt.UTC)]),
@@ -159,6 +165,18 @@ def test_record_fields_match_the_records() -> None:
     assert f.attributes.to_pylist() == ['{"k":"v"}', '{"k":"v"}', '{"k":"v"}', '{"b":"2","a":"1"}']
     assert f.publish_micros.to_pylist() == [r.publish_time for r in records]
     assert col.record_fields([]).message_ids.to_pylist() == []
+
+
+def test_record_fields_of_a_uniform_batch_and_of_mixed_topics() -> None:
+    """One topic and no attributes (the repeated-value case) and two topics give the records' own values."""
+    for records in (
+        [record(o, o % 2, attributes={}) for o in range(4)],
+        [record(1, 0, attributes={}), record(2, 0, topic="/default/u", attributes={"a": "1"})],
+    ):
+        f = col.record_fields(records)
+        assert f.topics.to_pylist() == [r.topic for r in records]
+        assert f.attributes.to_pylist() == [orjson.dumps(dict(r.attributes)).decode() for r in records]
+        assert f.message_ids.to_pylist() == [r.message_id for r in records]
 
 
 def test_dedup_token_equals_hashing_the_ids_one_by_one() -> None:

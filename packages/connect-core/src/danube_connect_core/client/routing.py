@@ -13,6 +13,8 @@ FNV_PRIME_64 = 0x100000001B3
 _MASK_64 = 0xFFFFFFFFFFFFFFFF
 
 PARTITION_SEPARATOR = "-part-"
+#: How many keys' partitions a router remembers.
+_KEYS_CACHED = 4096
 
 
 def fnv1a_64(key: str) -> int:
@@ -69,17 +71,26 @@ class PartitionRouter:
     Round-robin starts at partition 0, like the official clients.
     """
 
-    __slots__ = ("_next", "partitions")
+    __slots__ = ("_by_key", "_next", "partitions")
 
     def __init__(self, partitions: int) -> None:
         if partitions < 1:
             raise ValueError("partitions must be >= 1")
         self.partitions = partitions
         self._next = 0
+        #: Recent keys' partitions: the hash is a Python loop per byte, and sources repeat their keys
+        #: (customers, devices). Bounded: emptied when full.
+        self._by_key: dict[str, int] = {}
 
     def route(self, key: str | None = None) -> int:
         if key is not None:
-            return fnv1a_64(key) % self.partitions
+            partition = self._by_key.get(key)
+            if partition is None:
+                partition = fnv1a_64(key) % self.partitions
+                if len(self._by_key) >= _KEYS_CACHED:
+                    self._by_key.clear()
+                self._by_key[key] = partition
+            return partition
         index = self._next
         self._next = (index + 1) % self.partitions
         return index

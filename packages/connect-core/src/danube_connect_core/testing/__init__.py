@@ -8,6 +8,7 @@
 - :class:`FaultySink` - raises Retryable N times, always fails, rejects chosen records,
   crashes the process at record K, writes slowly;
 - :class:`ConnectorProcess` - ``danube-connect run`` as a real process; :func:`http_get` for its endpoints;
+  :func:`process_env` points a shipped TOML at the test's broker;
 - :func:`free_port` - a free loopback port for a server a test starts.
 """
 
@@ -20,6 +21,7 @@ from danube_connect_core.testing.harness import (
     free_port,
     http_get,
     make_config,
+    process_env,
     produce,
     start_runtime,
 )
@@ -37,6 +39,7 @@ __all__ = [
     "free_port",
     "http_get",
     "make_config",
+    "process_env",
     "produce",
     "start_runtime",
     "write_batch",

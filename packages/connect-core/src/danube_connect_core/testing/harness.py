@@ -30,6 +30,7 @@ __all__ = [
     "embedded_broker",
     "http_get",
     "make_config",
+    "process_env",
     "produce",
     "start_runtime",
 ]
@@ -208,6 +209,13 @@ def http_get(port: int, path: str, timeout: float = 30.0) -> tuple[int, str]:
             return int(resp.status), resp.read().decode()
     except urllib.error.HTTPError as exc:
         return int(exc.code), exc.read().decode()
+
+
+def process_env(broker_url: str) -> dict[str, str]:
+    """Environment for a :class:`ConnectorProcess` whose TOML names another broker (a shipped example):
+    the broker's URL (``DANUBE_SERVICE_URL`` overrides ``danube_service_url``), metrics on a port the OS
+    picks (logged as ``metrics_port``) and JSON logs, which the waits of :mod:`.waits` read."""
+    return {"DANUBE_SERVICE_URL": broker_url, "METRICS_PORT": "0", "LOG_FORMAT": "json"}
 
 
 @dataclass
