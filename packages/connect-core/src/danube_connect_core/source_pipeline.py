@@ -10,8 +10,8 @@ A record handed over — returned by ``poll()`` or passed to ``sender.send`` —
    record waits until the record with the same key handed over before it settled (acknowledged, or
    dead-lettered and the dead letter acknowledged), so records of one key reach the broker in hand-over
    order; different keys and key-less records do not wait for each other. When that earlier record did
-   not settle (failed for good, refused, cancelled after its turn came) this one is not sent either: it raises ShuttingDown or
-   Retryable (:mod:`danube_connect_core.ordering`).
+   not settle (failed for good, refused, cancelled after its turn came) this one is not sent either: it
+   raises ShuttingDown or Retryable (:mod:`danube_connect_core.ordering`).
 3. In-flight bound: at most ``max_in_flight x partitions`` records of one topic (``ProducerConfig.
    max_in_flight``, else ``processing.max_in_flight``) are inside steps 4-5 at once; a further ``send``
    waits for a place (backpressure, invariant 3).
