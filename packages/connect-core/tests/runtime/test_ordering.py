@@ -1,7 +1,9 @@
 """Order per ordering key in the source delivery pipeline (``SourceEnvelope.ordering_key``).
 
 Through the embedded broker: many keys, many records sent at once, read back in hand-over order per key,
-polled and streamed. With a producer whose acks the test releases (the broker cannot be made to ack out
+polled and streamed (the end-to-end property; while nothing fails the embedded broker happens to store one
+producer's concurrent sends in order, so of these only the single-key test tells lanes from none). With a
+producer whose acks the test releases (the broker cannot be made to ack out
 of order on demand): a record is sent only after the one before it of its key settled, different keys
 go at once, a failed record stops the records of its key queued behind it, a cancelled waiter leaves its
 place, the drain waits for queued records.
