@@ -146,3 +146,35 @@ async def test_300_changes_in_commit_order(pg_db: Any, broker: Any, plugin: str)
         assert left <= 6
     finally:
         await check.close()
+
+
+async def test_changes_of_one_row_keep_commit_order_with_a_wide_window(pg_db: Any, broker: Any) -> None:
+    """max_in_flight = 16 on one partition: several changes are published at once, but the ordering key
+    (table + primary key) holds each row's next change until its previous one is acknowledged."""
+    conn = await pg_db.connect()
+    await conn.execute("CREATE TABLE counters (id int PRIMARY KEY, n int)")
+    s = settings(
+        pg_db.dsn,
+        [{"table": "counters", "danube_topic": "/default/counters"}],
+        max_in_flight=16,
+        slot_name="s_window",
+    )
+    collector = await Collector(broker.url, {"/default/counters": None}).start()
+    running = await start_runtime(PostgresCdcSource(), make_config(broker.url, "cdc-window", s))
+    try:
+        await wait_ready(running.port)
+        async with conn.transaction():
+            await conn.executemany("INSERT INTO counters VALUES ($1, 0)", [(i,) for i in range(4)])
+        for n in range(1, 41):  # one transaction per round: each updates the 4 rows to n
+            async with conn.transaction():
+                await conn.execute("UPDATE counters SET n = $1", n)
+        events = await collector.wait_for(4 + 4 * 40, within=60)
+        await collector.settle(0.5)
+        assert len(events) == 164
+        for i in range(4):
+            values = [e["after"]["n"] for e in events if e["after"]["id"] == i]
+            assert values == list(range(41)), i
+    finally:
+        assert await running.stop() == 0
+        await collector.stop()
+        await conn.close()

@@ -301,7 +301,7 @@ class PostgresCdcSource(SourceConnector):
                 snapshot="last" if last else "true",
             )
             record = self._record(table, event, after, reader.wal_lsn)
-            out.append(SourceEnvelope(record, Offset(SNAPSHOT, self._snapshot_seq)))
+            out.append(_envelope(record, Offset(SNAPSHOT, self._snapshot_seq)))
         if len(chunk) < n:
             await reader.finish()
             with contextlib.suppress(Exception):
@@ -366,7 +366,7 @@ class PostgresCdcSource(SourceConnector):
                 last = len(records) - 1
                 for i, record in enumerate(records):
                     position = txn.end_lsn if i == last else self._handed_end
-                    out.append(SourceEnvelope(record, Offset(WAL, position)))
+                    out.append(_envelope(record, Offset(WAL, position)))
                 self._last_record_end = txn.end_lsn
             else:
                 self._empty_end = txn.end_lsn
@@ -578,3 +578,12 @@ def _check_replica_identity(info: TableInfo, s: PostgresSettings, file: Any, key
         file=file,
         key=key,
     )
+
+
+def _envelope(record: SourceRecord, offset: Offset) -> SourceEnvelope:
+    """The change with its ordering key: the table and the row's primary key, so that two changes of
+    one row reach Danube in commit order even with ``max_in_flight`` > 1 (a snapshot row before the
+    row's later changes, too); a table without a primary key is ordered as a whole."""
+    table = record.attributes["cdc.table"]
+    key = table if record.key is None else f"{table}:{record.key}"
+    return SourceEnvelope(record, offset, ordering_key=key)
