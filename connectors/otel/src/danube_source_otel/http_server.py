@@ -6,8 +6,8 @@ Answers (OTLP/HTTP specification): 200 with the signal's export response in the 
 (protobuf for anything that is not JSON): 400 body that is not a valid export request, 401 credentials,
 404 unknown path or disabled signal, 405 not POST, 413 body (after decompression) over ``max_body_bytes``,
 415 content type or encoding not OTLP, 503 + Retry-After when Danube did not accept the data (exporters
-retry). aiohttp inflates gzip bodies itself and stops reading at ``client_max_size`` = ``max_body_bytes``
-of inflated data, so a small compressed bomb is refused without being inflated whole.
+retry). aiohttp inflates gzip bodies itself; the core's ``http_body.read_limited_body`` stops reading at
+``max_body_bytes`` of inflated data, so a small compressed bomb is refused without being inflated whole.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from danube_connect_core.http_body import BodyTooLarge, read_limited_body
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 from google.rpc import status_pb2  # type: ignore[import-untyped]
@@ -98,13 +99,10 @@ class OtlpHttpServer:
             self.intake.authenticate(request.headers)
         except Unauthenticated as exc:
             raise _Refused(401, str(exc)) from None
-        limit = self.intake.settings.max_body_bytes
-        if request.content_length is not None and request.content_length > limit:
-            raise _Refused(413, f"request body exceeds {limit} bytes")
         try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            raise _Refused(413, f"request body exceeds {limit} bytes") from None
+            body = await read_limited_body(request, self.intake.settings.max_body_bytes)
+        except BodyTooLarge as exc:
+            raise _Refused(413, str(exc)) from None
         signal = SIGNALS[name]
         export: Any = signal.request_type()
         try:

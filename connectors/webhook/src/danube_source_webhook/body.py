@@ -1,7 +1,8 @@
 """Reading a request body within ``max_body_bytes`` and checking its content type.
 
-413 is decided from ``Content-Length`` before anything is read, and again while a chunked body streams
-in: the connector never holds more than the limit (invariant 3). 415 unless the type is
+413 is decided from ``Content-Length`` before anything is read, and again while a chunked or compressed
+body streams in (the limit counts inflated bytes; the core's ``http_body`` does both): the connector never
+holds more than the limit (invariant 3). 415 unless the type is
 ``application/json`` or ``application/<something>+json`` with no charset or charset utf-8, or
 ``application/x-www-form-urlencoded`` (GitHub's "form" deliveries: the JSON document in the one field
 ``payload``, see :func:`form_payload`).
@@ -13,6 +14,7 @@ from typing import Literal
 from urllib.parse import parse_qs
 
 from aiohttp import web
+from danube_connect_core import http_body as core_body
 
 from danube_source_webhook.errors import WebhookError
 
@@ -27,9 +29,11 @@ def _too_large(limit: int) -> WebhookError:
 
 
 def check_declared_length(request: web.Request, limit: int) -> None:
-    length = request.content_length
-    if length is not None and length > limit:
-        raise _too_large(limit)
+    """WebhookError(413) when ``Content-Length`` is over ``limit`` (nothing is read)."""
+    try:
+        core_body.check_declared_length(request, limit)
+    except core_body.BodyTooLarge:
+        raise _too_large(limit) from None
 
 
 def check_content_type(request: web.Request) -> BodyKind:
@@ -74,21 +78,9 @@ def form_payload(body: bytes) -> bytes:
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
-    """The whole body, or WebhookError(413) as soon as it grows past ``limit``."""
-    check_declared_length(request, limit)
-    if request.content_length is not None:
-        # declared and within the limit: aiohttp reads exactly that many bytes (its client_max_size is
-        # set to the same limit by the server)
-        return await request.read()
-    chunks: list[bytes] = []
-    size = 0
-    stream = request.content
-    while True:
-        chunk = await stream.readany()
-        if not chunk:
-            break
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
+    """The whole body (inflated when it came gzip/deflate-encoded), or WebhookError(413) as soon as it
+    grows past ``limit`` (see :func:`danube_connect_core.http_body.read_limited_body`)."""
+    try:
+        return await core_body.read_limited_body(request, limit)
+    except core_body.BodyTooLarge:
+        raise _too_large(limit) from None
