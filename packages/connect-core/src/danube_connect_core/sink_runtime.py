@@ -191,6 +191,8 @@ class SinkRuntime:
         return on_retry
 
     def _retry_done(self, topic: str) -> None:
+        if topic not in self._retrying:
+            return  # the common case (called per message and per batch): no health update to publish
         self._retrying.discard(topic)
         if not self._retrying:
             self.health.set_retrying(False)
@@ -376,16 +378,20 @@ class _MappingWorker:
         """The SinkRecord of a message; dead-letters (and acks) it and returns None when it is unusable."""
         rt = self.rt
         assert rt._schemas is not None
-        try:
-            schema, codec = await retry_retryable(
-                lambda: rt._schemas.lookup(msg.schema_id, msg.schema_version),  # type: ignore[union-attr]
-                rt.config.retry,
-                on_retry=rt._on_retry(self.cc.topic),
-            )
-        except InvalidData as exc:
-            await self._reject(msg, self._record(msg, None, msg.payload), exc.reason, "schema")
-            return None
-        rt._retry_done(self.cc.topic)
+        known = rt._schemas.cached(msg.schema_id, msg.schema_version)  # no retry machinery when known
+        if known is not None:
+            schema, codec = known
+        else:
+            try:
+                schema, codec = await retry_retryable(
+                    lambda: rt._schemas.lookup(msg.schema_id, msg.schema_version),  # type: ignore[union-attr]
+                    rt.config.retry,
+                    on_retry=rt._on_retry(self.cc.topic),
+                )
+            except InvalidData as exc:
+                await self._reject(msg, self._record(msg, None, msg.payload), exc.reason, "schema")
+                return None
+            rt._retry_done(self.cc.topic)
         expected = self.cc.expected_schema_subject
         if expected is not None and (schema is None or schema.subject != expected):
             found = schema.subject if schema is not None else "no schema"
