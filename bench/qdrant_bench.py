@@ -4,7 +4,8 @@
 
 The broker runs in its own process (BrokerProcess). The sink subscribes once (so the subscription exists),
 stops, N records are produced on a 4-partition reliable topic, then the sink starts again and drains the
-backlog into Qdrant local mode on tmpfs (/dev/shm when present). P3 floor, same run: the raw-stub pipeline
+backlog into Qdrant local mode on tmpfs (/dev/shm when present); its clock stops once every record is in
+the collection and acked (as the floor's stops at its last ack). P3 floor, same run: the raw-stub pipeline
 (``raw_stub.drain``: generated gRPC stubs on the same broker, batches of the same size, each decoded and
 upserted directly with AsyncQdrantClient into a fresh local store, then acked); ratio = sink rows/s /
 raw pipeline rows/s (goal >= 0.8), medians of 3 rounds in which the two alternate (each round on its own
@@ -84,6 +85,7 @@ async def sink_run(url: str, store: str, topic: str, n: int, batch: int) -> floa
             if count >= n:
                 break
         await asyncio.sleep(0.02)
+    await raw_stub.runtime_settled(running.runtime, topic)  # the clock ends at the last ack, as the floor's
     elapsed = time.perf_counter() - started
     await running.stop()
     return n / elapsed
