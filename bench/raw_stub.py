@@ -149,10 +149,11 @@ async def drain(
         await channel.close()
 
 
-async def runtime_settled(runtime: Any, topic: str, *, poll_s: float = 0.005) -> None:
+async def runtime_settled(runtime: Any, topic: str, *, poll_s: float = 0.01) -> None:
     """Wait until a SinkRuntime has acknowledged every message of ``topic`` it took in (its in-flight gauge
     is back at 0), so that the runtime's clock ends as the floor's does, at the last ack, not at the last
-    write (the last batch's acks take a few hundred ms on the embedded broker). Polls every ``poll_s``."""
+    write (the last batch's acks take a few hundred ms on the embedded broker). Polls every ``poll_s`` (each
+    poll collects the runtime's metrics registry, so not much more often)."""
     metrics = runtime.metrics
     labels = {"connector": metrics.connector, "topic": topic}
     inflight = "danube_connector_inflight_messages"
