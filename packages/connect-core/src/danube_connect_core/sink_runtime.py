@@ -6,8 +6,8 @@ due (size, the broker's in-flight window, age, idle), then ``connector.write(Sin
 (:mod:`danube_connect_core.sink_batch`):
 
 - returns -> records not reported are acked (invariant 1: only after the target write succeeded; the acks
-  of one batch stay in flight while the next batch is read and written, at most one batch's at a time,
-  and are awaited before a retry of that batch, before stopping and before the mapping closes);
+  stay in flight while the next batches are read and written, at most ACK_CONCURRENCY calls at once, and
+  are awaited before a retry, before stopping and before the mapping closes);
   records reported with ``batch.reject`` go to the dead-letter topic and are acked once the dead-letter
   publish was acknowledged (invariant 5; ``tolerance = "none"`` makes the first one fatal instead);
   records reported with ``batch.retry`` are written again, alone, after a backoff;
@@ -53,11 +53,11 @@ log = logging.getLogger("danube_connect.sink")
 #: source created the topic, not after an exponential backoff of tens of seconds.
 SUBSCRIBE_RETRY_MAX_WAIT_S = 1.0
 
-#: At most this many acks of one batch are in flight at once. A batch holds up to ``batch_size`` records
-#: (thousands), and the protocol has one unary Ack RPC per message: sending them all at once floods the
-#: broker (the embedded broker's gRPC server answers CANCELLED to calls beyond ~1,000 waiting ones; the
-#: client sends those again, after a backoff). A bounded window hides the round trip just as well
-#: (docs/architecture.md §4, performance principles).
+#: At most this many acks of one mapping are in flight at once (over all its settled batches). A batch
+#: holds up to ``batch_size`` records (thousands), and the protocol has one unary Ack RPC per message:
+#: sending them all at once floods the broker (the embedded broker's gRPC server answers CANCELLED to calls
+#: beyond ~1,000 waiting ones; the client sends those again, after a backoff). A bounded window hides the
+#: round trip just as well (docs/architecture.md §4, performance principles).
 ACK_CONCURRENCY = 64
 
 
@@ -252,8 +252,11 @@ class _MappingWorker:
         )
         self.consumer: Any = None
         self._recv: asyncio.Future[Any] | None = None
-        #: The acks of the last settled batch, still in flight while the next batch is read (one at most).
-        self._acking: asyncio.Task[None] | None = None
+        #: Acks of settled batches still in flight while the next batches are read and written; at most
+        #: ACK_CONCURRENCY calls at once (the window), and never more messages than the broker delivers
+        #: unacked (``max_unacked_messages`` per partition): bounded.
+        self._acking: set[asyncio.Task[None]] = set()
+        self._ack_window = asyncio.Semaphore(ACK_CONCURRENCY)
         #: This mapping's received counter and in-flight gauge (labelled once, when subscribed).
         self._received: Any = None
         self._inflight: Any = None
@@ -533,17 +536,17 @@ class _MappingWorker:
 
     async def _ack_in_background(self, messages: list[Any]) -> None:
         """Start acking ``messages`` (written or dead-lettered: invariant 1 holds) and return: their acks
-        are in flight while the next batch is read and written, as the raw-stub floor keeps them. The
-        previous batch's acks are awaited first, so at most one batch's acks are in flight (bounded)."""
-        await self._acks_sent()
+        are in flight while the next batch is read and written, as the raw-stub floor keeps them (within
+        the mapping's window of ACK_CONCURRENCY calls)."""
         if messages:
-            self._acking = asyncio.create_task(self._ack(messages), name=f"acks {self.cc.topic}")
+            task = asyncio.create_task(self._ack(messages), name=f"acks {self.cc.topic}")
+            self._acking.add(task)
+            task.add_done_callback(self._acking.discard)
 
     async def _acks_sent(self) -> None:
-        """Wait until the acks started by :meth:`_ack_in_background` are answered (or given up)."""
-        if self._acking is not None:
-            acking, self._acking = self._acking, None
-            await acking
+        """Wait until every ack started by :meth:`_ack_in_background` is answered (or given up)."""
+        while self._acking:
+            await asyncio.gather(*self._acking)
 
     async def _ack(self, messages: list[Any]) -> None:
         """Acknowledge written or dead-lettered messages, :data:`ACK_CONCURRENCY` at a time (acks are
@@ -552,7 +555,7 @@ class _MappingWorker:
 
         rt = self.rt
         gauge = self._inflight
-        window = asyncio.Semaphore(ACK_CONCURRENCY)
+        window = self._ack_window
 
         async def one(msg: Any) -> None:
             try:
@@ -568,7 +571,7 @@ class _MappingWorker:
         await asyncio.gather(*(one(msg) for msg in messages))
 
     async def close(self) -> None:
-        if self._acking is not None:  # a failed mapping's last written batch: its acks still go out
+        if self._acking:  # a failed mapping's last written batches: their acks still go out
             with contextlib.suppress(BaseException):
                 await self._acks_sent()
         if self._recv is not None:
