@@ -12,6 +12,8 @@ broker transport and the target's own write, not the transport itself.
 
     drain(broker_url, topic, subscription, partitions, n, batch, write) -> messages/s
 
+    runtime_settled(runtime, topic)   # the end of the runtime's clock: every message it took in acked
+
 ``write(messages)`` gets the batch's ``StreamMessage``s (payload bytes, ``msg_id.topic_offset``,
 ``msg_id.topic_name``, ``publish_time``...) and must have stored them when it returns.
 """
@@ -145,3 +147,15 @@ async def drain(
             task.cancel()
         await asyncio.gather(*pumps, return_exceptions=True)
         await channel.close()
+
+
+async def runtime_settled(runtime: Any, topic: str, *, poll_s: float = 0.01) -> None:
+    """Wait until a SinkRuntime has acknowledged every message of ``topic`` it took in (its in-flight gauge
+    is back at 0), so that the runtime's clock ends as the floor's does, at the last ack, not at the last
+    write (the last batch's acks take a few hundred ms on the embedded broker). Polls every ``poll_s`` (each
+    poll collects the runtime's metrics registry, so not much more often)."""
+    metrics = runtime.metrics
+    labels = {"connector": metrics.connector, "topic": topic}
+    inflight = "danube_connector_inflight_messages"
+    while (metrics.registry.get_sample_value(inflight, labels) or 0) > 0:  # noqa: ASYNC110 - a gauge, no event
+        await asyncio.sleep(poll_s)

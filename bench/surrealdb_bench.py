@@ -3,7 +3,8 @@
 Against SurrealDB's embedded engine on a surrealkv store in a temp dir (no server binary here), with
 payment rows like the example's, for each batch size:
 
-1. P3 end to end: rows/s through SinkRuntime (broker -> consume, decode, batch -> the sink's write -> ack)
+1. P3 end to end: rows/s through SinkRuntime (broker -> consume, decode, batch -> the sink's write -> ack;
+   the clock stops when every message is acked, as the floor's)
    vs the raw-stub pipeline on the same broker (``raw_stub.drain``: generated gRPC stubs, batches of the
    same size, each inserted directly with the SDK by this script, then acked). Context: the runtime vs a
    direct SDK bulk insert of ready rows (the floor before 2026-12-04) and vs a bare consumer;
@@ -193,6 +194,7 @@ async def through_runtime(broker_url: str, url: str, topic: str, n: int, batch: 
     start = time.perf_counter()
     task = asyncio.create_task(runtime.run(stop))
     await asyncio.wait_for(sink.done.wait(), 600)
+    await raw_stub.runtime_settled(runtime, topic)  # the clock ends at the last ack, as the floor's
     elapsed = time.perf_counter() - start
     stop.set()
     await task

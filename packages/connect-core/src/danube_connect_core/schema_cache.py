@@ -21,6 +21,15 @@ class SchemaCache:
         self._entries: dict[tuple[int, int | None], tuple[SchemaMetadata, PayloadCodec]] = {}
         self._schemaless = SchemalessCodec()
 
+    def cached(
+        self, schema_id: int | None, version: int | None
+    ) -> tuple[SchemaMetadata | None, PayloadCodec] | None:
+        """What :meth:`lookup` returns when it needs no registry call (schemaless, or fetched before);
+        None otherwise. Never raises."""
+        if schema_id is None:
+            return None, self._schemaless
+        return self._entries.get((schema_id, version))
+
     async def lookup(
         self, schema_id: int | None, version: int | None
     ) -> tuple[SchemaMetadata | None, PayloadCodec]:

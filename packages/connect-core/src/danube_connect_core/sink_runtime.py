@@ -5,7 +5,9 @@ mismatched messages are dead-lettered at once. Healthy records collect in the ma
 due (size, the broker's in-flight window, age, idle), then ``connector.write(SinkBatch)`` runs
 (:mod:`danube_connect_core.sink_batch`):
 
-- returns -> records not reported are acked (invariant 1: only after the target write succeeded);
+- returns -> records not reported are acked (invariant 1: only after the target write succeeded; the acks
+  stay in flight while the next batches are read and written, at most ACK_CONCURRENCY calls at once, and
+  are awaited before a retry, before stopping and before the mapping closes);
   records reported with ``batch.reject`` go to the dead-letter topic and are acked once the dead-letter
   publish was acknowledged (invariant 5; ``tolerance = "none"`` makes the first one fatal instead);
   records reported with ``batch.retry`` are written again, alone, after a backoff;
@@ -51,11 +53,11 @@ log = logging.getLogger("danube_connect.sink")
 #: source created the topic, not after an exponential backoff of tens of seconds.
 SUBSCRIBE_RETRY_MAX_WAIT_S = 1.0
 
-#: At most this many acks of one batch are in flight at once. A batch holds up to ``batch_size`` records
-#: (thousands), and the protocol has one unary Ack RPC per message: sending them all at once floods the
-#: broker (the embedded broker's gRPC server answers CANCELLED to calls beyond ~1,000 waiting ones; the
-#: client sends those again, after a backoff). A bounded window hides the round trip just as well
-#: (docs/architecture.md §4, performance principles).
+#: At most this many acks of one mapping are in flight at once (over all its settled batches). A batch
+#: holds up to ``batch_size`` records (thousands), and the protocol has one unary Ack RPC per message:
+#: sending them all at once floods the broker (the embedded broker's gRPC server answers CANCELLED to calls
+#: beyond ~1,000 waiting ones; the client sends those again, after a backoff). A bounded window hides the
+#: round trip just as well (docs/architecture.md §4, performance principles).
 ACK_CONCURRENCY = 64
 
 
@@ -189,6 +191,8 @@ class SinkRuntime:
         return on_retry
 
     def _retry_done(self, topic: str) -> None:
+        if topic not in self._retrying:
+            return  # the common case (called per message and per batch): no health update to publish
         self._retrying.discard(topic)
         if not self._retrying:
             self.health.set_retrying(False)
@@ -248,6 +252,14 @@ class _MappingWorker:
         )
         self.consumer: Any = None
         self._recv: asyncio.Future[Any] | None = None
+        #: Acks of settled batches still in flight while the next batches are read and written; at most
+        #: ACK_CONCURRENCY calls at once (the window), and never more messages than the broker delivers
+        #: unacked (``max_unacked_messages`` per partition): bounded.
+        self._acking: set[asyncio.Task[None]] = set()
+        self._ack_window = asyncio.Semaphore(ACK_CONCURRENCY)
+        #: This mapping's received counter and in-flight gauge (labelled once, when subscribed).
+        self._received: Any = None
+        self._inflight: Any = None
 
     async def subscribe(self) -> None:
         """Subscribe, retrying until it works or intake stops.
@@ -292,6 +304,8 @@ class _MappingWorker:
         else:
             raise _Stopped()
         rt.metrics.declare_topic(self.cc.topic)
+        self._received = rt.metrics.received.labels(rt.metrics.connector, self.cc.topic)
+        self._inflight = rt.metrics.inflight.labels(rt.metrics.connector, self.cc.topic)
         rt._subscription_done(self.cc.topic)
         if attempt:
             log.info("subscribed to %s after %d failed attempt(s)", self.cc.topic, attempt)
@@ -304,8 +318,8 @@ class _MappingWorker:
             while not self.intake_stop.is_set():
                 msg = await self._next_message()
                 if msg is not None:
-                    rt.metrics.received.labels(rt.metrics.connector, topic).inc()
-                    rt.metrics.inflight.labels(rt.metrics.connector, topic).inc()
+                    self._received.inc()
+                    self._inflight.inc()
                     record = await self._decode(msg)
                     if record is not None:
                         self.batch.add((record, msg), msg.partition or 0)
@@ -313,6 +327,7 @@ class _MappingWorker:
                     await self._flush()
             if len(self.batch):
                 await self._flush()  # invariant 6: flush what was taken in before stopping
+            await self._acks_sent()
         except _Stopped:
             pass
         except (Fatal, RetriesExhausted) as exc:
@@ -328,6 +343,12 @@ class _MappingWorker:
         dropped); it is kept for the next round instead.
         """
         if self._recv is None:
+            try:  # a message already queued: taken without a wait (and its two futures) per message
+                msg = self.consumer.receive_nowait()
+            except Exception as exc:
+                return await self._receive_failed(exc)
+            if msg is not None:
+                return self._received_ok(msg)
             self._recv = asyncio.ensure_future(self.consumer.receive())
         deadline = self.batch.deadline()
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -343,28 +364,37 @@ class _MappingWorker:
             try:
                 msg = recv.result()
             except Exception as exc:
-                self.rt.health.set_broker(False, f"receive failed: {exc}")
-                await asyncio.sleep(0.5)
-                return None
-            if not self.rt.health.broker_connected and not self.rt._unsubscribed:
-                self.rt.health.set_broker(True)  # a receive failure is over once messages flow again
-            return msg
+                return await self._receive_failed(exc)
+            return self._received_ok(msg)
         return None
+
+    async def _receive_failed(self, exc: Exception) -> None:
+        self.rt.health.set_broker(False, f"receive failed: {exc}")
+        await asyncio.sleep(0.5)
+
+    def _received_ok(self, msg: Any) -> Any:
+        if not self.rt.health.broker_connected and not self.rt._unsubscribed:
+            self.rt.health.set_broker(True)  # a receive failure is over once messages flow again
+        return msg
 
     async def _decode(self, msg: Any) -> SinkRecord | None:
         """The SinkRecord of a message; dead-letters (and acks) it and returns None when it is unusable."""
         rt = self.rt
         assert rt._schemas is not None
-        try:
-            schema, codec = await retry_retryable(
-                lambda: rt._schemas.lookup(msg.schema_id, msg.schema_version),  # type: ignore[union-attr]
-                rt.config.retry,
-                on_retry=rt._on_retry(self.cc.topic),
-            )
-        except InvalidData as exc:
-            await self._reject(msg, self._record(msg, None, msg.payload), exc.reason, "schema")
-            return None
-        rt._retry_done(self.cc.topic)
+        known = rt._schemas.cached(msg.schema_id, msg.schema_version)  # no retry machinery when known
+        if known is not None:
+            schema, codec = known
+        else:
+            try:
+                schema, codec = await retry_retryable(
+                    lambda: rt._schemas.lookup(msg.schema_id, msg.schema_version),  # type: ignore[union-attr]
+                    rt.config.retry,
+                    on_retry=rt._on_retry(self.cc.topic),
+                )
+            except InvalidData as exc:
+                await self._reject(msg, self._record(msg, None, msg.payload), exc.reason, "schema")
+                return None
+            rt._retry_done(self.cc.topic)
         expected = self.cc.expected_schema_subject
         if expected is not None and (schema is None or schema.subject != expected):
             found = schema.subject if schema is not None else "no schema"
@@ -445,6 +475,7 @@ class _MappingWorker:
             await self._settle(batch, deliveries)
             pending = [r for r in pending if r.message_id in batch.retried]
             if pending:
+                await self._acks_sent()  # the settled records are acked before the retried are written
                 first = next(iter(batch.retried.values()))
                 more = f" (and {len(pending) - 1} more)" if len(pending) > 1 else ""
                 raise Retryable(f"{first}{more}", retry_after=batch.retry_after)
@@ -478,13 +509,16 @@ class _MappingWorker:
 
     async def _settle(self, batch: SinkBatch[Any], deliveries: dict[str, list[Any]]) -> None:
         """After ``write`` returned: dead-letter the rejected records, then ack them with the written ones
-        (invariants 1 and 5). With ``tolerance = "none"`` a rejection is Fatal (the written are acked)."""
+        (invariants 1 and 5; the acks are started here and answered in the background, see
+        :meth:`_ack_in_background`). With ``tolerance = "none"`` a rejection is Fatal (the written are acked
+        before it is raised)."""
         rt = self.rt
         topic = self.cc.topic
         written = batch.written
         rejected = [r for r in batch.records if r.message_id in batch.rejected]
         rt.metrics.sent.labels(rt.metrics.connector, topic).inc(len(written))
         if rejected and rt.config.errors.invalid_is_fatal:
+            await self._acks_sent()
             await self._ack([msg for r in written for msg in deliveries[r.message_id]])
             rt.metrics.error(topic, "fatal")
             first = rejected[0]
@@ -498,7 +532,21 @@ class _MappingWorker:
             await retry_retryable(
                 lambda: rt.dead_letter(letters), rt.config.retry, on_retry=rt._on_retry(topic)
             )
-        await self._ack([msg for r in written + rejected for msg in deliveries[r.message_id]])
+        await self._ack_in_background([msg for r in written + rejected for msg in deliveries[r.message_id]])
+
+    async def _ack_in_background(self, messages: list[Any]) -> None:
+        """Start acking ``messages`` (written or dead-lettered: invariant 1 holds) and return: their acks
+        are in flight while the next batch is read and written, as the raw-stub floor keeps them (within
+        the mapping's window of ACK_CONCURRENCY calls)."""
+        if messages:
+            task = asyncio.create_task(self._ack(messages), name=f"acks {self.cc.topic}")
+            self._acking.add(task)
+            task.add_done_callback(self._acking.discard)
+
+    async def _acks_sent(self) -> None:
+        """Wait until every ack started by :meth:`_ack_in_background` is answered (or given up)."""
+        while self._acking:
+            await asyncio.gather(*self._acking)
 
     async def _ack(self, messages: list[Any]) -> None:
         """Acknowledge written or dead-lettered messages, :data:`ACK_CONCURRENCY` at a time (acks are
@@ -506,8 +554,8 @@ class _MappingWorker:
         from danube_connect_core.client import DanubeError
 
         rt = self.rt
-        gauge = rt.metrics.inflight.labels(rt.metrics.connector, self.cc.topic)
-        window = asyncio.Semaphore(ACK_CONCURRENCY)
+        gauge = self._inflight
+        window = self._ack_window
 
         async def one(msg: Any) -> None:
             try:
@@ -523,6 +571,9 @@ class _MappingWorker:
         await asyncio.gather(*(one(msg) for msg in messages))
 
     async def close(self) -> None:
+        if self._acking:  # a failed mapping's last written batches: their acks still go out
+            with contextlib.suppress(BaseException):
+                await self._acks_sent()
         if self._recv is not None:
             self._recv.cancel()
             with contextlib.suppress(BaseException):

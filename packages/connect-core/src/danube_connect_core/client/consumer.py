@@ -185,27 +185,36 @@ class _PartitionConsumer:
             self._ctx.log.info("consumer %s on %s: broker says CLOSE", self._owner.consumer_name, self.topic)
             self.request_resubscribe()
 
+    async def _send_settle(self, request: pb.AckRequest | pb.NackRequest, broker_url: str) -> object:
+        """One Ack or Nack RPC to the partition's broker; raises _MovedError when it moved since."""
+        address = self.address
+        if address is None or (broker_url and address.connect_url != broker_url):
+            # Re-subscribed on another broker (the topic moved in a cluster). Its log offsets are not
+            # the old broker's, so the ack must not go there; the old broker is gone or no longer
+            # serves the topic. Whatever was not acked is redelivered by the topic's owner.
+            raise _MovedError(f"{self.topic} is now served by {address.connect_url if address else '-'}")
+        stubs = self._ctx.pool.get(address.connect_url).broker
+        metadata = await self._ctx.auth.metadata(address.proxy_header)
+        timeout = self._ctx.options.rpc_timeout_s
+        if isinstance(request, pb.AckRequest):
+            return await stubs.ack(request, metadata=metadata, timeout=timeout)
+        return await stubs.nack(request, metadata=metadata, timeout=timeout)
+
     async def settle(self, request: pb.AckRequest | pb.NackRequest, what: str, broker_url: str) -> bool:
-        """Ack or nack a message received from ``broker_url``; False when it could not be delivered."""
+        """Ack or nack a message received from ``broker_url``; False when it could not be delivered.
 
-        async def once() -> object:
-            address = self.address
-            if address is None or (broker_url and address.connect_url != broker_url):
-                # Re-subscribed on another broker (the topic moved in a cluster). Its log offsets are not
-                # the old broker's, so the ack must not go there; the old broker is gone or no longer
-                # serves the topic. Whatever was not acked is redelivered by the topic's owner.
-                raise _MovedError(f"{self.topic} is now served by {address.connect_url if address else '-'}")
-            stubs = self._ctx.pool.get(address.connect_url).broker
-            metadata = await self._ctx.auth.metadata(address.proxy_header)
-            timeout = self._ctx.options.rpc_timeout_s
-            if isinstance(request, pb.AckRequest):
-                return await stubs.ack(request, metadata=metadata, timeout=timeout)
-            return await stubs.nack(request, metadata=metadata, timeout=timeout)
-
+        The first attempt is one plain RPC (a sink acks every message: no retry machinery on the common
+        path); after any gRPC failure the request goes through :func:`call_with_retry` (acks and nacks are
+        idempotent, so sending one again is safe; the retry policy bounds the attempts).
+        """
         try:
-            # Acks and nacks are idempotent: a call the broker cancelled is simply sent again.
+            try:
+                await self._send_settle(request, broker_url)
+                return True
+            except grpc.aio.AioRpcError:
+                pass  # sorted (transient, closing, permanent) and sent again by the bounded retry below
             await call_with_retry(
-                once,
+                lambda: self._send_settle(request, broker_url),
                 self._owner.retry,
                 f"{what} on {self.topic}",
                 self._ctx.log,
@@ -296,6 +305,19 @@ class Consumer:
     async def receive(self) -> ReceivedMessage:
         """The next message (waits). Raises :class:`ClientClosed` once the consumer is closed."""
         item = await self._queue.get()
+        if isinstance(item, _Closed):
+            self._queue.put_nowait(item)  # wake the next waiter too
+            raise ClientClosed(f"consumer {self.consumer_name} is closed")
+        return item
+
+    def receive_nowait(self) -> ReceivedMessage | None:
+        """The next message if one is already queued, else None (never waits). Raises
+        :class:`ClientClosed` once the consumer is closed. Lets a caller take a burst of queued messages
+        without one wait (and its futures) per message."""
+        try:
+            item = self._queue.get_nowait()
+        except asyncio.QueueEmpty:
+            return None
         if isinstance(item, _Closed):
             self._queue.put_nowait(item)  # wake the next waiter too
             raise ClientClosed(f"consumer {self.consumer_name} is closed")
