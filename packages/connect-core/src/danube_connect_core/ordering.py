@@ -83,8 +83,10 @@ class _Place:
             return
         try:
             before = await turn
-        except asyncio.CancelledError:
-            self._leave(None)  # cancelled while waiting (its turn is cancelled), or as the turn came: unsent
+        except asyncio.CancelledError as cancelled:
+            # Cancelled while waiting: its turn is cancelled and _leave passes nothing on. Cancelled as the
+            # turn came (the turn is done): it holds the turn but is never sent, so the lane breaks.
+            self._leave(cancelled)
             raise
         if before is not None:
             broken = _broken(self._key, before)

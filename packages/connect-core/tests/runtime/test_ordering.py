@@ -21,6 +21,7 @@ from danube_connect_core.client import DanubeError, MessageId
 from danube_connect_core.config import ConnectorConfig
 from danube_connect_core.connector import SourceConnector, SourceMode, SourceSender
 from danube_connect_core.errors import Retryable, ShuttingDown
+from danube_connect_core.ordering import OrderingLanes
 from danube_connect_core.producer_config import ProducerConfig
 from danube_connect_core.publisher import Published, Publisher
 from danube_connect_core.records import Offset, SourceEnvelope, SourceRecord
@@ -282,6 +283,28 @@ async def test_a_send_cancelled_while_waiting_leaves_its_place() -> None:
     assert isinstance(await a0, Published) and isinstance(await a2, Published)
     with pytest.raises(asyncio.CancelledError):
         await a1
+
+
+async def test_a_record_cancelled_as_its_turn_came_breaks_its_lane() -> None:
+    """Cancelled after the turn was handed to it but before it ran: it is never sent, so the record
+    queued behind it must not be sent either (it would reach the broker before its predecessor)."""
+    lanes = OrderingLanes()
+    sent: list[int] = []
+
+    async def send(seq: int) -> None:
+        async with lanes.turn("k"):
+            sent.append(seq)
+
+    async with lanes.turn("k"):  # the test holds the key's turn
+        second = asyncio.create_task(send(2))
+        third = asyncio.create_task(send(3))
+        await _settle()  # both queued behind the holder
+    second.cancel()  # its turn is already set (the holder left), it has not run yet
+    with pytest.raises(asyncio.CancelledError):
+        await second
+    with pytest.raises(Retryable, match="was not published"):
+        await third
+    assert sent == [] and lanes.keys == 0
 
 
 async def test_the_drain_waits_for_queued_records_and_refuses_them_after_intake_stopped() -> None:
