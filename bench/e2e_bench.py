@@ -10,9 +10,9 @@ them (``danube-embedded-broker``, ``danube-connect run webhook``, ``danube-conne
 
 Load: bench/e2e_load.py, a separate process per step (aiohttp client on its own event loop), offers
 payment webhooks open-loop at a fixed rate for ``--step-seconds``; rates increase until a step is not
-sustained, then one step halfway between the last sustained rate and the failed one refines the limit,
-then an overload step offers 2x the highest sustained rate. Between steps the bench waits until the
-sink stored everything that was accepted, so every step starts with an empty pipeline.
+sustained, then ``--refine-steps`` steps (2) bisect the gap between the highest sustained rate and the
+lowest failed one, then an overload step offers 2x the highest sustained rate. Between steps the bench
+waits until the sink stored everything that was accepted, so every step starts with an empty pipeline.
 
 What is measured, per step (all derived after the run from what SurrealDB holds; the sink is stopped
 first because an embedded store belongs to one process):
@@ -377,7 +377,9 @@ class FloorStep:
         return {**self.report, "drain_s": self.drain_s, "sustained": self.sustained}
 
 
-async def run_floor(broker_url: str, tmp: Path, rates: list[float], seconds: float) -> dict[str, Any]:
+async def run_floor(
+    broker_url: str, tmp: Path, rates: list[float], seconds: float, refine_steps: int
+) -> dict[str, Any]:
     """P4's floor: the raw-stub pipeline (bench/raw_e2e.py) at the same offered rates, same ramp rules."""
     status = tmp / "floor-status.json"
     consumer = await asyncio.create_subprocess_exec(
@@ -436,10 +438,13 @@ async def run_floor(broker_url: str, tmp: Path, rates: list[float], seconds: flo
             steps.append(await step(rate, k, seconds))
             if not steps[-1].sustained:
                 break
-        ok = [s.rate for s in steps if s.sustained]
-        failed = [s.rate for s in steps if not s.sustained]
-        if ok and failed and max(ok) < round((max(ok) + min(failed)) / 2) < min(failed):
-            steps.append(await step(float(round((max(ok) + min(failed)) / 2)), len(steps) + 1, seconds))
+        for _ in range(refine_steps):
+            middle = halfway(
+                [s.rate for s in steps if s.sustained], [s.rate for s in steps if not s.sustained]
+            )
+            if middle is None:
+                break
+            steps.append(await step(middle, len(steps) + 1, seconds))
     finally:
         consumer.terminate()
         await consumer.wait()
@@ -453,13 +458,12 @@ async def run_floor(broker_url: str, tmp: Path, rates: list[float], seconds: flo
     }
 
 
-def refine_rate(runs: list[StepRun]) -> float | None:
-    """The refinement rate: halfway between the last sustained ramp rate and the first failed one."""
-    ok = [r.report["rate"] for r in runs if r.live_sustained]
-    failed = [r.report["rate"] for r in runs if not r.live_sustained]
-    if not ok or not failed:
+def halfway(sustained: list[float], failed: list[float]) -> float | None:
+    """The next refinement rate: halfway between the highest sustained rate and the lowest failed one
+    (None when there is no such gap left). Called after every refinement step, it bisects the limit."""
+    if not sustained or not failed:
         return None
-    low, high = max(ok), min(failed)
+    low, high = max(sustained), min(failed)
     middle = round((low + high) / 2)
     return float(middle) if low < middle < high else None
 
@@ -479,8 +483,11 @@ async def run_bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             runs.append(await run_step(p, sampler, tmp, rate, args.step_seconds, step, "ramp"))
             if not runs[-1].live_sustained:
                 break
-        middle = refine_rate(runs)
-        if middle is not None:
+        for _ in range(args.refine_steps):
+            ok = [r.report["rate"] for r in runs if r.live_sustained]
+            middle = halfway(ok, [r.report["rate"] for r in runs if not r.live_sustained])
+            if middle is None:
+                break
             step += 1
             runs.append(await run_step(p, sampler, tmp, middle, args.step_seconds, step, "refine"))
         live_sustained = [r.report["rate"] for r in runs if r.live_sustained]
@@ -493,7 +500,7 @@ async def run_bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         consumer_floor = await raw_consume(p.broker.url, "/default/e2e-consumer-floor", args.floor_messages)
         print(f"context: bare consumer (receive + ack), same broker: {consumer_floor:.0f} msg/s", flush=True)
         # P4's floor: the same pipeline from raw stubs at the same offered rates, on the same broker
-        floor = await run_floor(p.broker.url, tmp, args.rates, args.step_seconds)
+        floor = await run_floor(p.broker.url, tmp, args.rates, args.step_seconds, args.refine_steps)
     finally:
         sampler_task.cancel()
         exit_codes = await stop_pipeline(p)
@@ -600,6 +607,9 @@ def main() -> None:
         help="offered rates of the ramp, events/s, comma-separated (stops at the first not sustained)",
     )
     parser.add_argument("--step-seconds", type=float, default=12.0)
+    parser.add_argument(
+        "--refine-steps", type=int, default=2, help="steps bisecting the limit after the first failed one"
+    )
     parser.add_argument("--soak", action="store_true", help="long steps (120 s) unless --step-seconds given")
     parser.add_argument("--floor-messages", type=int, default=3000, help="backlog of the consumer floor")
     parser.add_argument("--quick", action="store_true", help="smoke run: 50,100/s, 3 s steps")

@@ -379,7 +379,8 @@ def p4_section(b: Benchmarks) -> list[str]:
         "INSERT evaluates it. Every accepted event is looked up in SurrealDB after the run by its step "
         "and sequence number. A step is sustained when every request got 2xx, nothing was lost and the "
         f"last event was stored within {num(e['settings']['keep_up_s'])} s of the step's end; after the "
-        "first failed step one step halfway refines the limit, then the overload step offers 2x the "
+        "first failed step, refinement steps bisect the gap between the highest sustained rate and the "
+        "lowest failed one (the floor the same way), then the overload step offers 2x the "
         "highest sustained rate. Peak RSS: VmRSS sampled every 0.25 s during the step and its drain (the "
         "generator reports its own VmHWM).",
     ]
