@@ -52,6 +52,7 @@ from danube_connect_core.proto import DanubeApi_pb2 as api
 from danube_connect_core.proto import DanubeApi_pb2_grpc as _api_grpc
 from danube_embedded_broker.testing import BrokerProcess
 from google.protobuf import __version__ as protobuf_version
+from machine_info import process_cpu_s
 from result_files import result_path
 
 # The generated *_grpc modules carry no type information.
@@ -93,12 +94,6 @@ def machine() -> dict[str, Any]:
         "grpcio": grpc.__version__,
         "protobuf": protobuf_version,
     }
-
-
-def process_cpu_s(pid: int) -> float:
-    """CPU time (user + system, every thread) the process ``pid`` has used so far, in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass

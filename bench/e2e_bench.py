@@ -62,7 +62,7 @@ from danube_connect_core.testing.waits import logged_int, start_ready
 from danube_embedded_broker.testing import BrokerProcess
 from danube_sink_surrealdb.testing import surrealkv_config
 from danube_source_webhook.testing import loopback_config
-from machine_info import describe, load_average
+from machine_info import describe, load_average, process_cpu_s
 from result_files import result_path
 from surrealdb import AsyncSurreal
 from surrealdb_bench import raw_consume
@@ -238,6 +238,8 @@ class StepRun:
     rss_peaks_kib: dict[str, int]
     drained: bool
     live_drain_s: float | None
+    #: CPU seconds each process used during the step and its drain (the generator: its own report).
+    cpu_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def live_sustained(self) -> bool:
@@ -252,12 +254,15 @@ async def run_step(
 ) -> StepRun:
     before = await stored_total(p)
     sampler.reset()
+    cpu_before = {name: process_cpu_s(pid) for name, pid in p.pids().items()}
     report = await offer(p, tmp, rate, seconds, step)
     accepted = len(report["accepted_seqs"])
     count, reached_ns = await wait_stored(p, before + accepted)
     sampler.sample()
+    cpu = {name: process_cpu_s(pid) - cpu_before[name] for name, pid in p.pids().items()}
+    cpu["load_generator"] = report.get("cpu_s", 0.0)
     live_drain = (reached_ns - report["end_wall_ns"]) / 1e9 if reached_ns is not None else None
-    run = StepRun(kind, report, dict(sampler.peaks_kib), reached_ns is not None, live_drain)
+    run = StepRun(kind, report, dict(sampler.peaks_kib), reached_ns is not None, live_drain, cpu)
     statuses = report["statuses"]
     drain = f"{live_drain:.1f} s" if live_drain is not None else f"NOT drained ({count - before} stored)"
     print(
@@ -330,6 +335,7 @@ def analyse(run: StepRun, stored_rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "step": r["step"],
         "kind": run.kind,
+        "cpu_us_per_accepted": {k: v * 1e6 / n_2xx for k, v in run.cpu_s.items()} if n_2xx else None,
         "rate": r["rate"],
         "duration_s": r["duration_s"],
         "requests": r["requests"],
@@ -365,6 +371,8 @@ class FloorStep:
     rate: float
     report: dict[str, Any]
     drain_s: float | None
+    #: CPU seconds each process used during the step and its drain (the producer: its own report).
+    cpu_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def sustained(self) -> bool:
@@ -374,13 +382,17 @@ class FloorStep:
         return complete and self.drain_s is not None and self.drain_s <= KEEP_UP_S
 
     def as_json(self) -> dict[str, Any]:
-        return {**self.report, "drain_s": self.drain_s, "sustained": self.sustained}
+        acked = self.report["acked"]
+        per = {k: v * 1e6 / acked for k, v in self.cpu_s.items()} if acked else None
+        return {**self.report, "drain_s": self.drain_s, "sustained": self.sustained, "cpu_us_per_acked": per}
 
 
 async def run_floor(
-    broker_url: str, tmp: Path, rates: list[float], seconds: float, refine_steps: int
+    broker: BrokerProcess, tmp: Path, rates: list[float], seconds: float, refine_steps: int
 ) -> dict[str, Any]:
     """P4's floor: the raw-stub pipeline (bench/raw_e2e.py) at the same offered rates, same ramp rules."""
+    broker_url = broker.url
+    assert broker.pid is not None
     status = tmp / "floor-status.json"
     consumer = await asyncio.create_subprocess_exec(
         sys.executable, str(RAW_E2E), "consume", "--broker", broker_url, "--topic", FLOOR_TOPIC,
@@ -393,6 +405,8 @@ async def run_floor(
 
     async def step(rate: float, k: int, duration: float) -> FloorStep:
         before = stored()[0]
+        pids = {"broker": broker.pid, "consumer": consumer.pid}
+        cpu_before = {name: process_cpu_s(pid) for name, pid in pids.items()}
         out = tmp / f"floor-step-{k}.json"
         producer = await asyncio.create_subprocess_exec(
             sys.executable, str(RAW_E2E), "produce", "--broker", broker_url, "--topic", FLOOR_TOPIC,
@@ -419,7 +433,9 @@ async def run_floor(
             ):
                 break
             await asyncio.sleep(0.25)
-        result = FloorStep(rate, report, drain)
+        cpu = {name: process_cpu_s(pid) - cpu_before[name] for name, pid in pids.items()}
+        cpu["producer"] = report.get("cpu_s", 0.0)
+        result = FloorStep(rate, report, drain, cpu)
         print(
             f"floor step {k} {rate:7.0f}/s offered {report['offered_per_s']:7.1f}/s acked {report['acked']}"
             f"/{report['requests']} drained after {drain if drain is None else round(drain, 1)} s"
@@ -500,7 +516,7 @@ async def run_bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         consumer_floor = await raw_consume(p.broker.url, "/default/e2e-consumer-floor", args.floor_messages)
         print(f"context: bare consumer (receive + ack), same broker: {consumer_floor:.0f} msg/s", flush=True)
         # P4's floor: the same pipeline from raw stubs at the same offered rates, on the same broker
-        floor = await run_floor(p.broker.url, tmp, args.rates, args.step_seconds, args.refine_steps)
+        floor = await run_floor(p.broker, tmp, args.rates, args.step_seconds, args.refine_steps)
     finally:
         sampler_task.cancel()
         exit_codes = await stop_pipeline(p)
@@ -589,6 +605,14 @@ def print_table(result: dict[str, Any]) -> None:
             f"{fmt(a['p50'])}/{fmt(a['p99'])} | {fmt(e['p50'])}/{fmt(e['p95'])}/{fmt(e['p99'])} |"
         )
     print(f"\nsustained with zero loss: {result['sustained_rate_per_s']} ev/s")
+    for side, steps_, key in (
+        ("pipeline", result["steps"], "cpu_us_per_accepted"),
+        ("raw-stub floor", result["raw_pipeline"]["steps"], "cpu_us_per_acked"),
+    ):
+        for s in steps_:
+            if s.get(key):
+                per = ", ".join(f"{k} {v:.0f}" for k, v in s[key].items())
+                print(f"CPU us per event, {side} {s['rate']:.0f}/s: {per} (sum {sum(s[key].values()):.0f})")
     print(f"peak RSS (MiB): {result['process_peak_rss_mib']}; exit codes {result['exit_codes']}")
 
 

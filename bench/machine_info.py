@@ -114,3 +114,9 @@ def describe(load_at_start: list[float] | None = None) -> dict[str, Any]:
         "git": git_commit(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU time (user + system, every thread) the process ``pid`` has used so far, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -111,6 +111,7 @@ def payload(step: int, seq: int, scheduled_us: int) -> bytes:
 
 
 async def produce(args: argparse.Namespace) -> None:
+    cpu_start = time.process_time()  # the step's own CPU, as bench/e2e_load.py reports it
     ids = itertools.count(1)
     channel = grpc.aio.insecure_channel(args.broker.removeprefix("http://"))
     producers = api_grpc.ProducerServiceStub(channel)
@@ -173,6 +174,7 @@ async def produce(args: argparse.Namespace) -> None:
                 "offered_per_s": offered,
                 "generator_late_max_s": late,
                 "end_wall_ns": start_wall_ns + int(args.duration * 1e9),
+                "cpu_s": time.process_time() - cpu_start,
             }
         )
     )
