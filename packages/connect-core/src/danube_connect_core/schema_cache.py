@@ -38,12 +38,11 @@ class SchemaCache:
         Raises Retryable when the registry cannot be reached (the broker is down: not the record's fault)
         and InvalidData when the schema is unknown or unusable.
         """
-        if schema_id is None:
-            return None, self._schemaless
-        key = (schema_id, version)
-        hit = self._entries.get(key)
+        hit = self.cached(schema_id, version)
         if hit is not None:
             return hit
+        assert schema_id is not None  # cached() answers every schemaless message
+        key = (schema_id, version)
         from danube_connect_core.client import NonRetryableError
 
         try:
