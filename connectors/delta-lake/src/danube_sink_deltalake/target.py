@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from operator import itemgetter
 
 import pyarrow as pa  # type: ignore[import-untyped]
@@ -113,10 +113,6 @@ class DeltaTarget:
             self._versions[partition] = self.table.transaction_version(self.app_id(partition))
         return self._versions[partition]
 
-    def already_written(self, partition: int | None, offset: int) -> bool:
-        v = self.recorded(partition)
-        return v is not None and offset <= v
-
     # -- writing ------------------------------------------------------------------------------------
 
     def append(self, rows: pa.Table, positions: Mapping[int | None, int]) -> int:
@@ -171,18 +167,6 @@ class DeltaTarget:
         assert self.table is not None
         self.table.update_incremental()
         return int(self.table.count())
-
-    def new_positions(self, offsets: Iterable[tuple[int | None, int]]) -> dict[int | None, int]:
-        """The per-partition versions after writing rows at ``offsets`` (never moving backwards)."""
-        out: dict[int | None, int] = {}
-        for p, o in offsets:
-            if o > out.get(p, -1):
-                out[p] = o
-        for p in list(out):
-            prev = self.recorded(p)
-            if prev is not None and prev > out[p]:
-                out[p] = prev
-        return out
 
     @staticmethod
     def describe_error(exc: BaseException) -> str:
