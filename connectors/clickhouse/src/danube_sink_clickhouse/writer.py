@@ -26,7 +26,6 @@ All methods block (clickhouse-connect's sync client); the connector runs them in
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, Self, TypeVar
@@ -39,7 +38,7 @@ from danube_connect_core import columns as col
 from danube_sink_clickhouse.failures import FailureKind, classify, short
 from danube_sink_clickhouse.table_schema import TableSchema
 
-__all__ = ["InsertFailed", "TableWriter", "dedup_token"]
+__all__ = ["InsertFailed", "TableWriter"]
 
 log = logging.getLogger("danube_sink_clickhouse.writer")
 
@@ -52,14 +51,6 @@ class InsertFailed(Exception):
     def __init__(self, kind: FailureKind, cause: BaseException) -> None:
         super().__init__(short(cause))
         self.kind = kind
-
-
-def dedup_token(records: Sequence[SinkRecord]) -> str:
-    h = hashlib.sha256()
-    for r in records:
-        h.update(r.message_id.encode())
-        h.update(b"\n")
-    return f"danube-{h.hexdigest()[:40]}"
 
 
 class TableWriter:
@@ -257,7 +248,8 @@ class _RowBatch:
         )
 
     def insert(self, client: Any, schema: TableSchema, settings: dict[str, Any]) -> None:
-        settings["insert_deduplication_token"] = dedup_token(self.records)
+        ids = pa.array([r.message_id for r in self.records], pa.string())
+        settings["insert_deduplication_token"] = col.dedup_token(ids)
         client.insert(
             schema.table, self.rows, column_names=schema.names(), database=schema.database, settings=settings
         )
