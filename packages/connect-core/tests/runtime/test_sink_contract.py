@@ -89,6 +89,12 @@ def acked(broker: Any) -> list[int]:
     return [o for o in range(topic.log.next_offset) if sub.state.is_acked(o)]
 
 
+async def publish(broker: Any, records: list[dict[str, Any]]) -> None:
+    """Publish ``records`` one at a time: record ``k`` lands at log offset ``k``, which the assertions on
+    acked offsets and on batch order rely on (sent in a window, two could be stored in either order)."""
+    await produce(broker.url, TOPIC, records, in_order=True)
+
+
 def metric(port: int, name: str, **labels: str) -> float:
     _, text = http_get(port, "/metrics")
     total = 0.0
@@ -132,7 +138,7 @@ async def test_rejected_retried_and_written_records_in_one_batch(broker_factory:
     running = await start(broker, sink, "contract")
     await consume(broker.url, "/default/contract-dlq", "inspect", 0)  # subscribed before the dead letter
     script = {3: "reject", 5: "retry-once"}
-    await produce(broker.url, TOPIC, [{"i": i, "do": script.get(i, "write")} for i in range(10)])
+    await publish(broker, [{"i": i, "do": script.get(i, "write")} for i in range(10)])
     try:
         await wait_until(lambda: len(acked(broker)) == 10, "every record acked")
         port = running.port
@@ -174,7 +180,7 @@ async def test_written_and_rejected_records_are_acked_before_the_retry(broker_fa
         await original(batch)
 
     sink.write = write  # type: ignore[method-assign]
-    await produce(broker.url, TOPIC, [{"i": i, "do": script.get(i, "write")} for i in range(4)])
+    await publish(broker, [{"i": i, "do": script.get(i, "write")} for i in range(4)])
     try:
         await wait_until(lambda: len(acked(broker)) == 4, "every record acked")
     finally:
@@ -187,7 +193,7 @@ async def test_tolerance_none_makes_a_rejection_fatal(broker_factory: Any) -> No
     broker = await broker_factory(**SLOW_REDELIVERY)
     sink = ScriptedSink(broker)
     running = await start(broker, sink, "contract-strict", errors={"tolerance": "none"})
-    await produce(broker.url, TOPIC, [{"i": i, "do": "reject" if i == 2 else "write"} for i in range(5)])
+    await publish(broker, [{"i": i, "do": "reject" if i == 2 else "write"} for i in range(5)])
     assert await running.wait(within=60) == 1
     assert acked(broker) == [0, 1, 3, 4]  # the written records are acked, the rejected one is not
     assert "/default/contract-strict-dlq" not in broker.core.topics or (
@@ -199,7 +205,7 @@ async def test_retryable_and_unknown_exceptions_retry_the_whole_batch(broker_fac
     broker = await broker_factory(**SLOW_REDELIVERY)
     sink = ScriptedSink(broker, failures=[Retryable("target down"), RuntimeError("driver bug")])
     running = await start(broker, sink, "contract-retry")
-    await produce(broker.url, TOPIC, [{"i": i} for i in range(6)])
+    await publish(broker, [{"i": i} for i in range(6)])
     try:
         await wait_until(lambda: len(acked(broker)) == 6, "every record acked")
         retries = await asyncio.to_thread(metric, running.port, "danube_connector_retries_total")
@@ -221,7 +227,7 @@ async def test_exhausted_budget_exits_1_without_acking(
     broker = await broker_factory(**SLOW_REDELIVERY)
     sink = ScriptedSink(broker, failures=[failure] * 10)
     running = await start(broker, sink, "contract-down", retry={**RETRY, "max_retries": 2})
-    await produce(broker.url, TOPIC, [{"i": i} for i in range(4)])
+    await publish(broker, [{"i": i} for i in range(4)])
     assert await running.wait(within=60) == 1
     assert len(sink.calls) == 3  # the first attempt and two retries
     assert acked(broker) == []
@@ -241,7 +247,7 @@ async def test_a_record_reported_for_retry_every_time_exhausts_the_budget(broker
 
     sink.write = always_retry_1  # type: ignore[method-assign]
     running = await start(broker, sink, "contract-busy", retry={**RETRY, "max_retries": 2})
-    await produce(broker.url, TOPIC, [{"i": i} for i in range(3)])
+    await publish(broker, [{"i": i} for i in range(3)])
     assert await running.wait(within=60) == 1
     assert sink.calls == [[0, 1, 2], [1], [1]]
     assert acked(broker) == [0, 2]  # the written ones are acked; the one never written is not
@@ -252,7 +258,7 @@ async def test_fatal_and_invalid_data_from_write_stop_at_once(broker_factory: An
     broker = await broker_factory(**SLOW_REDELIVERY)
     sink = ScriptedSink(broker, failures=[error])
     running = await start(broker, sink, "contract-fatal")
-    await produce(broker.url, TOPIC, [{"i": i} for i in range(3)])
+    await publish(broker, [{"i": i} for i in range(3)])
     assert await running.wait(within=60) == 1
     assert len(sink.calls) == 1  # not retried
     assert acked(broker) == []
@@ -265,7 +271,7 @@ async def test_shutdown_completes_the_batch_being_written_and_its_retries(broker
     sink = ScriptedSink(broker)
     sink.gate = asyncio.Event()
     running = await start(broker, sink, "contract-drain")
-    await produce(broker.url, TOPIC, [{"i": i, "do": "retry-once" if i == 0 else "write"} for i in range(5)])
+    await publish(broker, [{"i": i, "do": "retry-once" if i == 0 else "write"} for i in range(5)])
     async with asyncio.timeout(60):
         await sink.entered.wait()
     stopping = asyncio.ensure_future(running.stop())

@@ -149,8 +149,14 @@ async def produce(
     reliable: bool = True,
     schema: Any = None,
     attributes: dict[str, str] | None = None,
+    in_order: bool = False,
 ) -> list[Any]:
-    """Publish JSON values (or bytes as they are) to ``topic``; returns the message ids."""
+    """Publish JSON values (or bytes as they are) to ``topic``; returns the message ids.
+
+    By default up to 16 are in flight at once, and the broker may store two that are in flight together in
+    either order. ``in_order=True`` sends them one at a time, so each partition's offsets follow the list
+    (for a test that asserts on offsets or on the order a sink sees).
+    """
     from danube_connect_core.client import DanubeClient
 
     client = DanubeClient(service_url)
@@ -161,10 +167,13 @@ async def produce(
             partitions=partitions,
             reliable=reliable,
             schema=schema,
-            max_in_flight=16,
+            max_in_flight=1 if in_order else 16,
         )
         data = [p if isinstance(p, bytes) else exact_json.dumps(p) for p in payloads]
-        ids = list(await asyncio.gather(*(producer.send(d, attributes=attributes) for d in data)))
+        if in_order:
+            ids = [await producer.send(d, attributes=attributes) for d in data]
+        else:
+            ids = list(await asyncio.gather(*(producer.send(d, attributes=attributes) for d in data)))
         await producer.close()
         return ids
     finally:
