@@ -132,7 +132,8 @@ async def test_invalid_records_are_dead_lettered_rest_written(broker: Any, store
     payloads[11] = {"v": [1, "x", 3, 4], "key": 11}  # not numeric
     payloads[15] = {"v": [1, 2, 3, 4], "key": 7}  # same key as record 7: one point (last write wins)
     async with subscribed(broker.url, "/default/qdrant-dlq-dlq") as dlq:
-        await produce(broker.url, TOPIC, payloads)
+        # one at a time: record k lands at offset k, which the _danube.offset check below relies on
+        await produce(broker.url, TOPIC, payloads, in_order=True)
         dead = await receive(dlq, 2)
     await wait_points(running.runtime.connector, 17)
     assert await running.stop() == 0

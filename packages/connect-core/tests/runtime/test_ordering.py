@@ -1,8 +1,9 @@
 """Order per ordering key in the source delivery pipeline (``SourceEnvelope.ordering_key``).
 
 Through the embedded broker: many keys, many records sent at once, read back in hand-over order per key,
-polled and streamed (the end-to-end property; while nothing fails the embedded broker happens to store one
-producer's concurrent sends in order, so of these only the single-key test tells lanes from none). With a
+polled and streamed (the end-to-end property; the embedded broker stores concurrent sends in either order
+only now and then, so without lanes these would still pass most runs: of these only the single-key test,
+which checks that one key never has two records in flight, tells lanes from none every time). With a
 producer whose acks the test releases (the broker cannot be made to ack out
 of order on demand): a record is sent only after the one before it of its key settled, different keys
 go at once, a failed record stops the records of its key queued behind it, a cancelled waiter leaves its

@@ -146,7 +146,8 @@ async def test_invalid_record_in_batch_of_50_is_dead_lettered(broker_factory: An
     try:
         port = await started(proc)
         await consume(broker.url, "/default/dlq-sink-dlq", "inspect", 0)  # subscribe before anything arrives
-        await produce(broker.url, TOPIC, payloads, attributes={"origin": "test"})
+        # one at a time: record k lands at offset k, which the dead letter's error.offset is checked against
+        await produce(broker.url, TOPIC, payloads, attributes={"origin": "test"}, in_order=True)
         written = await wait_lines(out, 49, proc)
         (dead,) = await consume(broker.url, "/default/dlq-sink-dlq", "inspect", 1)
         _, text = await get(port, "/metrics")
