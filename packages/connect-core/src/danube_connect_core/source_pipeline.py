@@ -5,13 +5,14 @@ A record handed over — returned by ``poll()`` or passed to ``sender.send`` —
 1. Intake check: once the runtime stopped intake (SIGTERM, a fatal error) it is refused with ShuttingDown;
    nothing was published (invariant 6).
 2. Its offset, if any, is registered in hand-over order (the order ``send`` is called, the order of a
-   poll's list), before anything can wait (for a topic ``producer_configs()`` declared; an undeclared one
-   first waits for its producer). So is its ordering key (``SourceEnvelope.ordering_key``), if any: the
-   record waits until the record with the same key handed over before it settled (acknowledged, or
-   dead-lettered and the dead letter acknowledged), so records of one key reach the broker in hand-over
-   order; different keys and key-less records do not wait for each other. When that earlier record did
-   not settle (failed for good, refused, cancelled after its turn came) this one is not sent either: it
-   raises ShuttingDown or Retryable (:mod:`danube_connect_core.ordering`).
+   poll's list), before anything can wait (a topic ``producer_configs()`` did not declare gets its producer
+   after that, so records handed over while it is created keep their order). So is its ordering key
+   (``SourceEnvelope.ordering_key``), if any: the record waits until the record with the same key handed
+   over before it settled (acknowledged, or dead-lettered and the dead letter acknowledged), so records
+   of one key reach the broker in hand-over order; different keys and key-less records do not wait for
+   each other. When that earlier record did not settle (failed for good, refused, cancelled after its
+   turn came) this one is not sent either: it raises ShuttingDown or Retryable
+   (:mod:`danube_connect_core.ordering`).
 3. In-flight bound: at most ``max_in_flight x partitions`` records of one topic (``ProducerConfig.
    max_in_flight``, else ``processing.max_in_flight``) are inside steps 4-5 at once; a further ``send``
    waits for a place (backpressure, invariant 3).
@@ -31,7 +32,8 @@ A record handed over — returned by ``poll()`` or passed to ``sender.send`` —
 handler): it raises :class:`~danube_connect_core.errors.Backpressure` at once when the bound is full, and
 a failed publish (or dead letter) gets one attempt — the client's own transport retries — instead of the
 ``[retry]`` budget. (A record with an ordering key that passed that check still waits for its turn, then
-for a place.)
+for a place; so does a record for an undeclared topic whose producer is not created yet: there is no bound
+to check, it waits for the producer, then for a place.)
 
 Failure of the retry budget: a polling source's runtime exits 1; a streaming ``send`` raises Retryable
 (nothing acknowledged — an HTTP source answers "unavailable", a source that cannot tell its upstream to
@@ -91,13 +93,11 @@ class SourcePipeline:
         route = self.publisher.known_route(topic)
         if route is not None:
             route.received.inc()
-        else:  # a topic not declared in producer_configs(): its producer is created now
+            if not wait and route.bound.locked():
+                raise Backpressure(f"{route.capacity} records for {topic} are already in flight")
+        else:  # a topic not declared in producer_configs(): its producer is created below, once this
+            # record holds its place (records handed over while it is created must not overtake it)
             self.metrics.received.labels(self.metrics.connector, topic).inc()
-            route = await self.publisher.route(topic)
-            if not self.accepting:
-                raise ShuttingDown("connector is shutting down: not accepting records", retry_after=1.0)
-        if not wait and route.bound.locked():
-            raise Backpressure(f"{route.capacity} records for {topic} are already in flight")
         # Registered with no await since the checks above, so offsets are tracked in hand-over order. From
         # here on a record that is not delivered (refused while waiting for a place, failed, cancelled)
         # keeps its ticket open: no later offset of its partition is committed past it.
@@ -105,15 +105,20 @@ class SourcePipeline:
         self._enter()
         try:
             # The ordering lane is joined here too, in hand-over order; the record waits for its turn.
-            async with self.lanes.turn(envelope.ordering_key), route.bound:
-                if not self.accepting:  # intake stopped while this record waited for a place
-                    raise ShuttingDown("connector is shutting down: not accepting records", retry_after=1.0)
-                inside = self._inside[topic] = self._inside.get(topic, 0) + 1
-                self.peak_in_flight[topic] = max(self.peak_in_flight.get(topic, 0), inside)
-                try:
-                    published = await self._publish_or_dead_letter(envelope, retry=wait)
-                finally:
-                    self._inside[topic] -= 1
+            async with self.lanes.turn(envelope.ordering_key):
+                if route is None:
+                    route = await self.publisher.route(topic)
+                async with route.bound:
+                    if not self.accepting:  # intake stopped while this record waited
+                        raise ShuttingDown(
+                            "connector is shutting down: not accepting records", retry_after=1.0
+                        )
+                    inside = self._inside[topic] = self._inside.get(topic, 0) + 1
+                    self.peak_in_flight[topic] = max(self.peak_in_flight.get(topic, 0), inside)
+                    try:
+                        published = await self._publish_or_dead_letter(envelope, retry=wait)
+                    finally:
+                        self._inside[topic] -= 1
         finally:
             self._leave()
         self._done(ticket)

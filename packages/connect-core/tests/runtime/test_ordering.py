@@ -325,3 +325,48 @@ async def test_the_drain_waits_for_queued_records_and_refuses_them_after_intake_
     assert isinstance(results[0], Published)
     assert all(isinstance(r, ShuttingDown) for r in results[1:])
     assert _sent(producer) == ["a0"]
+
+
+class _GatedClient(_HeldClient):
+    """Creates its producer only once the test opens ``gate``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def create_producer(self, *args: Any, **kwargs: Any) -> _HeldProducer:
+        await self.gate
+        return self.producer
+
+
+async def test_records_for_an_undeclared_topic_keep_hand_over_order_while_its_producer_is_created() -> None:
+    """A topic not in producer_configs() gets its producer on its first record. Records handed over while
+    it is created wait for it; one handed over as it is ready (its task runs before theirs resume) must
+    still queue behind them, by ordering key and by offset: it was sent first, and its offset committed
+    while the earlier ones were not acknowledged."""
+    client = _GatedClient()
+    config = make_config("http://unused", "gated", retry={"max_retries": 0})
+    services = RuntimeServices(_Streaming(), config)
+    pipeline = SourcePipeline(Publisher(client, config, services.metrics), config, services)
+    pipeline.accepting = True
+
+    def deliver(seq: int) -> asyncio.Task[Published]:
+        envelope = SourceEnvelope(_record("k", seq), Offset("p", seq), ordering_key="k")
+        return asyncio.create_task(pipeline.deliver(envelope))
+
+    early = [deliver(0), deliver(1)]
+    await _settle()  # both wait for the producer
+    client.gate.set_result(None)
+    late = deliver(2)  # its first step runs in the same loop iteration as the producer's creation
+    await _settle()
+    producer = client.producer
+    assert _sent(producer) == ["k0"]  # one at a time, the first handed over first
+    _ack(producer, "k0")
+    await _settle()
+    assert pipeline.take_committable() == [Offset("p", 0)]
+    _ack(producer, "k1")
+    await _settle()
+    assert _sent(producer) == ["k0", "k1", "k2"]
+    _ack(producer, "k2")
+    assert all(isinstance(r, Published) for r in await asyncio.gather(*early, late))
+    assert pipeline.take_committable() == [Offset("p", 2)]
