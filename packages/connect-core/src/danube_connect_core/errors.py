@@ -117,10 +117,18 @@ class ConfigError(ConnectorError):
         super().__init__(self._render())
 
     def _render(self) -> str:
-        where = self.file or "<no file>"
+        where = _one_line(self.file or "<no file>")
         if self.key:
-            return f"{where}: {self.key}: {self.detail}"
-        return f"{where}: {self.detail}"
+            return f"{where}: {_one_line(self.key)}: {_one_line(self.detail)}"
+        return f"{where}: {_one_line(self.detail)}"
+
+
+def _one_line(text: str) -> str:
+    """``text`` with each unprintable character (newline, escape, line separator...) written as its Python
+    escape, so a key taken from the file (TOML allows ``"a\\nb" = 1``) cannot break the one-line report."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class DanubeError(Exception):

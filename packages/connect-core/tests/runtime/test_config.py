@@ -224,6 +224,18 @@ CASES = {
         "unknown key",
         "retry.max_retrys",
     ),
+    # A quoted TOML key may hold a newline or an escape: written escaped, the report stays one line
+    # (found by tests/hostile/test_config_fuzz.py: a generated key "\U0004089b\n\U000ceed6\x1b...").
+    "unknown_key_with_newline": (
+        'danube_service_url = "u"\nconnector_name = "c"\n"bo\\ngus\\u001b" = 1\n',
+        "unknown key",
+        "bo\\ngus\\x1b",
+    ),
+    "unknown_nested_key_with_line_separator": (
+        'danube_service_url = "u"\nconnector_name = "c"\n[retry]\n"a\\u2028b" = 1\n',
+        "unknown key",
+        "retry.a\\u2028b",
+    ),
     "wrong_type": (
         'danube_service_url = "u"\nconnector_name = "c"\n[processing]\nbatch_size = "many"\n',
         "valid integer",
