@@ -7,6 +7,7 @@ HTTP receiver container. Every message arrives exactly once, and both sink repli
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,10 +81,20 @@ def test_every_message_once_and_both_sink_replicas_work(pipeline: tuple[Project,
         f"delivered more than once: {[s for s, n in seqs.items() if n > 1][:20]}"
     )
 
-    delivered = {}
-    for cid in project.containers("http-sink"):
-        _, text = http("GET", f"http://127.0.0.1:{project.host_port(cid, 9090)}/metrics")
-        delivered[cid] = metric_sum(text.decode(), "danube_connector_messages_sent_total")
+    def sent_per_replica() -> dict[str, float]:
+        sent = {}
+        for cid in project.containers("http-sink"):
+            _, text = http("GET", f"http://127.0.0.1:{project.host_port(cid, 9090)}/metrics")
+            sent[cid] = metric_sum(text.decode(), "danube_connector_messages_sent_total")
+        return sent
+
+    # A replica counts a record sent when the receiver's answer comes back, after the receiver has it:
+    # read the counters once they add up (or as they stand after the deadline, for the assertions).
+    deadline = time.monotonic() + 60
+    delivered = sent_per_replica()
+    while sum(delivered.values()) < MESSAGES and time.monotonic() < deadline:
+        time.sleep(0.5)
+        delivered = sent_per_replica()
     print(f"records delivered per http-sink replica: {sorted(delivered.values())}")
     assert all(n > 0 for n in delivered.values()), f"a sink replica delivered nothing: {delivered}"
     assert sum(delivered.values()) == MESSAGES

@@ -64,12 +64,20 @@ class Demo:
             text=True,
         )
         self.lines: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             self.lines.append(line.rstrip("\n"))
+
+    def wait(self, within: float) -> int:
+        """The exit code, once :attr:`lines` holds everything the demo printed (its reader thread may
+        still be reading the last lines, the table among them, when the process has exited)."""
+        code = self.proc.wait(within)
+        self._reader.join(10)
+        return code
 
     @property
     def output(self) -> str:
@@ -86,7 +94,7 @@ class Demo:
 def test_demo_once_prints_a_table_of_100_events_and_exits_0(tmp_path: Path) -> None:
     data = tmp_path / "demo-data"
     demo = Demo(data, "--once")
-    assert demo.proc.wait(180) == 0, demo.output
+    assert demo.wait(180) == 0, demo.output
     groups, total = parse_table(demo.output)
     assert total == 100 and sum(groups.values()) == 100, demo.output
     assert set(groups) <= {"payment.succeeded", "payment.failed", "payment.refunded", "payment.canceled"}
@@ -97,7 +105,7 @@ def test_demo_once_prints_a_table_of_100_events_and_exits_0(tmp_path: Path) -> N
     # The configs it wrote are the example's, and the same store serves a second run (--keep-data).
     assert 'url = "surrealkv://' in (data / "config" / "surrealdb-sink-connector.toml").read_text()
     again = Demo(data, "--once", "--keep-data", "--events", "10")
-    assert again.proc.wait(180) == 0, again.output
+    assert again.wait(180) == 0, again.output
     assert parse_table(again.output)[1] == 110
     assert "100 of them from earlier runs" in again.output
 
@@ -111,7 +119,7 @@ def test_demo_keeps_running_until_a_signal_then_stops_everything(tmp_path: Path,
         assert len(set(processes_using(data)) - {demo.proc.pid}) == 3  # broker, webhook, sink
         assert parse_table(demo.output)[1] == 20
         demo.proc.send_signal(sig)
-        assert demo.proc.wait(90) == 0, demo.output
+        assert demo.wait(90) == 0, demo.output
         assert "Stopped." in demo.output
         wait_gone(data, within=5)
     finally:

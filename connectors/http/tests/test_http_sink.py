@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from danube_connect_core.testing import http_get, make_config, produce, start_runtime
-from danube_connect_core.testing.waits import wait_for_status
+from danube_connect_core.testing.waits import metric_settled, wait_for_status
 from danube_sink_http import HttpSettings, HttpSink
 
 TOPIC = "/default/events"
@@ -126,6 +126,8 @@ async def test_only_the_record_that_failed_transiently_is_sent_again(broker: Any
     running = await run(broker, config("http-partial", target.url, mapping={"batch_size": 10}))
     await produce(broker.url, TOPIC, [{"i": i} for i in range(10)])
     await until(lambda: len(target.requests) >= 12)
+    # the target has the last request before write() returns and the runtime counts the records sent
+    await metric_settled(running.port, "danube_connector_messages_sent_total", 10)
     _, text = await asyncio.to_thread(http_get, running.port, "/metrics")
     assert await running.stop() == 0
     sent = Counter(r.body["i"] for r in target.requests)

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from danube_connect_core.testing import ConnectorProcess, consume, http_get, produce
-from danube_connect_core.testing.waits import start_ready
+from danube_connect_core.testing.waits import metric_settled, start_ready
 
 FAULTY = "danube_connect_core.testing.faulty_sink:FaultySink"
 TOPIC = "/default/orders"
@@ -110,6 +110,8 @@ async def test_retryable_twice_then_success(broker_factory: Any, tmp_path: Path)
         await produce(broker.url, TOPIC, [{"id": i} for i in range(20)])
         written = await wait_lines(out, 20, proc)
         assert sorted(r["payload"]["id"] for r in written) == list(range(20))
+        # the last line is in the file before write() returns and the runtime counts it sent
+        await metric_settled(port, "danube_connector_messages_sent_total", 20, topic=TOPIC)
         _, text = await get(port, "/metrics")
         assert metric(text, "danube_connector_retries_total") == 2
         assert metric(text, "danube_connector_errors_total", kind="retryable") == 2
@@ -150,6 +152,8 @@ async def test_invalid_record_in_batch_of_50_is_dead_lettered(broker_factory: An
         await produce(broker.url, TOPIC, payloads, attributes={"origin": "test"}, in_order=True)
         written = await wait_lines(out, 49, proc)
         (dead,) = await consume(broker.url, "/default/dlq-sink-dlq", "inspect", 1)
+        # counted when the answer to the dead letter's publish comes back: after a reader can have it
+        await metric_settled(port, "danube_connector_dead_lettered_total", 1)
         _, text = await get(port, "/metrics")
         proc.signal(signal.SIGTERM)
         assert await asyncio.to_thread(proc.wait) == 0

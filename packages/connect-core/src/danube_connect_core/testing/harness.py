@@ -237,6 +237,7 @@ class ConnectorProcess:
     proc: subprocess.Popen[bytes] | None = None
     lines: list[str] = field(default_factory=list)
     _port: int | None = None
+    _reader: threading.Thread | None = None
 
     def start(self) -> ConnectorProcess:
         code = "from danube_connect_core.cli import main; main()"
@@ -246,7 +247,8 @@ class ConnectorProcess:
             stderr=subprocess.PIPE,
             env={**os.environ, **self.env},
         )
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
         return self
 
     def _read(self) -> None:
@@ -271,13 +273,24 @@ class ConnectorProcess:
         self.proc.send_signal(sig)
 
     def wait(self, within: float = 60.0) -> int:
+        """The exit code, once the process exited and :attr:`lines` holds everything it logged (the
+        reader thread reached the end of its stderr), so a test can assert on its last lines."""
         assert self.proc is not None
-        return self.proc.wait(within)
+        code = self.proc.wait(within)
+        self._read_all()
+        return code
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+        self._read_all()
+
+    def _read_all(self, within: float = 10.0) -> None:
+        """Let the reader thread take the exited process's last lines (bounded: a child that inherited
+        stderr could hold it open)."""
+        if self._reader is not None and self.proc is not None and self.proc.poll() is not None:
+            self._reader.join(within)
 
     def log_tail(self, n: int = 30) -> str:
         return "\n".join(self.lines[-n:])

@@ -6,7 +6,14 @@ fails fast with the process's last log lines when the process it waits for has e
 - :func:`wait_for_status` - until ``GET <path>`` on a loopback port answers a status (``/ready`` 200 by
   default); returns the body;
 - :func:`start_ready` - start a :class:`ConnectorProcess`, wait for its metrics port and ``/ready`` 200;
-- :func:`logged_int` - an integer a process logged as a JSON field (``"webhook_port": 41234``).
+- :func:`logged_int` - an integer a process logged as a JSON field (``"webhook_port": 41234``);
+- :func:`settled` - poll any reading until it shows the expected value (returns the last reading);
+- :func:`metric_value`, :func:`metric_settled` - a connector's Prometheus metric, read once or polled.
+
+Effect observed, bookkeeping not yet: a sink's rows can be in the target before its ``sent`` counter moves,
+and the broker can count its acks (which go out in the background) before its in-flight gauge settles; a
+source's message can reach a consumer before the answer to its publish moves ``sent``/``dead_lettered``
+or commits the offset upstream. A test that saw one effect reads the other with :func:`settled`.
 """
 
 from __future__ import annotations
@@ -16,11 +23,14 @@ import json
 import subprocess
 import time
 import urllib.error
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from danube_connect_core.testing.harness import ConnectorProcess, http_get
 
-__all__ = ["logged_int", "start_ready", "wait_for_status"]
+__all__ = ["logged_int", "metric_settled", "metric_value", "settled", "start_ready", "wait_for_status"]
+
+T = TypeVar("T")
 
 #: The kinds of process a wait can watch: the harness's ConnectorProcess or a plain Popen.
 Watched = ConnectorProcess | subprocess.Popen[Any] | None
@@ -104,3 +114,47 @@ def logged_int(proc: ConnectorProcess, key: str, within: float = 60.0) -> int:
         if proc.proc.poll() is not None or time.monotonic() > deadline:
             raise AssertionError(f"no {key} logged (exit {proc.proc.poll()}):\n{proc.log_tail()}")
         time.sleep(0.02)
+
+
+async def settled(
+    read: Callable[[], Awaitable[T]],
+    done: Callable[[T], bool],
+    *,
+    within: float = 60.0,
+    interval: float = 0.05,
+) -> T:
+    """Poll ``read()`` until ``done(value)`` holds and return that value; after ``within`` seconds return
+    the last value read instead of raising, so the caller's assertion on it shows what it was.
+
+    For state another task or process updates a little after the effect a test waited for (a counter moved
+    when an answer comes back, a gauge settled after an ack, an offset committed after the broker's ack).
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        value = await read()
+        if done(value) or loop.time() > deadline:
+            return value
+        await asyncio.sleep(interval)
+
+
+def _metric_sum(text: str, name: str, labels: dict[str, str]) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith((name + "{", name + " ")) and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def metric_value(port: int, name: str, **labels: str) -> float:
+    """The sum of metric ``name`` on ``GET /metrics`` of a connector on ``port`` over the series whose
+    labels include ``labels`` (0 when there is none); AssertionError when ``/metrics`` does not answer 200."""
+    status, text = await asyncio.to_thread(http_get, port, "/metrics")
+    assert status == 200, f"/metrics answered {status}: {text[:300]!r}"
+    return _metric_sum(text, name, labels)
+
+
+async def metric_settled(port: int, name: str, value: float, *, within: float = 60.0, **labels: str) -> float:
+    """:func:`metric_value` once it reads ``value``, or its last reading after ``within`` seconds (assert
+    on the result: a failure then shows the actual value)."""
+    return await settled(lambda: metric_value(port, name, **labels), lambda v: v == value, within=within)

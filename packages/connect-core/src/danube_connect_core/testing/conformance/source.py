@@ -37,7 +37,7 @@ from danube_connect_core.testing.conformance.probes import (
 from danube_connect_core.testing.conformance.verdicts import sample
 from danube_connect_core.testing.harness import ConnectorProcess
 from danube_connect_core.testing.toml_writer import write_connector_toml
-from danube_connect_core.testing.waits import start_ready
+from danube_connect_core.testing.waits import settled, start_ready
 
 __all__ = ["SourceCase", "SourceUpstream", "check_source_bad_input", "check_source_sigterm_restart"]
 
@@ -276,7 +276,11 @@ async def check_source_bad_input(case: SourceCase, directory: Path, *, n: int = 
                 return len(topic_messages(broker, upstream.dead_letter_topic) or []) >= len(bad)
 
             await wait_until(all_dead_lettered, f"{len(bad)} dead letters", within=60, proc=proc)
-            dead = await metric(port, "danube_connector_dead_lettered_total")
+            # counted when the broker's answer to the dead letter's publish comes back, which can be
+            # after the dead letter is on its topic
+            dead = await settled(
+                lambda: metric(port, "danube_connector_dead_lettered_total"), lambda v: v == len(bad)
+            )
             assert dead == len(bad), f"{dead} dead-lettered, {len(bad)} bad inputs:\n{proc.log_tail()}"
             await stop_cleanly(proc, within=80)
         finally:
