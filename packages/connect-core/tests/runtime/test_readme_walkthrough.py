@@ -12,8 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from danube_connect_core.testing import ConnectorProcess, consume, http_get, produce
+from danube_connect_core.testing.waits import settled
 
 README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+async def metrics_text(port: int) -> str:
+    return (await asyncio.to_thread(http_get, port, "/metrics"))[1]
 
 
 def extract_files(dest: Path) -> dict[str, str]:
@@ -25,21 +30,6 @@ def extract_files(dest: Path) -> dict[str, str]:
             files[m.group(1)] = rest
             (dest / m.group(1)).write_text(rest)
     return files
-
-
-async def metrics_showing(port: int, line: str, within: float = 30.0) -> str:
-    """``/metrics`` once it contains ``line``, or as it reads after ``within`` s (for the assertion to show).
-
-    The source counts a message as sent when the broker's answer to its publish comes back, which on a
-    loaded machine can be after a consumer already received that message.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        _, text = await asyncio.to_thread(http_get, port, "/metrics")
-        if line in text or loop.time() > deadline:
-            return text
-        await asyncio.sleep(0.05)
 
 
 async def test_readme_first_connector_runs(broker: Any, tmp_path: Path) -> None:
@@ -75,7 +65,8 @@ async def test_readme_first_connector_runs(broker: Any, tmp_path: Path) -> None:
     try:
         messages = await consume(broker.url, "/default/greetings", "readme", 5, within=60)
         port = await asyncio.to_thread(proc.metrics_port)
-        metrics = await metrics_showing(port, sent)
+        # counted when the publish's answer comes back, which can be after the consumer has the message
+        metrics = await settled(lambda: metrics_text(port), lambda text: sent in text)
         proc.signal(signal.SIGTERM)
         assert await asyncio.to_thread(proc.wait) == 0, proc.log_tail()
     finally:

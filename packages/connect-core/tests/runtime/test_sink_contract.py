@@ -18,7 +18,8 @@ from danube_connect_core.consumer_config import ConsumerConfig
 from danube_connect_core.errors import Fatal, InvalidData, Retryable
 from danube_connect_core.records import SinkRecord
 from danube_connect_core.sink_batch import SinkBatch
-from danube_connect_core.testing import consume, http_get, make_config, produce, start_runtime
+from danube_connect_core.testing import consume, make_config, produce, start_runtime
+from danube_connect_core.testing.waits import metric_settled, metric_value
 
 TOPIC = "/default/contract"
 SUB = "contract-sub"
@@ -95,27 +96,6 @@ async def publish(broker: Any, records: list[dict[str, Any]]) -> None:
     await produce(broker.url, TOPIC, records, in_order=True)
 
 
-def metric(port: int, name: str, **labels: str) -> float:
-    _, text = http_get(port, "/metrics")
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith((name + "{", name + " ")) and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
-async def metric_settled(port: int, name: str, value: float, within: float = 30.0) -> float:
-    """The metric once it reads ``value``, or its last reading after ``within`` s (the assertion then says
-    what it was)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        reading = await asyncio.to_thread(metric, port, name)
-        if reading == value or loop.time() > deadline:
-            return reading
-        await asyncio.sleep(0.02)
-
-
 async def wait_until(condition: Any, what: str, within: float = 60.0) -> None:
     try:
         async with asyncio.timeout(within):
@@ -145,10 +125,10 @@ async def test_rejected_retried_and_written_records_in_one_batch(broker_factory:
         # the broker counts an ack when it receives it; the runtime settles its gauges when the answer
         # comes back, a moment later on a loaded machine
         inflight = await metric_settled(port, "danube_connector_inflight_messages", 0)
-        sent = await asyncio.to_thread(metric, port, "danube_connector_messages_sent_total")
-        retries = await asyncio.to_thread(metric, port, "danube_connector_retries_total")
-        dead = await asyncio.to_thread(metric, port, "danube_connector_dead_lettered_total")
-        invalid = await asyncio.to_thread(metric, port, "danube_connector_errors_total", kind="invalid_data")
+        sent = await metric_value(port, "danube_connector_messages_sent_total")
+        retries = await metric_value(port, "danube_connector_retries_total")
+        dead = await metric_value(port, "danube_connector_dead_lettered_total")
+        invalid = await metric_value(port, "danube_connector_errors_total", kind="invalid_data")
     finally:
         assert await running.stop() == 0
     (letter,) = await consume(broker.url, "/default/contract-dlq", "inspect", 1)
@@ -208,8 +188,8 @@ async def test_retryable_and_unknown_exceptions_retry_the_whole_batch(broker_fac
     await publish(broker, [{"i": i} for i in range(6)])
     try:
         await wait_until(lambda: len(acked(broker)) == 6, "every record acked")
-        retries = await asyncio.to_thread(metric, running.port, "danube_connector_retries_total")
-        dead = await asyncio.to_thread(metric, running.port, "danube_connector_dead_lettered_total")
+        retries = await metric_value(running.port, "danube_connector_retries_total")
+        dead = await metric_value(running.port, "danube_connector_dead_lettered_total")
     finally:
         assert await running.stop() == 0
     assert sink.calls == [list(range(6))] * 3
