@@ -187,8 +187,12 @@ async def test_target_always_failing_exits_1_without_ack(broker_factory: Any, tm
     assert await asyncio.to_thread(first.wait) == 0
     await produce(broker.url, TOPIC, [{"id": i} for i in range(8)])
     config = sink_config(tmp_path, broker.url, "down-sink", out, "always_fail = true")
+    # a budget of several seconds (8 retries, 0.2-1 s apart): /health is still read while it lasts, even
+    # when a loaded machine answers the reads slowly
     text = config.read_text().replace("retry_backoff_ms = 20", "retry_backoff_ms = 400")
-    text = text.replace("max_backoff_ms = 100", "max_backoff_ms = 1000")
+    text = text.replace("max_backoff_ms = 100", "max_backoff_ms = 1000").replace(
+        "max_retries = 3", "max_retries = 8"
+    )
     config.write_text(text)
     proc = ConnectorProcess(FAULTY, config).start()
     try:
