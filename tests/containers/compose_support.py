@@ -125,16 +125,6 @@ def get_json(url: str) -> Any:
     return json.loads(body)
 
 
-def metric_sum(text: str, name: str, **labels: str) -> float:
-    """Sum of the samples called `name` whose labels include `labels` (Prometheus text format)."""
-    total = 0.0
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                total += sample.value
-    return total
-
-
 def samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
     return [
         (dict(s.labels), s.value)

@@ -16,8 +16,9 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from danube_connect_core.testing.waits import metric_sum
 
-from .compose_support import ROOT, Project, free_port, free_range, get_json, http, metric_sum, wait_for
+from .compose_support import ROOT, Project, free_port, free_range, get_json, http, wait_for
 
 pytestmark = pytest.mark.timeout(1500)
 API_KEY = "demo-api-key-e2e-12345"

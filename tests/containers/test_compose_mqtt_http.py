@@ -14,8 +14,9 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from danube_connect_core.testing.waits import metric_sum
 
-from .compose_support import Project, free_port, free_range, get_json, http, metric_sum, wait_for
+from .compose_support import Project, free_port, free_range, get_json, http, wait_for
 
 pytestmark = pytest.mark.timeout(900)
 MESSAGES = 600

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from danube_connect_core.testing import ConnectorProcess, consume, http_get, produce
-from danube_connect_core.testing.waits import metric_settled, start_ready
+from danube_connect_core.testing.waits import metric_settled, metric_sum, start_ready
 
 FAULTY = "danube_connect_core.testing.faulty_sink:FaultySink"
 TOPIC = "/default/orders"
@@ -78,16 +78,6 @@ async def wait_lines(path: Path, n: int, proc: ConnectorProcess, within: float =
     return lines(path)
 
 
-def metric(text: str, name: str, **labels: str) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        if not line.startswith(name + "{") and not line.startswith(name + " "):
-            continue
-        if all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
 async def get(port: int, path: str) -> tuple[int, str]:
     return await asyncio.to_thread(http_get, port, path)
 
@@ -113,15 +103,13 @@ async def test_retryable_twice_then_success(broker_factory: Any, tmp_path: Path)
         # the last line is in the file before write() returns and the runtime counts it sent
         await metric_settled(port, "danube_connector_messages_sent_total", 20, topic=TOPIC)
         _, text = await get(port, "/metrics")
-        assert metric(text, "danube_connector_retries_total") == 2
-        assert metric(text, "danube_connector_errors_total", kind="retryable") == 2
-        assert metric(text, "danube_connector_dead_lettered_total") == 0
-        assert metric(text, "danube_connector_messages_received_total", topic=TOPIC) == 20
-        assert metric(text, "danube_connector_messages_sent_total", topic=TOPIC) == 20
+        assert metric_sum(text, "danube_connector_retries_total") == 2
+        assert metric_sum(text, "danube_connector_errors_total", kind="retryable") == 2
+        assert metric_sum(text, "danube_connector_dead_lettered_total") == 0
+        assert metric_sum(text, "danube_connector_messages_received_total", topic=TOPIC) == 20
+        assert metric_sum(text, "danube_connector_messages_sent_total", topic=TOPIC) == 20
         # the acks of the last batch may still be on their way (written, then acked)
-        async with asyncio.timeout(30):
-            while metric((await get(port, "/metrics"))[1], "danube_connector_inflight_messages") != 0:  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
+        assert await metric_settled(port, "danube_connector_inflight_messages", 0, within=30) == 0
         status, body = await get(port, "/ready")
         assert status == 200, body
         proc.signal(signal.SIGTERM)
@@ -169,11 +157,11 @@ async def test_invalid_record_in_batch_of_50_is_dead_lettered(broker_factory: An
     assert int(attrs["error.offset"]) == 17
     assert int(attrs["error.publish_time"]) > 0
     assert attrs["origin"] == "test"
-    assert metric(text, "danube_connector_batch_size_count") == 1  # one batch of 50
-    assert metric(text, "danube_connector_batch_size_sum") == 50
-    assert metric(text, "danube_connector_dead_lettered_total") == 1
-    assert metric(text, "danube_connector_errors_total", kind="invalid_data") == 1
-    assert metric(text, "danube_connector_messages_sent_total") == 49
+    assert metric_sum(text, "danube_connector_batch_size_count") == 1  # one batch of 50
+    assert metric_sum(text, "danube_connector_batch_size_sum") == 50
+    assert metric_sum(text, "danube_connector_dead_lettered_total") == 1
+    assert metric_sum(text, "danube_connector_errors_total", kind="invalid_data") == 1
+    assert metric_sum(text, "danube_connector_messages_sent_total") == 49
 
 
 async def test_target_always_failing_exits_1_without_ack(broker_factory: Any, tmp_path: Path) -> None:
@@ -280,9 +268,10 @@ async def test_metrics_names_health_and_ready(broker_factory: Any, tmp_path: Pat
         _, text = await get(port, "/metrics")
         for name in METRIC_NAMES:
             assert re.search(rf"^{name}(_bucket|_count|_sum)?[{{ ]", text, re.M), name
-        assert metric(text, "danube_connector_health", connector="obs-sink") == 1
+        assert metric_sum(text, "danube_connector_health", connector="obs-sink") == 1
         assert (
-            metric(text, "danube_connector_messages_received_total", connector="obs-sink", topic=TOPIC) == 5
+            metric_sum(text, "danube_connector_messages_received_total", connector="obs-sink", topic=TOPIC)
+            == 5
         )
         status, body = await get(port, "/health")
         assert status == 200 and json.loads(body)["status"] == "healthy"
@@ -318,8 +307,7 @@ async def test_tolerance_none_makes_the_first_invalid_record_fatal(
         async with asyncio.timeout(60):
             while {r["payload"]["id"] for r in lines(out)} != set(range(10)) - {3}:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
-            while metric((await get(port, "/metrics"))[1], "danube_connector_dead_lettered_total") != 1:  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
+        assert await metric_settled(port, "danube_connector_dead_lettered_total", 1, within=60) == 1
         proc.signal(signal.SIGTERM)
         assert await asyncio.to_thread(proc.wait) == 0
     finally:

@@ -8,6 +8,7 @@ fails fast with the process's last log lines when the process it waits for has e
 - :func:`start_ready` - start a :class:`ConnectorProcess`, wait for its metrics port and ``/ready`` 200;
 - :func:`logged_int` - an integer a process logged as a JSON field (``"webhook_port": 41234``);
 - :func:`settled` - poll any reading until it shows the expected value (returns the last reading);
+- :func:`metric_sum` - a metric summed over its series in Prometheus text;
 - :func:`metric_value`, :func:`metric_settled` - a connector's Prometheus metric, read once or polled.
 
 Effect observed, bookkeeping not yet: a sink's rows can be in the target before its ``sent`` counter moves,
@@ -26,9 +27,19 @@ import urllib.error
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from danube_connect_core.testing.harness import ConnectorProcess, http_get
 
-__all__ = ["logged_int", "metric_settled", "metric_value", "settled", "start_ready", "wait_for_status"]
+__all__ = [
+    "logged_int",
+    "metric_settled",
+    "metric_sum",
+    "metric_value",
+    "settled",
+    "start_ready",
+    "wait_for_status",
+]
 
 T = TypeVar("T")
 
@@ -138,12 +149,15 @@ async def settled(
         await asyncio.sleep(interval)
 
 
-def _metric_sum(text: str, name: str, labels: dict[str, str]) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith((name + "{", name + " ")) and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+def metric_sum(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples called ``name`` in Prometheus text ``text`` whose labels include ``labels``
+    (0 when there is none)."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    )
 
 
 async def metric_value(port: int, name: str, **labels: str) -> float:
@@ -151,7 +165,7 @@ async def metric_value(port: int, name: str, **labels: str) -> float:
     labels include ``labels`` (0 when there is none); AssertionError when ``/metrics`` does not answer 200."""
     status, text = await asyncio.to_thread(http_get, port, "/metrics")
     assert status == 200, f"/metrics answered {status}: {text[:300]!r}"
-    return _metric_sum(text, name, labels)
+    return metric_sum(text, name, **labels)
 
 
 async def metric_settled(port: int, name: str, value: float, *, within: float = 60.0, **labels: str) -> float:

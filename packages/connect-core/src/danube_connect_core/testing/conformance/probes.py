@@ -27,7 +27,7 @@ import orjson
 
 from danube_connect_core.testing.conformance.target import WINDOW
 from danube_connect_core.testing.harness import ConnectorProcess, http_get
-from danube_connect_core.testing.waits import start_ready
+from danube_connect_core.testing.waits import metric_sum, metric_value, start_ready
 
 __all__ = [
     "BROKER_SETTINGS",
@@ -104,12 +104,9 @@ async def ready_status(port: int) -> tuple[int, str]:
     return await asyncio.to_thread(http_get, port, "/ready", PROBE_TIMEOUT_S)
 
 
-async def metric(port: int, name: str) -> float:
-    """Sum of a running connector's metric ``name`` over its labels (0 when absent); AssertionError when
-    ``/metrics`` does not answer 200."""
-    status, text = await asyncio.to_thread(http_get, port, "/metrics", PROBE_TIMEOUT_S)
-    assert status == 200, text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
+#: Sum of a running connector's metric over its series (0 when absent); AssertionError when ``/metrics``
+#: does not answer 200. The kit's name for :func:`~danube_connect_core.testing.waits.metric_value`.
+metric = metric_value
 
 
 async def sent_total(port: int) -> float:
@@ -118,8 +115,7 @@ async def sent_total(port: int) -> float:
     status, text = await asyncio.to_thread(http_get, port, "/metrics")
     if status != 200:
         return 0.0
-    name = "danube_connector_messages_sent_total{"
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+    return metric_sum(text, "danube_connector_messages_sent_total")
 
 
 def _partition_topics(broker: Any, topic: str) -> list[Any]:
